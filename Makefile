@@ -1,0 +1,117 @@
+# minivmm - GNU make build.
+#
+#   make            build build/minivmm
+#   make demo       boot the demo guest (nested under QEMU/TCG when /dev/kvm is missing)
+#   make check      unit tests, bounded fuzzing, host script tests, e2e guests
+#   make SAN=1 ...  the same with ASan+UBSan (objects go to build/san)
+#   make deps       install the Debian packages the build and the tests need
+
+SAN ?= 0
+V ?= 0
+
+ifeq ($(SAN),1)
+O ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+O ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+PKGS := liburing check
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP -pthread $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS := -llzo2 -luring -lfdt -linih -lz -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
+
+# Every .c under src/ except the entry point goes into a static library that the
+# binary, the unit tests and the fuzzers all link.
+LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+LIB := $(O)/libminivmm.a
+BIN := $(O)/minivmm
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 20
+
+export MINIVMM := $(abspath $(BIN))
+export MINIVMM_BUILD := $(abspath $(O))
+
+.PHONY: all deps demo check unit fuzz scripts e2e guest bench clean format
+all: $(BIN)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BIN): $(O)/src/main.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+
+# libFuzzer targets are always built with clang, ASan and UBSan, from the sources.
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(shell find src -name '*.h')
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DMINIVMM_FUZZ -Isrc -pthread \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+deps:
+	$(Q)tests/deps.sh
+
+unit: $(UNIT_BINS)
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# Host-side script tests (tests/scripts/*.sh): tools and engines that need no KVM.
+scripts: $(BIN)
+	$(Q)tests/run-scripts.sh
+
+guest:
+	$(Q)tests/guest/build-guest.sh build/guest
+
+# End-to-end: real guests under minivmm, through the nested harness when needed.
+e2e: $(BIN) guest
+	$(Q)tests/harness/in-vm.sh tests/e2e/run.sh
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)$(MAKE) --no-print-directory scripts
+	$(Q)$(MAKE) --no-print-directory e2e
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all guest
+	$(Q)tests/harness/in-vm.sh $(BIN) run examples/demo.cfg
+
+format:
+	$(Q)clang-format -i $$(find src tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(O)/src/main.d

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* guest.cfg: the INI configuration of one VM. */
+#ifndef MINIVMM_CONFIG_H
+#define MINIVMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
+enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
+enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+
+#define CONFIG_MAX_VCPUS 64
+#define CONFIG_MIN_MEMORY (16ULL << 20)
+#define CONFIG_MAX_MEMORY (1ULL << 40)
+
+struct vm_config {
+	char *path;		     /* the config file as given, NULL when none */
+	uint64_t mem_size;	     /* [vm] memory, bytes */
+	unsigned int vcpus;	     /* [vm] vcpus */
+	enum nested_mode nested;     /* [vm] nested */
+	enum reboot_action on_reboot; /* [vm] on_reboot = exit|restart */
+	char *kernel;		     /* [boot] kernel, absolute or cwd-relative */
+	char *initrd;		     /* [boot] initrd, NULL when none */
+	char *cmdline;		     /* [boot] cmdline */
+	enum serial_mode serial;     /* [console] serial */
+	char *serial_path;	     /* for SERIAL_FILE */
+};
+
+/*
+ * Parse the INI file at @path (may be NULL: defaults plus overrides only),
+ * then apply @n_overrides "section.key=value" strings in order, then validate
+ * (required keys, files exist). Relative paths resolve against the directory
+ * of @path (overrides: against the current directory).
+ *
+ * On error, prints one line per problem to @err as
+ *   "<file>:<line>: [section] key: reason" (or "--set <arg>: reason")
+ * and returns -EINVAL; the caller exits with status 2. Returns 0 on success.
+ */
+int config_load(struct vm_config *cfg, const char *path, char *const *overrides,
+		int n_overrides, FILE *err);
+
+/* Defaults only (no file). */
+void config_init(struct vm_config *cfg);
+
+void config_free(struct vm_config *cfg);
+
+/* "512M", "2G", "1048576", "64K", "1T" -> bytes. -EINVAL on junk or overflow. */
+int config_parse_size(const char *s, uint64_t *out);
+
+#endif
