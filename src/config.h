@@ -4,6 +4,7 @@
 #define MINIVMM_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -48,5 +49,18 @@ void config_free(struct vm_config *cfg);
 
 /* "512M", "2G", "1048576", "64K", "1T" -> bytes. -EINVAL on junk or overflow. */
 int config_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Like config_load(), but the file content is @data (@len bytes, need not be
+ * NUL-terminated; NULL: no file). @name is used in messages and, like the
+ * path in config_load(), as the base for relative paths.
+ * Both initialise @cfg themselves; on failure it holds no allocations, on
+ * success release it with config_free() (which is idempotent).
+ */
+int config_load_string(struct vm_config *cfg, const char *name, const char *data, size_t len,
+		       char *const *overrides, int n_overrides, FILE *err);
+
+/* Print the effective configuration as a guest.cfg that loads back the same. */
+void config_dump(const struct vm_config *cfg, FILE *out);
 
 #endif

@@ -1,0 +1,1011 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * guest.cfg: INI parsing on top of inih, driven by one table of settings.
+ *
+ * What inih does depends on how the library was built: whether the handler
+ * gets line numbers (Debian's build: no), inline comments, multi-line values,
+ * the maximum line length. So our reader hands inih one normalised line per
+ * physical line -- "[section]", "key=" or an empty line -- after doing the
+ * lexical checks itself. inih calls the handler right after reading a line,
+ * so the reader's line counter is the line of each handler call, and the
+ * handler takes the raw value text from the reader state, not from inih.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+#define CONFIG_MAX_FILE (1 << 20)
+#define MAX_INSTANCES	16 /* [disk.0] .. [disk.15] */
+#define SIZE_ALIGN	4096ULL
+#define DEFAULT_MEMORY	(256ULL << 20)
+#define DEFAULT_CMDLINE "console=ttyS0"
+
+/* Enum fields are stored through an unsigned int pointer. */
+_Static_assert(sizeof(enum nested_mode) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum reboot_action) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum serial_mode) == sizeof(unsigned int), "enum size");
+
+struct parse_ctx;
+struct setting;
+
+/* Store @val into @field; on a bad value return -EINVAL with *why set. */
+typedef int (*parse_fn)(struct parse_ctx *ctx, const struct setting *s, void *field,
+			const char *val, char **why);
+/* Cross-checks once every source is applied (files exist, ...). */
+typedef int (*check_fn)(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			char **why);
+
+struct section_desc {
+	const char *name;
+	unsigned int count; /* 0: plain [name]; else [name.0] .. [name.<count-1>] */
+	size_t stride;	    /* offset between instances in struct vm_config */
+};
+
+enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, N_SECTIONS };
+
+static const struct section_desc sections[N_SECTIONS] = {
+	[SEC_VM] = { .name = "vm" },
+	[SEC_BOOT] = { .name = "boot" },
+	[SEC_CONSOLE] = { .name = "console" },
+	/*
+	 * Indexed sections add a row like
+	 *   [SEC_DISK] = { "disk", 16, sizeof(struct disk_config) },
+	 * and their settings use offsetof(struct vm_config, disks[0].field).
+	 */
+};
+
+#define S_REQUIRED 1u /* must be set (in every instance that appears) */
+#define S_EMPTY_OK 2u /* "" is allowed and means unset/empty */
+
+struct setting {
+	int section;
+	const char *key;
+	parse_fn parse;
+	size_t offset; /* of the field of instance 0 */
+	unsigned int flags;
+	uint64_t min, max;	  /* numbers and sizes */
+	const char *const *names; /* enums, indexed by value, NULL-terminated */
+	check_fn check;
+};
+
+/* Where a value came from, for messages. */
+struct origin {
+	int line;	 /* > 0: line in the config file */
+	const char *set; /* else the --set argument, when not NULL */
+};
+
+struct parse_ctx {
+	struct vm_config *cfg;
+	FILE *err;
+	const char *file;      /* for messages; NULL when there is no file */
+	char *base;	       /* prefix for relative paths in the file, "dir/"; NULL: cwd */
+	bool in_file;	       /* parsing the file (not overrides) */
+	const char *pos, *end; /* reader: unread input */
+	int lineno;
+	bool in_section, section_ok;
+	const char *raw; /* value text of the current "key = value" line */
+	size_t raw_len;
+	int errors;
+	bool nomem;
+	struct origin seen[]; /* [setting][instance]; .line or .set set when seen */
+};
+
+static int parse_memory(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_uint(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_enum(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_path(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_string(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_serial(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int check_file(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_serial(struct parse_ctx *, const struct setting *, const void *, char **);
+
+static const char *const nested_names[] = {
+	[NESTED_AUTO] = "auto", [NESTED_ON] = "on", [NESTED_OFF] = "off", NULL
+};
+static const char *const reboot_names[] = {
+	[REBOOT_EXIT] = "exit", [REBOOT_RESTART] = "restart", NULL
+};
+
+#define F(field) offsetof(struct vm_config, field)
+
+/* clang-format off: one row per setting reads better than one field per line */
+static const struct setting settings[] = {
+	{ .section = SEC_VM,
+	  .key = "memory",
+	  .parse = parse_memory,
+	  .offset = F(mem_size),
+	  .min = CONFIG_MIN_MEMORY,
+	  .max = CONFIG_MAX_MEMORY },
+	{ .section = SEC_VM,
+	  .key = "vcpus",
+	  .parse = parse_uint,
+	  .offset = F(vcpus),
+	  .min = 1,
+	  .max = CONFIG_MAX_VCPUS },
+	{ .section = SEC_VM,
+	  .key = "nested",
+	  .parse = parse_enum,
+	  .offset = F(nested),
+	  .names = nested_names },
+	{ .section = SEC_VM,
+	  .key = "on_reboot",
+	  .parse = parse_enum,
+	  .offset = F(on_reboot),
+	  .names = reboot_names },
+	{ .section = SEC_BOOT,
+	  .key = "kernel",
+	  .parse = parse_path,
+	  .offset = F(kernel),
+	  .flags = S_REQUIRED,
+	  .check = check_file },
+	{ .section = SEC_BOOT,
+	  .key = "initrd",
+	  .parse = parse_path,
+	  .offset = F(initrd),
+	  .flags = S_EMPTY_OK,
+	  .check = check_file },
+	{ .section = SEC_BOOT,
+	  .key = "cmdline",
+	  .parse = parse_string,
+	  .offset = F(cmdline),
+	  .flags = S_EMPTY_OK },
+	{ .section = SEC_CONSOLE,
+	  .key = "serial",
+	  .parse = parse_serial,
+	  .offset = F(serial),
+	  .check = check_serial },
+};
+/* clang-format on */
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static struct origin *seen(struct parse_ctx *ctx, const struct setting *s, unsigned int idx)
+{
+	return &ctx->seen[(size_t)(s - settings) * MAX_INSTANCES + idx];
+}
+
+static void *field_of(struct vm_config *cfg, const struct setting *s, unsigned int idx)
+{
+	return (char *)cfg + s->offset + idx * sections[s->section].stride;
+}
+
+static unsigned int instances(int sec)
+{
+	return sections[sec].count ? sections[sec].count : 1;
+}
+
+/* "vm" or "disk.3", for messages. */
+static void section_name(char *buf, size_t size, int sec, unsigned int idx)
+{
+	if (sections[sec].count)
+		snprintf(buf, size, "%s.%u", sections[sec].name, idx);
+	else
+		snprintf(buf, size, "%s", sections[sec].name);
+}
+
+static int __attribute__((format(printf, 2, 3))) failf(char **why, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(why, fmt, ap) < 0)
+		*why = NULL;
+	va_end(ap);
+	return -EINVAL;
+}
+
+static void __attribute__((format(printf, 5, 6)))
+report(struct parse_ctx *ctx, const struct origin *o, const char *section, const char *key,
+       const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->errors++;
+	if (o && o->set)
+		fprintf(ctx->err, "--set %s: ", o->set);
+	else if (o && o->line > 0)
+		fprintf(ctx->err, "%s:%d: ", ctx->file ? ctx->file : "<config>", o->line);
+	else if (ctx->file)
+		fprintf(ctx->err, "%s: ", ctx->file);
+	if (section && key)
+		fprintf(ctx->err, "[%s] %s: ", section, key);
+	else if (section)
+		fprintf(ctx->err, "[%s]: ", section);
+	else if (key)
+		fprintf(ctx->err, "%s: ", key);
+	va_start(ap, fmt);
+	vfprintf(ctx->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', ctx->err);
+}
+
+/* A reason from a parser or checker; NULL means vasprintf ran out of memory. */
+static void report_why(struct parse_ctx *ctx, const struct origin *o, const char *section,
+		       const char *key, char *why)
+{
+	report(ctx, o, section, key, "%s", why ? why : "out of memory");
+	free(why);
+}
+
+/* "vm" -> SEC_VM/0, "disk.3" -> SEC_DISK/3. */
+static int lookup_section(const char *name, int *sec, unsigned int *idx, char **why)
+{
+	const char *dot = strchr(name, '.');
+	size_t len = dot ? (size_t)(dot - name) : strlen(name);
+	unsigned long n;
+	char *end;
+	int i;
+
+	for (i = 0; i < N_SECTIONS; i++) {
+		const struct section_desc *d = &sections[i];
+
+		if (strlen(d->name) != len || strncmp(d->name, name, len))
+			continue;
+		if (!d->count) {
+			if (dot)
+				break;
+			*sec = i;
+			*idx = 0;
+			return 0;
+		}
+		if (!dot)
+			return failf(why, "missing instance number (use [%s.N], N = 0..%u)",
+				     d->name, d->count - 1);
+		/* Plain decimal: "01", "+1", " 1" would alias other names. */
+		if (!isdigit((unsigned char)dot[1]) || (dot[1] == '0' && dot[2]))
+			return failf(why, "bad instance number (use [%s.N], N = 0..%u)", d->name,
+				     d->count - 1);
+		errno = 0;
+		n = strtoul(dot + 1, &end, 10);
+		if (*end || errno || n >= d->count)
+			return failf(why, "bad instance number (use [%s.N], N = 0..%u)", d->name,
+				     d->count - 1);
+		*sec = i;
+		*idx = n;
+		return 0;
+	}
+	return failf(why, "unknown section");
+}
+
+static const struct setting *lookup_key(int sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < N_SETTINGS; i++)
+		if (settings[i].section == sec && !strcmp(settings[i].key, key))
+			return &settings[i];
+	return NULL;
+}
+
+/* "dir/" + @path unless @path is absolute or there is no base. */
+static char *resolve(struct parse_ctx *ctx, const char *path)
+{
+	char *out;
+
+	if (path[0] == '/' || !ctx->in_file || !ctx->base)
+		return strdup(path);
+	if (asprintf(&out, "%s%s", ctx->base, path) < 0)
+		return NULL;
+	return out;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	const char *p = s, *u;
+	uint64_t v = 0;
+	unsigned int shift = 0;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned int d = *p - '0';
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (*p && (u = strchr(units, toupper((unsigned char)*p)))) {
+		shift = 10 * (unsigned int)(u - units + 1);
+		p++;
+		if (*p == 'i' && p[1] == 'B') /* "MiB" */
+			p++;
+	}
+	if (*p == 'B') /* "MB", "MiB", "4096B" */
+		p++;
+	if (*p)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/* 512M, 2G, ...: the largest unit that is exact. */
+static void format_size(char *buf, size_t size, uint64_t v)
+{
+	static const char units[] = "TGMK";
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned int shift = 10 * (4 - i);
+
+		if (v && !(v & ((1ULL << shift) - 1))) {
+			snprintf(buf, size, "%llu%c", (unsigned long long)(v >> shift), units[i]);
+			return;
+		}
+	}
+	snprintf(buf, size, "%llu", (unsigned long long)v);
+}
+
+static int parse_memory(struct parse_ctx *ctx, const struct setting *s, void *field,
+			const char *val, char **why)
+{
+	char lo[32], hi[32];
+	uint64_t v;
+
+	(void)ctx;
+	if (config_parse_size(val, &v))
+		return failf(why, "bad size '%s' (use e.g. 512M or 2G)", val);
+	if (v < s->min || v > s->max) {
+		format_size(lo, sizeof(lo), s->min);
+		format_size(hi, sizeof(hi), s->max);
+		return failf(why, "%s out of range (%s..%s)", val, lo, hi);
+	}
+	if (v % SIZE_ALIGN)
+		return failf(why, "%s is not a multiple of 4K", val);
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+static int parse_uint(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		      char **why)
+{
+	unsigned long long v;
+	char *end;
+
+	(void)ctx;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (!isdigit((unsigned char)*val) || *end || errno)
+		return failf(why, "bad number '%s'", val);
+	if (v < s->min || v > s->max)
+		return failf(why, "%s out of range (%llu..%llu)", val, (unsigned long long)s->min,
+			     (unsigned long long)s->max);
+	*(unsigned int *)field = v;
+	return 0;
+}
+
+static int parse_enum(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		      char **why)
+{
+	char list[128] = "";
+	unsigned int i;
+
+	(void)ctx;
+	for (i = 0; s->names[i]; i++) {
+		if (!strcmp(val, s->names[i])) {
+			*(unsigned int *)field = i;
+			return 0;
+		}
+	}
+	for (i = 0; s->names[i]; i++) {
+		if (i)
+			strncat(list, "|", sizeof(list) - strlen(list) - 1);
+		strncat(list, s->names[i], sizeof(list) - strlen(list) - 1);
+	}
+	return failf(why, "bad value '%s' (expected %s)", val, list);
+}
+
+static int parse_path(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		      char **why)
+{
+	char **p = field, *path = NULL;
+
+	if (!*val && !(s->flags & S_EMPTY_OK))
+		return failf(why, "empty path");
+	if (*val) {
+		path = resolve(ctx, val);
+		if (!path)
+			return -ENOMEM;
+	}
+	free(*p);
+	*p = path;
+	return 0;
+}
+
+static int parse_string(struct parse_ctx *ctx, const struct setting *s, void *field,
+			const char *val, char **why)
+{
+	char **p = field, *copy;
+
+	(void)ctx;
+	if (!*val && !(s->flags & S_EMPTY_OK))
+		return failf(why, "empty value");
+	copy = strdup(val);
+	if (!copy)
+		return -ENOMEM;
+	free(*p);
+	*p = copy;
+	return 0;
+}
+
+static int parse_serial(struct parse_ctx *ctx, const struct setting *s, void *field,
+			const char *val, char **why)
+{
+	unsigned int mode;
+	char *path = NULL;
+
+	(void)s;
+	if (!strcmp(val, "stdio")) {
+		mode = SERIAL_STDIO;
+	} else if (!strcmp(val, "none")) {
+		mode = SERIAL_NONE;
+	} else if (!strncmp(val, "file:", 5)) {
+		if (!val[5])
+			return failf(why, "file: needs a path (file:PATH)");
+		mode = SERIAL_FILE;
+		path = resolve(ctx, val + 5);
+		if (!path)
+			return -ENOMEM;
+	} else {
+		return failf(why, "bad value '%s' (expected stdio|file:PATH|none)", val);
+	}
+	*(unsigned int *)field = mode;
+	free(ctx->cfg->serial_path);
+	ctx->cfg->serial_path = path;
+	return 0;
+}
+
+/* kernel, initrd: an existing, readable regular file (symlinks to one are fine). */
+static int check_file(struct parse_ctx *ctx, const struct setting *s, const void *field, char **why)
+{
+	const char *path = *(char *const *)field;
+	struct stat st;
+
+	(void)ctx;
+	(void)s;
+	if (!path)
+		return 0;
+	if (stat(path, &st))
+		return failf(why, "%s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return failf(why, "%s: %s", path, strerror(EISDIR));
+	if (!S_ISREG(st.st_mode))
+		return failf(why, "%s: not a regular file", path);
+	if (access(path, R_OK))
+		return failf(why, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* file:PATH is created at start-up, so only its directory must exist now. */
+static int check_serial(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			char **why)
+{
+	const char *path = ctx->cfg->serial_path;
+	const char *slash, *dir;
+	char *copy = NULL;
+	struct stat st;
+	int ret = 0;
+
+	(void)s;
+	if (*(const unsigned int *)field != SERIAL_FILE || !path)
+		return 0;
+	slash = strrchr(path, '/');
+	if (!slash) {
+		dir = ".";
+	} else if (slash == path) {
+		dir = "/";
+	} else {
+		copy = strndup(path, slash - path);
+		if (!copy)
+			return -ENOMEM;
+		dir = copy;
+	}
+	if (stat(dir, &st))
+		ret = failf(why, "file:%s: %s: %s", path, dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		ret = failf(why, "file:%s: %s: %s", path, dir, strerror(ENOTDIR));
+	free(copy);
+	return ret;
+}
+
+/* Apply one value of a known setting; @o says where it came from. */
+static void apply(struct parse_ctx *ctx, const struct origin *o, const struct setting *s,
+		  unsigned int idx, const char *section, const char *val)
+{
+	char *why = NULL;
+	int ret;
+
+	*seen(ctx, s, idx) = *o;
+	ret = s->parse(ctx, s, field_of(ctx->cfg, s, idx), val, &why);
+	if (ret == -ENOMEM)
+		ctx->nomem = true;
+	else if (ret)
+		report_why(ctx, o, section, s->key, why);
+}
+
+/*
+ * The text after '=': either "quoted" (\" and \\ are the escapes; anything
+ * else is literal, ';' and '#' included) or bare, where ';' or '#' at the
+ * start or after whitespace begins a comment (so "a;b" and "x#1" survive).
+ */
+static int lex_value(const char *s, size_t len, char **out, char **why)
+{
+	const char *end = s + len, *start;
+	char *buf, *d;
+
+	while (s < end && isspace((unsigned char)*s))
+		s++;
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	d = buf;
+	if (s < end && *s == '"') {
+		for (s++; s < end && *s != '"'; s++) {
+			if (*s == '\\' && s + 1 < end && (s[1] == '"' || s[1] == '\\'))
+				s++;
+			*d++ = *s;
+		}
+		if (s == end) {
+			free(buf);
+			return failf(why, "unterminated quoted value");
+		}
+		for (s++; s < end && isspace((unsigned char)*s); s++)
+			;
+		if (s < end && *s != ';' && *s != '#') {
+			free(buf);
+			return failf(why, "unexpected text after closing quote");
+		}
+	} else {
+		for (start = s; s < end; s++)
+			if ((*s == ';' || *s == '#') &&
+			    (s == start || isspace((unsigned char)s[-1])))
+				break;
+		while (s > start && isspace((unsigned char)s[-1]))
+			s--;
+		memcpy(d, start, s - start);
+		d += s - start;
+	}
+	*d = '\0';
+	*out = buf;
+	return 0;
+}
+
+static char *section_line(struct parse_ctx *ctx, char *buf, int num, const char *s, const char *e)
+{
+	struct origin o = { .line = ctx->lineno };
+	const char *close = memchr(s, ']', e - s), *p, *n, *ne;
+	unsigned int idx;
+	char *name, *why = NULL;
+	int sec;
+
+	/* Keys below a bad header are skipped: their errors would be noise. */
+	ctx->in_section = true;
+	ctx->section_ok = false;
+	if (!close)
+		goto malformed;
+	for (p = close + 1; p < e && isspace((unsigned char)*p); p++)
+		;
+	if (p < e && *p != ';' && *p != '#')
+		goto malformed;
+	for (n = s + 1; n < close && isspace((unsigned char)*n); n++)
+		;
+	for (ne = close; ne > n && isspace((unsigned char)ne[-1]); ne--)
+		;
+	name = strndup(n, ne - n);
+	if (!name) {
+		ctx->nomem = true;
+		return buf;
+	}
+	if (lookup_section(name, &sec, &idx, &why)) {
+		report_why(ctx, &o, name, NULL, why);
+	} else if ((int)strlen(name) + 3 >= num) {
+		report(ctx, &o, name, NULL, "section name too long");
+	} else {
+		snprintf(buf, num, "[%s]\n", name);
+		ctx->section_ok = true;
+	}
+	free(name);
+	return buf;
+malformed:
+	report(ctx, &o, NULL, NULL, "malformed section header (expected [name])");
+	return buf;
+}
+
+static char *key_line(struct parse_ctx *ctx, char *buf, int num, const char *s, const char *e)
+{
+	struct origin o = { .line = ctx->lineno };
+	const char *eq = memchr(s, '=', e - s), *k, *ke;
+
+	if (!eq)
+		goto malformed;
+	for (ke = eq; ke > s && isspace((unsigned char)ke[-1]); ke--)
+		;
+	if (ke == s)
+		goto malformed;
+	/* Keeps ':' (inih's other separator) and comment chars away from inih. */
+	for (k = s; k < ke; k++)
+		if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-')
+			goto malformed;
+	if (ke - s + 3 >= num) {
+		report(ctx, &o, NULL, NULL, "malformed line (key too long)");
+		return buf;
+	}
+	memcpy(buf, s, ke - s);
+	strcpy(buf + (ke - s), "=\n");
+	ctx->raw = eq + 1;
+	ctx->raw_len = e - eq - 1;
+	return buf;
+malformed:
+	report(ctx, &o, NULL, NULL, "malformed line (expected key = value)");
+	return buf;
+}
+
+/* ini_reader: one physical line per call, normalised (see the top of the file). */
+static char *read_line(char *buf, int num, void *stream)
+{
+	struct parse_ctx *ctx = stream;
+	const char *s = ctx->pos, *e, *nl;
+
+	if (s >= ctx->end || num < 8)
+		return NULL;
+	nl = memchr(s, '\n', ctx->end - s);
+	e = nl ? nl : ctx->end;
+	ctx->pos = nl ? nl + 1 : ctx->end;
+	ctx->lineno++;
+	ctx->raw = NULL;
+	strcpy(buf, "\n");
+
+	if (ctx->lineno == 1 && e - s >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+	while (s < e && isspace((unsigned char)*s))
+		s++;
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	if (s == e || *s == ';' || *s == '#')
+		return buf;
+	if (memchr(s, '\0', e - s)) {
+		struct origin o = { .line = ctx->lineno };
+
+		report(ctx, &o, NULL, NULL, "malformed line (NUL byte)");
+		return buf;
+	}
+	if (*s == '[')
+		return section_line(ctx, buf, num, s, e);
+	return key_line(ctx, buf, num, s, e);
+}
+
+/* ini_handler: only ever sees "key=" lines from read_line(). */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *ctx = user;
+	struct origin o = { .line = ctx->lineno };
+	const struct setting *s;
+	char *val = NULL, *why = NULL;
+	unsigned int idx;
+	struct origin *prev;
+	int sec, ret;
+
+	(void)value;
+	if (!ctx->raw)
+		return 1;
+	if (!ctx->in_section) {
+		report(ctx, &o, NULL, name, "key outside of any [section]");
+		return 1;
+	}
+	if (!ctx->section_ok || lookup_section(section, &sec, &idx, &why)) {
+		free(why); /* reported at the section header */
+		return 1;
+	}
+	s = lookup_key(sec, name);
+	if (!s) {
+		report(ctx, &o, section, name, "unknown key");
+		return 1;
+	}
+	prev = seen(ctx, s, idx);
+	if (prev->line) {
+		report(ctx, &o, section, name, "duplicate key (first set on line %d)", prev->line);
+		return 1;
+	}
+	ret = lex_value(ctx->raw, ctx->raw_len, &val, &why);
+	if (ret == -ENOMEM) {
+		ctx->nomem = true;
+	} else if (ret) {
+		*prev = o; /* no "required key missing" on top */
+		report_why(ctx, &o, section, name, why);
+	} else {
+		apply(ctx, &o, s, idx, section, val);
+	}
+	free(val);
+	return 1;
+}
+
+/* "section.key=value"; the value is taken verbatim (the shell did the quoting). */
+static void apply_override(struct parse_ctx *ctx, const char *arg)
+{
+	struct origin o = { .set = arg };
+	const char *eq = strchr(arg, '='), *dot;
+	const struct setting *s;
+	char *section = NULL, *key, *why = NULL;
+	unsigned int idx;
+	int sec;
+
+	if (!eq)
+		goto bad_form;
+	dot = memrchr(arg, '.', eq - arg);
+	if (!dot || dot == arg || dot + 1 == eq)
+		goto bad_form;
+	section = strndup(arg, eq - arg);
+	if (!section) {
+		ctx->nomem = true;
+		return;
+	}
+	section[dot - arg] = '\0';
+	key = section + (dot - arg) + 1;
+	if (lookup_section(section, &sec, &idx, &why)) {
+		report_why(ctx, &o, section, NULL, why);
+		goto out;
+	}
+	s = lookup_key(sec, key);
+	if (!s) {
+		report(ctx, &o, section, key, "unknown key");
+		goto out;
+	}
+	apply(ctx, &o, s, idx, section, eq + 1);
+out:
+	free(section);
+	return;
+bad_form:
+	report(ctx, &o, NULL, NULL, "expected section.key=value");
+}
+
+static void validate(struct parse_ctx *ctx)
+{
+	static const struct origin none;
+	char name[64], *why;
+	unsigned int idx;
+	size_t i, j;
+	int ret;
+
+	for (i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		for (idx = 0; idx < instances(s->section); idx++) {
+			const struct origin *o = seen(ctx, s, idx);
+			bool present = !sections[s->section].count;
+
+			/* An instance of an indexed section exists if any of its keys is set. */
+			for (j = 0; !present && j < N_SETTINGS; j++)
+				if (settings[j].section == s->section)
+					present = seen(ctx, &settings[j], idx)->line ||
+						  seen(ctx, &settings[j], idx)->set;
+			if (!present)
+				continue;
+			section_name(name, sizeof(name), s->section, idx);
+			if ((s->flags & S_REQUIRED) && !o->line && !o->set) {
+				report(ctx, &none, name, s->key, "required key missing");
+				continue;
+			}
+			if (!s->check)
+				continue;
+			why = NULL;
+			ret = s->check(ctx, s, field_of(ctx->cfg, s, idx), &why);
+			if (ret == -ENOMEM)
+				ctx->nomem = true;
+			else if (ret)
+				report_why(ctx, o, name, s->key, why);
+		}
+	}
+}
+
+void config_init(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = DEFAULT_MEMORY;
+	cfg->vcpus = 1;
+	cfg->nested = NESTED_AUTO;
+	cfg->on_reboot = REBOOT_EXIT;
+	cfg->serial = SERIAL_STDIO;
+	cfg->cmdline = strdup(DEFAULT_CMDLINE); /* NULL on ENOMEM: config_load fails */
+}
+
+void config_free(struct vm_config *cfg)
+{
+	free(cfg->path);
+	free(cfg->kernel);
+	free(cfg->initrd);
+	free(cfg->cmdline);
+	free(cfg->serial_path);
+	cfg->path = cfg->kernel = cfg->initrd = cfg->cmdline = cfg->serial_path = NULL;
+}
+
+int config_load_string(struct vm_config *cfg, const char *name, const char *data, size_t len,
+		       char *const *overrides, int n_overrides, FILE *err)
+{
+	struct parse_ctx *ctx;
+	const char *slash;
+	int i, ret = -ENOMEM;
+
+	config_init(cfg);
+	ctx = calloc(1, sizeof(*ctx) + N_SETTINGS * MAX_INSTANCES * sizeof(struct origin));
+	if (!ctx || !cfg->cmdline)
+		goto out;
+	ctx->cfg = cfg;
+	ctx->err = err;
+	ctx->file = name;
+	if (name) {
+		cfg->path = strdup(name);
+		if (!cfg->path)
+			goto out;
+		slash = strrchr(name, '/');
+		if (slash) {
+			ctx->base = strndup(name, slash - name + 1);
+			if (!ctx->base)
+				goto out;
+		}
+	}
+	if (data) {
+		ctx->in_file = true;
+		ctx->pos = data;
+		ctx->end = data + len;
+		ret = ini_parse_stream(read_line, ctx, on_key, ctx);
+		ctx->in_file = false;
+		if (ret == -2) {
+			ctx->nomem = true;
+		} else if (ret) {
+			/* Can't happen: read_line only passes well-formed lines. */
+			struct origin o = { .line = ret > 0 ? ret : 0 };
+
+			report(ctx, &o, NULL, NULL, "parse error");
+		}
+	}
+	for (i = 0; i < n_overrides; i++)
+		apply_override(ctx, overrides[i]);
+	validate(ctx);
+	ret = ctx->nomem ? -ENOMEM : ctx->errors ? -EINVAL : 0;
+	if (ret == -ENOMEM)
+		fprintf(err, "%s: out of memory\n", name ? name : "config");
+out:
+	if (ctx)
+		free(ctx->base);
+	free(ctx);
+	if (ret)
+		config_free(cfg);
+	return ret;
+}
+
+/* The whole file in memory, so lines can be of any length. */
+static int read_file(const char *path, char **data, size_t *len)
+{
+	size_t size = 0, cap = 4096;
+	char *buf = NULL, *tmp;
+	ssize_t n;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (size == cap || !buf) {
+			if (size >= CONFIG_MAX_FILE) {
+				ret = -EFBIG;
+				goto fail;
+			}
+			cap = buf ? cap * 2 : cap;
+			tmp = realloc(buf, cap + 1);
+			if (!tmp) {
+				ret = -ENOMEM;
+				goto fail;
+			}
+			buf = tmp;
+		}
+		n = read(fd, buf + size, cap - size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		size += n;
+	}
+	close(fd);
+	buf[size] = '\0';
+	*data = buf;
+	*len = size;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int config_load(struct vm_config *cfg, const char *path, char *const *overrides, int n_overrides,
+		FILE *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (path) {
+		ret = read_file(path, &data, &len);
+		if (ret) {
+			fprintf(err, "%s: %s\n", path,
+				ret == -EFBIG ? "file too large (max 1 MiB)" : strerror(-ret));
+			config_init(cfg);
+			config_free(cfg);
+			return ret == -ENOMEM ? -ENOMEM : -EINVAL;
+		}
+	}
+	ret = config_load_string(cfg, path, data, len, overrides, n_overrides, err);
+	free(data);
+	return ret;
+}
+
+/* Quote when a bare value would not read back the same. */
+static void dump_value(FILE *out, const char *key, const char *prefix, const char *val)
+{
+	size_t len = strlen(val);
+	bool quote = !*prefix && (!len || val[0] == '"');
+	const char *p;
+
+	if (len && (isspace((unsigned char)val[0]) || isspace((unsigned char)val[len - 1])))
+		quote = true;
+	if (strpbrk(val, ";#\n"))
+		quote = true;
+	if (!quote) {
+		fprintf(out, "%s = %s%s\n", key, prefix, val);
+		return;
+	}
+	fprintf(out, "%s = \"%s", key, prefix);
+	for (p = val; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fputc('\\', out);
+		fputc(*p, out);
+	}
+	fputs("\"\n", out);
+}
+
+static const char *enum_name(const char *const *names, unsigned int n, unsigned int v)
+{
+	return v < n ? names[v] : "?";
+}
+
+void config_dump(const struct vm_config *cfg, FILE *out)
+{
+	char size[32];
+
+	format_size(size, sizeof(size), cfg->mem_size);
+	fprintf(out, "[vm]\nmemory = %s\nvcpus = %u\nnested = %s\non_reboot = %s\n", size,
+		cfg->vcpus, enum_name(nested_names, 3, cfg->nested),
+		enum_name(reboot_names, 2, cfg->on_reboot));
+	fprintf(out, "\n[boot]\n");
+	if (cfg->kernel)
+		dump_value(out, "kernel", "", cfg->kernel);
+	if (cfg->initrd)
+		dump_value(out, "initrd", "", cfg->initrd);
+	dump_value(out, "cmdline", "", cfg->cmdline ? cfg->cmdline : "");
+	fprintf(out, "\n[console]\n");
+	switch (cfg->serial) {
+	case SERIAL_STDIO:
+		fprintf(out, "serial = stdio\n");
+		break;
+	case SERIAL_NONE:
+		fprintf(out, "serial = none\n");
+		break;
+	case SERIAL_FILE:
+		dump_value(out, "serial", "file:", cfg->serial_path ? cfg->serial_path : "");
+		break;
+	}
+}

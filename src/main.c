@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* minivmm: command dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+
+static const char usage[] =
+	"usage: minivmm COMMAND [ARGS]\n"
+	"\n"
+	"A KVM micro-hypervisor that boots stock Linux kernels.\n"
+	"\n"
+	"commands:\n"
+	"  run CONFIG [options]   boot a guest (minivmm run --help)\n"
+	"  version                print the version\n"
+	"  help                   this text\n"
+	"\n"
+	"See README.md and docs/ for the configuration file and the guest interface.\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("minivmm %s\n", MINIVMM_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	pr_err("unknown command '%s' (try minivmm --help)", argv[1]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "layout.h"
+#include "log.h"
+#include "mm/guest_mem.h"
+#include "util.h"
+
+void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
+{
+	*low = MIN(size, MMIO32_START);
+	*high = size - *low;
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t size)
+{
+	uint64_t low, high;
+	unsigned int i;
+
+	memset(m, 0, sizeof(*m));
+	guest_mem_layout(size, &low, &high);
+	m->r[m->nr++] = (struct mem_region){ .gpa = 0, .size = low };
+	if (high)
+		m->r[m->nr++] = (struct mem_region){ .gpa = FOUR_GIB, .size = high };
+	for (i = 0; i < m->nr; i++) {
+		/* NORESERVE: untouched guest pages cost the host nothing. */
+		void *p = mmap(NULL, m->r[i].size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p == MAP_FAILED) {
+			int ret = -errno;
+
+			guest_mem_free(m);
+			return ret;
+		}
+		/* Huge pages shorten the nested page walks; failure is harmless. */
+		madvise(p, m->r[i].size, MADV_HUGEPAGE);
+		m->r[i].hva = p;
+		m->total += m->r[i].size;
+	}
+	pr_info("guest memory: %llu MiB (%llu MiB below 3 GiB, %llu MiB above 4 GiB)",
+		(unsigned long long)(size >> 20), (unsigned long long)(low >> 20),
+		(unsigned long long)(high >> 20));
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->nr; i++)
+		if (m->r[i].hva)
+			munmap(m->r[i].hva, m->r[i].size);
+	memset(m, 0, sizeof(*m));
+}
+
+void *gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->nr; i++) {
+		const struct mem_region *r = &m->r[i];
+
+		/* Written so that no sum can wrap around. */
+		if (gpa >= r->gpa && gpa - r->gpa < r->size && len <= r->size - (gpa - r->gpa))
+			return (char *)r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+uint64_t guest_mem_end(const struct guest_mem *m)
+{
+	const struct mem_region *r = &m->r[m->nr - 1];
+
+	return r->gpa + r->size;
+}
+
+static int e820_add(struct e820_entry *tab, unsigned int *n, unsigned int max, uint64_t addr,
+		    uint64_t size, uint32_t type)
+{
+	if (!size)
+		return 0;
+	if (*n >= max)
+		return -ENOSPC;
+	tab[(*n)++] = (struct e820_entry){ addr, size, type };
+	return 0;
+}
+
+int e820_build(const struct guest_mem *m, struct e820_entry *tab, unsigned int max)
+{
+	uint64_t low = m->r[0].size;
+	unsigned int n = 0;
+	int ret;
+
+	/* Conventional memory up to the EBDA, the BIOS area with our ACPI tables,
+	 * then everything from 1 MiB up to the hole, then RAM above 4 GiB. */
+	ret = e820_add(tab, &n, max, 0, MIN(low, EBDA_START), E820_RAM);
+	ret = ret ?: e820_add(tab, &n, max, EBDA_START, 0xa0000 - EBDA_START, E820_RESERVED);
+	ret = ret ?: e820_add(tab, &n, max, ACPI_TABLES_ADDR, ACPI_TABLES_SIZE, E820_RESERVED);
+	if (low > HIGH_MEM_START)
+		ret = ret ?: e820_add(tab, &n, max, HIGH_MEM_START, low - HIGH_MEM_START, E820_RAM);
+	if (m->nr > 1)
+		ret = ret ?: e820_add(tab, &n, max, m->r[1].gpa, m->r[1].size, E820_RAM);
+	return ret ?: (int)n;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guest RAM: host mappings, the hole below 4 GiB, and the e820 map. */
+#ifndef MINIVMM_GUEST_MEM_H
+#define MINIVMM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	void *hva;
+};
+
+struct guest_mem {
+	struct mem_region r[GUEST_MEM_MAX_REGIONS];
+	unsigned int nr;
+	uint64_t total;
+};
+
+/* RAM below the 32-bit hole and above 4 GiB for @size bytes of guest memory. */
+void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high);
+/* Map @size bytes of anonymous memory, split around the hole. */
+int guest_mem_init(struct guest_mem *m, uint64_t size);
+void guest_mem_free(struct guest_mem *m);
+/* Host pointer for [gpa, gpa+len) if it lies inside one RAM region, else NULL. */
+void *gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* First guest-physical address past the end of RAM. */
+uint64_t guest_mem_end(const struct guest_mem *m);
+
+/* e820 types */
+#define E820_RAM      1
+#define E820_RESERVED 2
+#define E820_ACPI     3
+
+struct e820_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+} __attribute__((packed));
+
+/* Fill @tab (room for @max) with the guest's memory map; returns the count or -ENOSPC. */
+int e820_build(const struct guest_mem *m, struct e820_entry *tab, unsigned int max);
+
+#endif

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef MINIVMM_UTIL_H
+#define MINIVMM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a)	  (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a)	  (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define ALIGN_DOWN(x, a)  ((x) & ~((__typeof__(x))(a) - 1))
+#define MIN(a, b)	  ((a) < (b) ? (a) : (b))
+#define MAX(a, b)	  ((a) > (b) ? (a) : (b))
+#define MiB		  (1ULL << 20)
+#define GiB		  (1ULL << 30)
+
+/* Read a whole file (at most @max bytes) into a malloc'd buffer. */
+int read_file(const char *path, size_t max, void **buf, size_t *len);
+/* write() all of @len, retrying on EINTR and short writes. */
+int write_all(int fd, const void *buf, size_t len);
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vcpu/cpuid.h"
+#include "vcpu/vcpu.h"
+#include "vm.h"
+
+#define SIG_KICK SIGUSR1
+
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_MTRR_DEF_TYPE    0x2ff
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only there to interrupt KVM_RUN */
+}
+
+void vcpu_signals_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigaction(SIG_KICK, &sa, NULL);
+}
+
+static int set_msrs(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[2];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 2;
+	m.e[0].index = MSR_IA32_MISC_ENABLE;
+	m.e[0].data = 1; /* fast strings */
+	m.e[1].index = MSR_MTRR_DEF_TYPE;
+	m.e[1].data = 0xc06; /* MTRRs on, default write-back: no firmware sets them */
+	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 2)
+		pr_debug("vcpu%u: KVM_SET_MSRS set fewer MSRs than asked", v->id);
+	return 0;
+}
+
+int vcpu_create(struct vm *vm, unsigned int id, struct vcpu **out)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	struct vcpu *v;
+	int ret;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0) {
+		ret = -errno;
+		pr_err("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
+		goto fail;
+	}
+	v->run = mmap(NULL, vm->kvm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+		      0);
+	if (v->run == MAP_FAILED) {
+		ret = -errno;
+		v->run = NULL;
+		pr_err("mmap of vcpu%u's kvm_run: %s", id, strerror(errno));
+		goto fail;
+	}
+	cpuid = cpuid_build(vm->kvm->cpuid, id, vm->nr_vcpus, vm->nested, true);
+	if (!cpuid) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		ret = -errno;
+		pr_err("KVM_SET_CPUID2 on vcpu%u: %s", id, strerror(errno));
+		goto fail;
+	}
+	free(cpuid);
+	cpuid = NULL;
+	ret = set_msrs(v);
+	if (ret)
+		goto fail;
+	*out = v;
+	return 0;
+fail:
+	free(cpuid);
+	vcpu_destroy(v);
+	return ret;
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	bool wr = r->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t i;
+
+	/* "rep ins/outs" arrive as count accesses of size bytes each. */
+	for (i = 0; i < r->io.count; i++) {
+		if (!io_bus_access(&v->vm->pio, r->io.port, data, r->io.size, wr))
+			pr_debug("vcpu%u: unhandled %s port %#x size %u", v->id, wr ? "out" : "in",
+				 r->io.port, r->io.size);
+		data += r->io.size;
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+
+	if (r->mmio.len > 8)
+		return;
+	if (!io_bus_access(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, r->mmio.len,
+			   r->mmio.is_write))
+		pr_debug("vcpu%u: unhandled mmio %s %#llx len %u", v->id,
+			 r->mmio.is_write ? "write" : "read", (unsigned long long)r->mmio.phys_addr,
+			 r->mmio.len);
+}
+
+static void dump_regs(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	pr_err("vcpu%u: rip %#llx rsp %#llx rflags %#llx cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx",
+	       v->id, regs.rip, regs.rsp, regs.rflags, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer);
+}
+
+/* Returns false when the VM must stop. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+
+	switch (r->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault: how a PC resets when nothing else works. */
+		pr_info("vcpu%u: triple fault (shutdown): treating as reset", v->id);
+		vm_request_stop(v->vm, VM_STOP_REBOOT, 0);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (r->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			vm_request_stop(v->vm, VM_STOP_POWEROFF, 0);
+		else if (r->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			vm_request_stop(v->vm, VM_STOP_REBOOT, 0);
+		else if (r->system_event.type == KVM_SYSTEM_EVENT_CRASH)
+			vm_request_stop(v->vm, VM_STOP_PANIC, 0);
+		return true;
+	case KVM_EXIT_FAIL_ENTRY:
+		pr_err("vcpu%u: KVM entry failed, hardware reason %#llx", v->id,
+		       (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		pr_err("vcpu%u: KVM internal error, suberror %u", v->id, r->internal.suberror);
+		break;
+	default:
+		pr_err("vcpu%u: unexpected exit reason %u", v->id, r->exit_reason);
+		break;
+	}
+	dump_regs(v);
+	vm_request_stop(v->vm, VM_STOP_ERROR, 0);
+	return false;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t set;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&set);
+	sigaddset(&set, SIG_KICK);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!vm_stopping(v->vm)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			pr_err("vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+			dump_regs(v);
+			vm_request_stop(v->vm, VM_STOP_ERROR, 0);
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+	if (ret)
+		return -ret;
+	v->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	/* Set before the signal: a vCPU about to enter KVM_RUN returns at once. */
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, SIG_KICK);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->started)
+		pthread_join(v->thread, NULL);
+	v->started = false;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (!v)
+		return;
+	if (v->run)
+		munmap(v->run, v->vm->kvm->vcpu_mmap_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "acpi/acpi.h"
+#include "console.h"
+#include "devices/legacy.h"
+#include "devices/serial.h"
+#include "layout.h"
+#include "log.h"
+#include "pci/pci.h"
+#include "util.h"
+#include "vcpu/boot.h"
+#include "vcpu/cpuid.h"
+#include "vcpu/vcpu.h"
+#include "vm.h"
+
+/* Real-mode helpers KVM needs on Intel; in the hole, below the LAPIC. */
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+#define KVM_TSS_ADDR	      0xfffbd000ULL
+
+void vm_request_stop(struct vm *vm, enum vm_stop reason, int code)
+{
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->stop_reason, &expected, reason))
+		return;
+	vm->stop_code = code;
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		pr_debug("stop eventfd: %s", strerror(errno));
+}
+
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	return ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+static int set_mem_slots(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->mem.nr; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = i,
+			.guest_phys_addr = vm->mem.r[i].gpa,
+			.memory_size = vm->mem.r[i].size,
+			.userspace_addr = (uintptr_t)vm->mem.r[i].hva,
+		};
+
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			pr_err("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int open_serial_out(struct vm *vm)
+{
+	const struct vm_config *c = vm->cfg;
+
+	vm->serial_fd = -1;
+	switch (c->serial) {
+	case SERIAL_STDIO:
+		vm->serial_fd = STDOUT_FILENO;
+		return 0;
+	case SERIAL_FILE:
+		vm->serial_fd = open(c->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->serial_fd < 0) {
+			pr_err("serial file %s: %s", c->serial_path, strerror(errno));
+			return -errno;
+		}
+		vm->serial_fd_owned = true;
+		return 0;
+	case SERIAL_NONE:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int setup_platform(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP_ADDR }) < 0) {
+		pr_err("KVM_SET_TSS_ADDR/IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP) < 0) {
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int setup_devices(struct vm *vm, const struct acpi_config *ac)
+{
+	int ret;
+
+	ret = open_serial_out(vm);
+	if (ret)
+		return ret;
+	vm->serial = serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_fd);
+	vm->rtc = rtc_create(vm);
+	vm->pci = pci_bus_create(vm, ac->mmio64_base, ac->mmio64_size);
+	if (!vm->serial || !vm->rtc || !vm->pci) {
+		pr_err("cannot create the platform devices");
+		return -ENOMEM;
+	}
+	ret = i8042_init(vm) ?: power_init(vm) ?: pvpanic_init(vm);
+	if (ret) {
+		pr_err("cannot register the platform devices: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
+{
+	void *dst = gpa_to_hva(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_SIZE);
+	int n;
+
+	if (!dst)
+		return -ENOSPC;
+	n = acpi_build(dst, ACPI_TABLES_SIZE, ACPI_TABLES_ADDR, ac);
+	if (n < 0) {
+		pr_err("building ACPI tables: %s", strerror(-n));
+		return n;
+	}
+	pr_debug("ACPI tables: %d bytes at %#llx", n, (unsigned long long)ACPI_TABLES_ADDR);
+	return 0;
+}
+
+static int decide_nested(struct vm *vm)
+{
+	bool can = cpuid_nested_supported(vm->kvm->cpuid);
+
+	switch (vm->cfg->nested) {
+	case NESTED_OFF:
+		vm->nested = false;
+		return 0;
+	case NESTED_AUTO:
+		vm->nested = can;
+		return 0;
+	case NESTED_ON:
+		if (!can) {
+			pr_err("[vm] nested = on, but this host's KVM cannot run nested guests "
+			       "(load kvm_amd or kvm_intel with nested=1)");
+			return -ENOTSUP;
+		}
+		vm->nested = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
+{
+	struct boot_info bi;
+	struct acpi_config ac;
+	unsigned int i;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = kvm;
+	vm->cfg = cfg;
+	vm->fd = -1;
+	vm->serial_fd = -1;
+	vm->nr_vcpus = cfg->vcpus;
+	io_bus_init(&vm->pio);
+	io_bus_init(&vm->mmio);
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0)
+		return -errno;
+
+	ret = decide_nested(vm);
+	if (ret)
+		return ret;
+	vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	ret = setup_platform(vm);
+	if (ret)
+		return ret;
+	ret = guest_mem_init(&vm->mem, cfg->mem_size);
+	if (ret) {
+		pr_err("cannot map %llu MiB of guest memory: %s",
+		       (unsigned long long)(cfg->mem_size >> 20), strerror(-ret));
+		return ret;
+	}
+	ret = set_mem_slots(vm);
+	if (ret)
+		return ret;
+
+	acpi_config_init(&ac, vm->nr_vcpus, guest_mem_end(&vm->mem));
+	ret = setup_devices(vm, &ac);
+	if (ret)
+		return ret;
+	ret = setup_acpi(vm, &ac);
+	if (ret)
+		return ret;
+	ret = boot_load(vm, &bi);
+	if (ret)
+		return ret;
+
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (ret)
+			return ret;
+	}
+	ret = boot_setup_bsp(vm->vcpus[0]->fd, &bi);
+	if (ret) {
+		pr_err("setting up the boot vCPU: %s", strerror(-ret));
+		return ret;
+	}
+	pr_info("VM ready: %u vCPU%s, %llu MiB, nested virtualization %s", vm->nr_vcpus,
+		vm->nr_vcpus > 1 ? "s" : "", (unsigned long long)(vm->mem.total >> 20),
+		vm->nested ? "on" : "off");
+	return 0;
+}
+
+enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
+{
+	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000 : 0;
+	struct console *con = NULL;
+	unsigned int i;
+
+	if (vm->cfg->serial == SERIAL_STDIO)
+		con = console_start(vm);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu_start(vm->vcpus[i])) {
+			pr_err("cannot start vcpu%u", i);
+			vm_request_stop(vm, VM_STOP_ERROR, 0);
+			break;
+		}
+	}
+	while (!vm_stopping(vm)) {
+		struct pollfd p[2] = { { vm->stop_efd, POLLIN, 0 }, { sig_fd, POLLIN, 0 } };
+		int wait = -1;
+
+		if (deadline) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline) {
+				vm_request_stop(vm, VM_STOP_TIMEOUT, 0);
+				break;
+			}
+			wait = (int)((deadline - now + 999999) / 1000000);
+		}
+		if (poll(p, sig_fd >= 0 ? 2 : 1, wait) < 0 && errno != EINTR)
+			break;
+		if (sig_fd >= 0 && (p[1].revents & POLLIN)) {
+			int sig = console_read_signal(sig_fd);
+
+			if (sig > 0)
+				vm_request_stop(vm, VM_STOP_SIGNAL, sig);
+		}
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(vm->vcpus[i]);
+	console_stop(con);
+	return atomic_load(&vm->stop_reason);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->vcpus) {
+		for (i = 0; i < vm->nr_vcpus; i++)
+			vcpu_destroy(vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	pci_bus_destroy(vm->pci);
+	rtc_destroy(vm->rtc);
+	serial_destroy(vm->serial);
+	if (vm->serial_fd_owned) {
+		fsync(vm->serial_fd);
+		close(vm->serial_fd);
+	}
+	if (vm->fd >= 0)
+		close(vm->fd);
+	guest_mem_free(&vm->mem);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	io_bus_destroy(&vm->pio);
+	io_bus_destroy(&vm->mmio);
+	memset(vm, 0, sizeof(*vm));
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* One virtual machine: KVM handles, memory, vCPUs, devices, and how it stops. */
+#ifndef MINIVMM_VM_H
+#define MINIVMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "devices/iobus.h"
+#include "kvm.h"
+#include "mm/guest_mem.h"
+
+struct vcpu;
+struct serial;
+struct pci_bus;
+struct rtc;
+
+enum vm_stop {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,
+	VM_STOP_REBOOT,
+	VM_STOP_PANIC,
+	VM_STOP_EXIT_PORT, /* code = the byte written */
+	VM_STOP_TIMEOUT,
+	VM_STOP_SIGNAL,	   /* code = signal number */
+	VM_STOP_USER,	   /* console escape */
+	VM_STOP_ERROR,
+};
+
+struct vm {
+	struct kvm_sys *kvm;
+	const struct vm_config *cfg;
+	int fd;
+	struct guest_mem mem;
+	unsigned int nr_vcpus;
+	struct vcpu **vcpus;
+	bool nested; /* SVM/VMX exposed to the guest */
+
+	struct io_bus pio;
+	struct io_bus mmio;
+	struct serial *serial;
+	struct pci_bus *pci;
+	struct rtc *rtc;
+	int serial_fd; /* where the guest console goes; -1: nowhere */
+	bool serial_fd_owned;
+
+	atomic_int stop_reason;
+	int stop_code;
+	int stop_efd; /* eventfd: signalled once on the first stop request */
+};
+
+int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg);
+/* Start the vCPUs and wait until the VM stops, @timeout_ms (<= 0: none) passes,
+ * or a signal arrives on @sig_fd (a signalfd, or -1). */
+enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd);
+void vm_destroy(struct vm *vm);
+
+/* Any thread: ask the VM to stop; the first reason wins. */
+void vm_request_stop(struct vm *vm, enum vm_stop reason, int code);
+static inline bool vm_stopping(struct vm *vm)
+{
+	return atomic_load(&vm->stop_reason) != VM_RUNNING;
+}
+
+/* Raise or lower a GSI of the in-kernel irqchip. */
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+
+#endif
