@@ -22,7 +22,7 @@ PKGS := liburing check
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP -pthread $(SANFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LDLIBS := -llzo2 -luring -lfdt -linih -lz -lm
+LDLIBS := -llzo2 -luring -lfdt -linih -llzma -lzstd -lz -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 ifeq ($(V),0)
@@ -44,11 +44,14 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
+ROUNDS ?= 5
 
 export MINIVMM := $(abspath $(BIN))
 export MINIVMM_BUILD := $(abspath $(O))
+# Host-decompressed kernels: one absolute path, the same inside the nested harness.
+export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all deps demo check unit fuzz scripts e2e guest bench clean format
+.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot clean format
 all: $(BIN)
 
 $(O)/%.o: %.c
@@ -90,8 +93,9 @@ fuzz: $(FUZZ_BINS)
 scripts: $(BIN)
 	$(Q)tests/run-scripts.sh
 
-guest:
+guest: $(BIN)
 	$(Q)tests/guest/build-guest.sh build/guest
+	$(Q)$(BIN) kernel cache build/guest/vmlinuz
 
 # End-to-end: real guests under minivmm, through the nested harness when needed.
 e2e: $(BIN) guest
@@ -103,6 +107,10 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory scripts
 	$(Q)$(MAKE) --no-print-directory e2e
+
+# Benchmarks (not part of check): side by side with QEMU, reported as ratios.
+bench-boot: $(BIN) guest
+	$(Q)tests/harness/in-vm.sh bench/boot/run.sh $(ROUNDS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all guest

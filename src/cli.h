@@ -12,5 +12,6 @@
 #define EXIT_TIMEOUT	124
 
 int cmd_run(int argc, char **argv);
+int cmd_kernel(int argc, char **argv);
 
 #endif

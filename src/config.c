@@ -111,6 +111,9 @@ static int check_serial(struct parse_ctx *, const struct setting *, const void *
 static const char *const nested_names[] = {
 	[NESTED_AUTO] = "auto", [NESTED_ON] = "on", [NESTED_OFF] = "off", NULL
 };
+static const char *const decompress_names[] = {
+	[DECOMPRESS_HOST] = "host", [DECOMPRESS_GUEST] = "guest", NULL
+};
 static const char *const reboot_names[] = {
 	[REBOOT_EXIT] = "exit", [REBOOT_RESTART] = "restart", NULL
 };
@@ -158,6 +161,11 @@ static const struct setting settings[] = {
 	  .parse = parse_string,
 	  .offset = F(cmdline),
 	  .flags = S_EMPTY_OK },
+	{ .section = SEC_BOOT,
+	  .key = "decompress",
+	  .parse = parse_enum,
+	  .offset = F(decompress),
+	  .names = decompress_names },
 	{ .section = SEC_CONSOLE,
 	  .key = "serial",
 	  .parse = parse_serial,
@@ -996,6 +1004,7 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 	if (cfg->initrd)
 		dump_value(out, "initrd", "", cfg->initrd);
 	dump_value(out, "cmdline", "", cfg->cmdline ? cfg->cmdline : "");
+	fprintf(out, "decompress = %s\n", enum_name(decompress_names, 2, cfg->decompress));
 	fprintf(out, "\n[console]\n");
 	switch (cfg->serial) {
 	case SERIAL_STDIO:

@@ -11,6 +11,7 @@
 enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 
 #define CONFIG_MAX_VCPUS 64
 #define CONFIG_MIN_MEMORY (16ULL << 20)
@@ -25,6 +26,7 @@ struct vm_config {
 	char *kernel;		     /* [boot] kernel, absolute or cwd-relative */
 	char *initrd;		     /* [boot] initrd, NULL when none */
 	char *cmdline;		     /* [boot] cmdline */
+	enum decompress_mode decompress; /* [boot] decompress = host|guest */
 	enum serial_mode serial;     /* [console] serial */
 	char *serial_path;	     /* for SERIAL_FILE */
 };

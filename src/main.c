@@ -13,6 +13,7 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  run CONFIG [options]   boot a guest (minivmm run --help)\n"
+	"  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
 	"  version                print the version\n"
 	"  help                   this text\n"
 	"\n"
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "kernel"))
+		return cmd_kernel(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("minivmm %s\n", MINIVMM_VERSION);
 		return 0;

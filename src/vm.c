@@ -131,12 +131,14 @@ static int setup_devices(struct vm *vm, const struct acpi_config *ac)
 
 static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
 {
-	void *dst = gpa_to_hva(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_SIZE);
+	/* The tables may use the BIOS area up to the reset vector. */
+	size_t room = RESET_VECTOR_ADDR - ACPI_TABLES_ADDR;
+	void *dst = gpa_to_hva(&vm->mem, ACPI_TABLES_ADDR, room);
 	int n;
 
 	if (!dst)
 		return -ENOSPC;
-	n = acpi_build(dst, ACPI_TABLES_SIZE, ACPI_TABLES_ADDR, ac);
+	n = acpi_build(dst, room, ACPI_TABLES_ADDR, ac);
 	if (n < 0) {
 		pr_err("building ACPI tables: %s", strerror(-n));
 		return n;
@@ -280,6 +282,11 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
 	console_stop(con);
+	pr_info("VMM memory: %ld KiB resident outside guest RAM", vmm_rss_kib(&vm->mem));
+	/* Where was a guest that had to be stopped? */
+	if (log_verbosity >= LOG_DEBUG && atomic_load(&vm->stop_reason) == VM_STOP_TIMEOUT)
+		for (i = 0; i < vm->nr_vcpus; i++)
+			vcpu_dump(vm->vcpus[i]);
 	return atomic_load(&vm->stop_reason);
 }
 

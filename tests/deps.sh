@@ -2,7 +2,7 @@
 # Install the Debian packages that the build and the tests need, only when one is missing.
 set -e
 PKGS="build-essential pkg-config clang liblzo2-dev liburing-dev libfdt-dev libinih-dev check
-      libsubunit-dev zlib1g-dev
+      libsubunit-dev zlib1g-dev liblzma-dev libzstd-dev
       qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio xz-utils zstd fio"
 missing=""
 for p in $PKGS; do

@@ -31,6 +31,9 @@ void *gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* First guest-physical address past the end of RAM. */
 uint64_t guest_mem_end(const struct guest_mem *m);
 
+/* Resident KiB of this process outside guest RAM (the VMM's own footprint), or -1. */
+long vmm_rss_kib(const struct guest_mem *m);
+
 /* e820 types */
 #define E820_RAM      1
 #define E820_RESERVED 2

@@ -17,6 +17,7 @@
 #include "util.h"
 #include "vcpu/boot.h"
 #include "vcpu/boot_priv.h"
+#include "vcpu/unpack.h"
 #include "vm.h"
 
 #define HDR_OFFSET   0x1f1
@@ -166,11 +167,42 @@ int boot_write_tables(struct guest_mem *m, bool long_mode)
 	return 0;
 }
 
+/*
+ * Decompress on the host (or take the cached result) and load the kernel
+ * proper: the guest then enters its startup_64 directly with the same
+ * boot_params, skipping the decompressor (and with it KASLR). Returns
+ * non-zero when the guest has to decompress after all.
+ */
+static int host_unpack(struct vm *vm, const void *k, size_t klen, const struct bzimage *bz,
+		       uint64_t *kend, uint64_t *entry)
+{
+	uint64_t t0 = now_ns(), end, e;
+	size_t elen;
+	void *elf;
+	int ret, cached;
+
+	ret = bzimage_unpack_cached(k, klen, bz, &elf, &elen, &cached);
+	if (ret) {
+		pr_info("kernel: cannot decompress on the host (%s); the guest will",
+			strerror(-ret));
+		return ret;
+	}
+	ret = elf_load(vm, elf, elen, &end, &e);
+	free(elf);
+	if (ret)
+		return ret;
+	*kend = MAX(*kend, end);
+	*entry = e;
+	pr_info("kernel: %s on the host in %llu ms", cached ? "cached decompression" : "decompressed",
+		(unsigned long long)((now_ns() - t0) / 1000000));
+	return 0;
+}
+
 static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp,
 			struct boot_info *bi)
 {
 	struct boot_params *bp = gpa_to_hva(&vm->mem, BOOT_PARAMS_ADDR, sizeof(*bp));
-	uint64_t load, kend, initrd_addr, initrd_size, limit, low_end = vm->mem.r[0].size;
+	uint64_t load, kend, entry, initrd_addr, initrd_size, limit, low_end = vm->mem.r[0].size;
 	struct e820_entry e820[E820_MAX_ENTRIES_ZEROPAGE];
 	size_t hdr_len;
 	struct bzimage bz;
@@ -200,7 +232,9 @@ static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp
 	dst = gpa_to_hva(&vm->mem, load, klen - bz.setup_size);
 	if (!dst || !bp)
 		return -ENOSPC;
-	memcpy(dst, k + bz.setup_size, klen - bz.setup_size);
+	entry = load + 0x200; /* startup_64 of the decompressor */
+	if (vm->cfg->decompress != DECOMPRESS_HOST || host_unpack(vm, k, klen, &bz, &kend, &entry))
+		memcpy(dst, k + bz.setup_size, klen - bz.setup_size);
 
 	limit = MIN(low_end, (uint64_t)bz.initrd_addr_max + 1);
 	ret = boot_load_initrd(vm, ALIGN_UP(kend, 4096), limit, &initrd_addr, &initrd_size);
@@ -241,11 +275,34 @@ static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp
 	if (ret)
 		return ret;
 	bi->mode = BOOT_LINUX64;
-	bi->entry = load + 0x200; /* startup_64 */
+	bi->entry = entry;
 	bi->params = BOOT_PARAMS_ADDR;
 	pr_info("kernel: bzImage protocol %x.%02x, %zu KiB at %#llx, entry %#llx",
 		bz.version >> 8, bz.version & 0xff, (klen - bz.setup_size) >> 10,
 		(unsigned long long)load, (unsigned long long)bi->entry);
+	return 0;
+}
+
+/*
+ * There is no BIOS, but Linux falls back to jumping to the reset vector
+ * (f000:fff0) when ACPI and EFI resets did not work: in hardware-reduced
+ * ACPI mode it picks EFI first, and without EFI ends up there. Put a stub at
+ * that address that resets through port 0xcf9, like a real BIOS would.
+ */
+static int write_reset_vector(struct guest_mem *m)
+{
+	static const uint8_t stub[] = {
+		0xba, 0xf9, 0x0c, /* mov dx, 0xcf9 */
+		0xb0, 0x06,	  /* mov al, 6 (RST_CPU | SYS_RST) */
+		0xee,		  /* out dx, al */
+		0xf4,		  /* hlt */
+		0xeb, 0xfd,	  /* jmp hlt */
+	};
+	uint8_t *p = gpa_to_hva(m, RESET_VECTOR_ADDR, sizeof(stub));
+
+	if (!p)
+		return -ENOSPC;
+	memcpy(p, stub, sizeof(stub));
 	return 0;
 }
 
@@ -268,7 +325,7 @@ int boot_load(struct vm *vm, struct boot_info *bi)
 	if (ret == -EINVAL)
 		pr_err("kernel %s: neither a bzImage nor an ELF vmlinux with a PVH entry", path);
 	free(k);
-	return ret;
+	return ret ?: write_reset_vector(&vm->mem);
 }
 
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64, bool db)

@@ -91,32 +91,22 @@ static int find_pvh_entry(const char *img, size_t len, const Elf64_Phdr *ph, uns
 	return -ENOENT;
 }
 
-int pvh_load(struct vm *vm, const void *img, size_t len, uint64_t rsdp, struct boot_info *bi)
+int elf_load(struct vm *vm, const void *img, size_t len, uint64_t *kend, uint64_t *entry)
 {
-	struct e820_entry e820[PVH_MEMMAP_MAX];
 	const Elf64_Ehdr *eh = img;
 	const Elf64_Phdr *ph;
-	struct hvm_start_info *si;
-	struct hvm_memmap_entry *mm;
-	struct hvm_modlist_entry *mod;
-	uint64_t entry, kend = 0, initrd_addr, initrd_size;
 	const char *path = vm->cfg->kernel;
 	unsigned int i;
-	int n, ret;
 
-	if (len < sizeof(*eh) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_machine != EM_X86_64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
+	    eh->e_phentsize != sizeof(Elf64_Phdr) ||
 	    !in_file(len, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr))) {
 		pr_err("kernel %s: not a valid x86-64 ELF executable", path);
 		return -ENOEXEC;
 	}
 	ph = (const void *)((const char *)img + eh->e_phoff);
-	if (find_pvh_entry(img, len, ph, eh->e_phnum, &entry)) {
-		pr_err("kernel %s: ELF without a PVH entry note (build it with CONFIG_PVH=y, "
-		       "or boot the bzImage)",
-		       path);
-		return -ENOEXEC;
-	}
+	*kend = 0;
 	for (i = 0; i < eh->e_phnum; i++) {
 		char *dst;
 
@@ -136,7 +126,36 @@ int pvh_load(struct vm *vm, const void *img, size_t len, uint64_t rsdp, struct b
 		}
 		memcpy(dst, (const char *)img + ph[i].p_offset, ph[i].p_filesz);
 		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
-		kend = MAX(kend, ph[i].p_paddr + ph[i].p_memsz);
+		*kend = MAX(*kend, ph[i].p_paddr + ph[i].p_memsz);
+	}
+	if (!*kend) {
+		pr_err("kernel %s: ELF without loadable segments", path);
+		return -ENOEXEC;
+	}
+	*entry = eh->e_entry;
+	return 0;
+}
+
+int pvh_load(struct vm *vm, const void *img, size_t len, uint64_t rsdp, struct boot_info *bi)
+{
+	struct e820_entry e820[PVH_MEMMAP_MAX];
+	const Elf64_Ehdr *eh = img;
+	struct hvm_start_info *si;
+	struct hvm_memmap_entry *mm;
+	struct hvm_modlist_entry *mod;
+	uint64_t entry, e_entry, kend, initrd_addr, initrd_size;
+	unsigned int i;
+	int n, ret;
+
+	ret = elf_load(vm, img, len, &kend, &e_entry);
+	if (ret)
+		return ret;
+	if (find_pvh_entry(img, len, (const void *)((const char *)img + eh->e_phoff),
+			   eh->e_phnum, &entry)) {
+		pr_err("kernel %s: ELF without a PVH entry note (build it with CONFIG_PVH=y, "
+		       "or boot the bzImage)",
+		       vm->cfg->kernel);
+		return -ENOEXEC;
 	}
 
 	ret = boot_load_initrd(vm, ALIGN_UP(kend, 4096), vm->mem.r[0].size, &initrd_addr,

@@ -106,6 +106,9 @@ static void handle_io(struct vcpu *v)
 
 	/* "rep ins/outs" arrive as count accesses of size bytes each. */
 	for (i = 0; i < r->io.count; i++) {
+		if (log_verbosity >= 3 && r->io.port != 0x3f8)
+			log_msg(3, "vcpu%u: %s port %#x size %u", v->id, wr ? "out" : "in",
+				r->io.port, r->io.size);
 		if (!io_bus_access(&v->vm->pio, r->io.port, data, r->io.size, wr))
 			pr_debug("vcpu%u: unhandled %s port %#x size %u", v->id, wr ? "out" : "in",
 				 r->io.port, r->io.size);
@@ -126,7 +129,7 @@ static void handle_mmio(struct vcpu *v)
 			 r->mmio.len);
 }
 
-static void dump_regs(struct vcpu *v)
+void vcpu_dump(struct vcpu *v)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -175,7 +178,7 @@ static bool handle_exit(struct vcpu *v)
 		pr_err("vcpu%u: unexpected exit reason %u", v->id, r->exit_reason);
 		break;
 	}
-	dump_regs(v);
+	vcpu_dump(v);
 	vm_request_stop(v->vm, VM_STOP_ERROR, 0);
 	return false;
 }
@@ -199,7 +202,7 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			pr_err("vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
-			dump_regs(v);
+			vcpu_dump(v);
 			vm_request_stop(v->vm, VM_STOP_ERROR, 0);
 			break;
 		}

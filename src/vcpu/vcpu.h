@@ -25,6 +25,8 @@ int vcpu_start(struct vcpu *v);
 void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
+/* Print the vCPU's main registers on stderr (diagnostics). */
+void vcpu_dump(struct vcpu *v);
 /* Install the kick signal handler; call once per process. */
 void vcpu_signals_init(void);
 

@@ -592,6 +592,7 @@ START_TEST(test_dump_round_trip)
 				   "on_reboot = restart\n[boot]\nkernel = \"my dir/k;1\"\n"
 				   "initrd = initrd.img\n"
 				   "cmdline = \" a \\\"b\\\" ; c\\\\ \"\n"
+				   "decompress = guest\n"
 				   "[console]\nserial = \"file:my dir/#log\"\n",
 				   NULL, 0),
 			 0);
@@ -608,6 +609,7 @@ START_TEST(test_dump_round_trip)
 			       "kernel = \"my dir/k;1\"\n"
 			       "initrd = initrd.img\n"
 			       "cmdline = \" a \\\"b\\\" ; c\\\\ \"\n"
+			       "decompress = guest\n"
 			       "\n"
 			       "[console]\n"
 			       "serial = \"file:my dir/#log\"\n");
@@ -622,6 +624,8 @@ START_TEST(test_dump_round_trip)
 	ck_assert_str_eq(cfg.kernel, first.kernel);
 	ck_assert_str_eq(cfg.initrd, first.initrd);
 	ck_assert_str_eq(cfg.cmdline, first.cmdline);
+	ck_assert_int_eq(cfg.decompress, DECOMPRESS_GUEST);
+	ck_assert_int_eq(cfg.decompress, first.decompress);
 	ck_assert_int_eq(cfg.serial, first.serial);
 	ck_assert_str_eq(cfg.serial_path, first.serial_path);
 	config_free(&first);

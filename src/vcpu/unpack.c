@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Decompressing the kernel on the host runs at native speed and, with the
+ * cache, only once per kernel: the guest then starts in the kernel proper. */
+#include <errno.h>
+#include <fcntl.h>
+#include <lzma.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "log.h"
+#include "util.h"
+#include "vcpu/boot.h"
+#include "vcpu/unpack.h"
+
+#define UNPACK_MAX (512ULL << 20) /* no kernel is larger; bounds a malicious payload */
+#define HDR_PAYLOAD_OFFSET 0x248
+#define HDR_PAYLOAD_LENGTH 0x24c
+
+/* Grow @buf to hold at least @need bytes (doubling); false past UNPACK_MAX. */
+static bool grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : 64ULL << 20;
+	uint8_t *p;
+
+	while (n < need)
+		n *= 2;
+	if (n > UNPACK_MAX)
+		return false;
+	if (n == *cap)
+		return true;
+	p = realloc(*buf, n);
+	if (!p)
+		return false;
+	*buf = p;
+	*cap = n;
+	return true;
+}
+
+static int unxz(const uint8_t *in, size_t len, uint8_t **out, size_t *olen)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	size_t cap = 0;
+	lzma_ret r;
+
+	*out = NULL;
+	/* One stream only: Linux appends the decompressed size after it. */
+	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK)
+		return -ENOMEM;
+	s.next_in = in;
+	s.avail_in = len;
+	do {
+		if (!grow(out, &cap, s.total_out + 1)) {
+			lzma_end(&s);
+			return -EFBIG;
+		}
+		s.next_out = *out + s.total_out;
+		s.avail_out = cap - s.total_out;
+		r = lzma_code(&s, LZMA_FINISH);
+	} while (r == LZMA_OK || (r == LZMA_BUF_ERROR && s.avail_out == 0));
+	*olen = s.total_out;
+	lzma_end(&s);
+	return r == LZMA_STREAM_END ? 0 : -EINVAL;
+}
+
+static int ungzip(const uint8_t *in, size_t len, uint8_t **out, size_t *olen)
+{
+	z_stream s;
+	size_t cap = 0;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	*out = NULL;
+	if (len > UINT32_MAX || inflateInit2(&s, 16 + MAX_WBITS) != Z_OK)
+		return -EINVAL;
+	s.next_in = (Bytef *)in;
+	s.avail_in = len;
+	do {
+		if (!grow(out, &cap, s.total_out + 1) || cap - s.total_out > UINT32_MAX) {
+			inflateEnd(&s);
+			return -EFBIG;
+		}
+		s.next_out = *out + s.total_out;
+		s.avail_out = cap - s.total_out;
+		r = inflate(&s, Z_FINISH);
+	} while (r == Z_OK || (r == Z_BUF_ERROR && s.avail_out == 0));
+	*olen = s.total_out;
+	inflateEnd(&s);
+	return r == Z_STREAM_END ? 0 : -EINVAL;
+}
+
+static int unzstd(const uint8_t *in, size_t len, uint8_t **out, size_t *olen)
+{
+	ZSTD_DStream *d = ZSTD_createDStream();
+	ZSTD_inBuffer ib = { in, len, 0 };
+	size_t cap = 0, done = 0, r = 1;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	while (r != 0) {
+		ZSTD_outBuffer ob;
+
+		if (!grow(out, &cap, done + 1)) {
+			ZSTD_freeDStream(d);
+			return -EFBIG;
+		}
+		ob = (ZSTD_outBuffer){ *out + done, cap - done, 0 };
+		r = ZSTD_decompressStream(d, &ob, &ib);
+		done += ob.pos;
+		if (ZSTD_isError(r) || (r && ib.pos == ib.size && ob.pos < ob.size)) {
+			ZSTD_freeDStream(d);
+			return -EINVAL;
+		}
+	}
+	ZSTD_freeDStream(d);
+	*olen = done;
+	return 0;
+}
+
+int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void **out,
+		   size_t *out_len)
+{
+	const uint8_t *k = img, *p;
+	uint32_t off, plen;
+	uint8_t *buf = NULL;
+	size_t blen = 0;
+	int ret;
+
+	memcpy(&off, k + HDR_PAYLOAD_OFFSET, 4);
+	memcpy(&plen, k + HDR_PAYLOAD_LENGTH, 4);
+	if (bz->version < 0x0208 || off > len - bz->setup_size ||
+	    plen > len - bz->setup_size - off || plen < 6)
+		return -EINVAL;
+	p = k + bz->setup_size + off;
+	if (!memcmp(p, "\xfd" "7zXZ\0", 6))
+		ret = unxz(p, plen, &buf, &blen);
+	else if (p[0] == 0x1f && p[1] == 0x8b)
+		ret = ungzip(p, plen, &buf, &blen);
+	else if (!memcmp(p, "\x28\xb5\x2f\xfd", 4))
+		ret = unzstd(p, plen, &buf, &blen);
+	else
+		ret = -ENOTSUP;
+	if (!ret && (blen < 4 || memcmp(buf, "\177ELF", 4)))
+		ret = -EINVAL;
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*out = buf;
+	*out_len = blen;
+	return 0;
+}
+
+const char *unpack_cache_dir(char *buf, size_t size)
+{
+	const char *d = getenv("MINIVMM_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+
+	if (d && *d)
+		snprintf(buf, size, "%s", d);
+	else if (x && *x)
+		snprintf(buf, size, "%s/minivmm", x);
+	else if (home && *home)
+		snprintf(buf, size, "%s/.cache/minivmm", home);
+	else
+		return NULL;
+	return buf;
+}
+
+static void cache_store(const char *dir, const char *path, const void *data, size_t len)
+{
+	char tmp[4200];
+	int fd;
+
+	/* Best effort: a cache that cannot be written only costs speed. */
+	mkdir(dir, 0755);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write_all(fd, data, len) || close(fd) || rename(tmp, path)) {
+		unlink(tmp);
+		return;
+	}
+	pr_info("kernel cache: stored %s", path);
+}
+
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, void **out,
+			  size_t *out_len, int *cached)
+{
+	char dirbuf[4096], path[4160];
+	const char *dir = unpack_cache_dir(dirbuf, sizeof(dirbuf));
+	uLong crc = crc32(0L, Z_NULL, 0);
+	size_t done = 0;
+	int ret;
+
+	*cached = 0;
+	/* Content-addressed, so the key holds on any file system (the harness reads
+	 * kernels over 9p) and a replaced kernel never meets a stale entry. */
+	while (done < len) {
+		uInt n = (uInt)MIN(len - done, 1U << 30);
+
+		crc = crc32(crc, (const Bytef *)img + done, n);
+		done += n;
+	}
+	if (dir) {
+		snprintf(path, sizeof(path), "%s/vmlinux-%zu-%08lx.elf", dir, len, crc);
+		if (!read_file(path, UNPACK_MAX, out, out_len)) {
+			if (*out_len >= 4 && !memcmp(*out, "\177ELF", 4)) {
+				*cached = 1;
+				return 0;
+			}
+			free(*out);
+		}
+	}
+	ret = bzimage_unpack(img, len, bz, out, out_len);
+	if (!ret && dir)
+		cache_store(dir, path, *out, *out_len);
+	return ret;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* A bzImage's compressed payload, decompressed on the host, and a cache of it. */
+#ifndef MINIVMM_UNPACK_H
+#define MINIVMM_UNPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bzimage;
+
+/* Decompress the payload (xz, gzip or zstd) of bzImage @img into a malloc'd
+ * buffer holding the kernel's ELF image. -ENOTSUP for other formats. */
+int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void **out,
+		   size_t *out_len);
+
+/* The cache directory: $MINIVMM_CACHE_DIR, $XDG_CACHE_HOME/minivmm or ~/.cache/minivmm. */
+const char *unpack_cache_dir(char *buf, size_t size);
+
+/*
+ * The unpacked ELF of @img: from the cache when it has it (keyed by the
+ * image's size and CRC-32), else decompressed now and stored there when the
+ * directory is writable. @cached tells which happened.
+ */
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, void **out,
+			  size_t *out_len, int *cached);
+
+#endif
