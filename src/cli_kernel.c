@@ -50,8 +50,15 @@ int cmd_kernel(int argc, char **argv)
 		ret = EXIT_VM_ERROR;
 		goto out;
 	}
-	ret = extract ? bzimage_unpack(k, klen, &bz, &elf, &elen)
-		      : bzimage_unpack_cached(k, klen, &bz, &elf, &elen, &cached);
+	if (extract) {
+		ret = bzimage_unpack(k, klen, &bz, &elf, &elen);
+	} else {
+		struct kimage ki;
+
+		ret = bzimage_unpack_cached(k, klen, &bz, &ki, &cached);
+		if (!ret)
+			kimage_release(&ki);
+	}
 	if (ret) {
 		pr_err("%s: cannot decompress the payload: %s", argv[2],
 		       ret == -ENOTSUP ? "format not supported (xz, gzip, zstd are)" : strerror(-ret));

@@ -177,18 +177,17 @@ static int host_unpack(struct vm *vm, const void *k, size_t klen, const struct b
 		       uint64_t *kend, uint64_t *entry)
 {
 	uint64_t t0 = now_ns(), end, e;
-	size_t elen;
-	void *elf;
+	struct kimage ki;
 	int ret, cached;
 
-	ret = bzimage_unpack_cached(k, klen, bz, &elf, &elen, &cached);
+	ret = bzimage_unpack_cached(k, klen, bz, &ki, &cached);
 	if (ret) {
 		pr_info("kernel: cannot decompress on the host (%s); the guest will",
 			strerror(-ret));
 		return ret;
 	}
-	ret = elf_load(vm, elf, elen, &end, &e);
-	free(elf);
+	ret = elf_load(vm, ki.data, ki.len, ki.fd, &end, &e);
+	kimage_release(&ki);
 	if (ret)
 		return ret;
 	*kend = MAX(*kend, end);

@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "layout.h"
 #include "log.h"
@@ -91,7 +92,21 @@ static int find_pvh_entry(const char *img, size_t len, const Elf64_Phdr *ph, uns
 	return -ENOENT;
 }
 
-int elf_load(struct vm *vm, const void *img, size_t len, uint64_t *kend, uint64_t *entry)
+/* Map [off, off + filesz) of @fd at @dst privately; zero the rest of the last page. */
+static bool map_segment(int fd, char *dst, uint64_t off, uint64_t filesz)
+{
+	uint64_t len = ALIGN_UP(filesz, 4096ULL);
+
+	if (fd < 0 || (off | (uintptr_t)dst) & 4095 || !filesz)
+		return false;
+	if (mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off) == MAP_FAILED)
+		return false;
+	memset(dst + filesz, 0, len - filesz);
+	return true;
+}
+
+int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
+	     uint64_t *entry)
 {
 	const Elf64_Ehdr *eh = img;
 	const Elf64_Phdr *ph;
@@ -124,8 +139,12 @@ int elf_load(struct vm *vm, const void *img, size_t len, uint64_t *kend, uint64_
 			       (unsigned long long)ph[i].p_memsz >> 10);
 			return -ENOSPC;
 		}
-		memcpy(dst, (const char *)img + ph[i].p_offset, ph[i].p_filesz);
-		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+		/* Past the last mapped page guest RAM is fresh zeroes: no need to
+		 * touch (and allocate) the kernel's bss. */
+		if (!map_segment(fd, dst, ph[i].p_offset, ph[i].p_filesz)) {
+			memcpy(dst, (const char *)img + ph[i].p_offset, ph[i].p_filesz);
+			memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+		}
 		*kend = MAX(*kend, ph[i].p_paddr + ph[i].p_memsz);
 	}
 	if (!*kend) {
@@ -147,7 +166,7 @@ int pvh_load(struct vm *vm, const void *img, size_t len, uint64_t rsdp, struct b
 	unsigned int i;
 	int n, ret;
 
-	ret = elf_load(vm, img, len, &kend, &e_entry);
+	ret = elf_load(vm, img, len, -1, &kend, &e_entry);
 	if (ret)
 		return ret;
 	if (find_pvh_entry(img, len, (const void *)((const char *)img + eh->e_phoff),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -190,8 +191,45 @@ static void cache_store(const char *dir, const char *path, const void *data, siz
 	pr_info("kernel cache: stored %s", path);
 }
 
-int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, void **out,
-			  size_t *out_len, int *cached)
+void kimage_release(struct kimage *ki)
+{
+	if (ki->fd >= 0) {
+		munmap(ki->data, ki->len);
+		close(ki->fd);
+	} else {
+		free(ki->data);
+	}
+	ki->data = NULL;
+	ki->fd = -1;
+}
+
+/* Map a cache entry; segments can then be mapped copy-on-write into the guest. */
+static int cache_map(const char *path, struct kimage *ki)
+{
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < 4 || (uint64_t)st.st_size > UNPACK_MAX)
+		goto fail;
+	p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		goto fail;
+	if (memcmp(p, "\177ELF", 4)) {
+		munmap(p, st.st_size);
+		goto fail;
+	}
+	*ki = (struct kimage){ p, st.st_size, fd };
+	return 0;
+fail:
+	close(fd);
+	return -EINVAL;
+}
+
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
+			  struct kimage *out, int *cached)
 {
 	char dirbuf[4096], path[4160];
 	const char *dir = unpack_cache_dir(dirbuf, sizeof(dirbuf));
@@ -208,18 +246,16 @@ int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
 		crc = crc32(crc, (const Bytef *)img + done, n);
 		done += n;
 	}
+	out->fd = -1;
 	if (dir) {
 		snprintf(path, sizeof(path), "%s/vmlinux-%zu-%08lx.elf", dir, len, crc);
-		if (!read_file(path, UNPACK_MAX, out, out_len)) {
-			if (*out_len >= 4 && !memcmp(*out, "\177ELF", 4)) {
-				*cached = 1;
-				return 0;
-			}
-			free(*out);
+		if (!cache_map(path, out)) {
+			*cached = 1;
+			return 0;
 		}
 	}
-	ret = bzimage_unpack(img, len, bz, out, out_len);
+	ret = bzimage_unpack(img, len, bz, &out->data, &out->len);
 	if (!ret && dir)
-		cache_store(dir, path, *out, *out_len);
+		cache_store(dir, path, out->data, out->len);
 	return ret;
 }

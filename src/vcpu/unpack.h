@@ -16,12 +16,20 @@ int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void *
 /* The cache directory: $MINIVMM_CACHE_DIR, $XDG_CACHE_HOME/minivmm or ~/.cache/minivmm. */
 const char *unpack_cache_dir(char *buf, size_t size);
 
+/* An unpacked kernel: malloc'd (fd = -1), or a read-only private mapping of fd. */
+struct kimage {
+	void *data;
+	size_t len;
+	int fd;
+};
+
 /*
  * The unpacked ELF of @img: from the cache when it has it (keyed by the
- * image's size and CRC-32), else decompressed now and stored there when the
- * directory is writable. @cached tells which happened.
+ * image's size and CRC-32; then mapped, not read), else decompressed now and
+ * stored there when the directory is writable. @cached tells which happened.
  */
-int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, void **out,
-			  size_t *out_len, int *cached);
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
+			  struct kimage *out, int *cached);
+void kimage_release(struct kimage *ki);
 
 #endif

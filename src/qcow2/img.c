@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * minivmm img create|info|check|bench: qcow2 tooling for users without QEMU.
+ * Output and exit codes follow qemu-img where it has an equivalent.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "block/file_io.h"
+#include "config.h"
+#include "qcow2/img.h"
+#include "qcow2/qcow2.h"
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
+		"                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
+		"                           [-b BACKING] [-F FMT] FILE SIZE\n"
+		"       minivmm img info FILE\n"
+		"       minivmm img check [-r leaks|all] FILE\n"
+		"       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
+		"       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
+		"                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
+		"       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
+		"                         [--flush-interval N] [--random RANGE] [--seed N]\n"
+		"                         [--backing-dir DIR] FILE\n");
+	return 1;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	if (config_parse_size(s, out)) {
+		fprintf(stderr, "img: invalid size '%s'\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+/* -o key=value[,key=value...] */
+static int parse_create_opts(char *s, struct qcow2_create_opts *o)
+{
+	for (char *save = NULL, *kv = strtok_r(s, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(kv, '=');
+		uint64_t n;
+
+		if (!v) {
+			fprintf(stderr, "img: option '%s' needs a value\n", kv);
+			return -1;
+		}
+		*v++ = 0;
+		if (!strcmp(kv, "cluster_size")) {
+			if (parse_size(v, &n))
+				return -1;
+			o->cluster_bits = 0;
+			while (o->cluster_bits < 63 && (1ULL << o->cluster_bits) < n)
+				o->cluster_bits++;
+			if ((1ULL << o->cluster_bits) != n) {
+				fprintf(stderr, "img: cluster_size must be a power of two\n");
+				return -1;
+			}
+		} else if (!strcmp(kv, "backing_file")) {
+			o->backing_file = v;
+		} else if (!strcmp(kv, "backing_fmt")) {
+			o->backing_fmt = v;
+		} else if (!strcmp(kv, "lazy_refcounts")) {
+			if (!parse_bool(v, &o->lazy_refcounts))
+				goto bad;
+		} else if (!strcmp(kv, "compat")) {
+			if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
+				o->version = 2;
+			else if (!strcmp(v, "1.1") || !strcmp(v, "v3"))
+				o->version = 3;
+			else
+				goto bad;
+		} else if (!strcmp(kv, "refcount_bits")) {
+			o->refcount_bits = strtoul(v, NULL, 10);
+		} else {
+			fprintf(stderr, "img: unknown option '%s'\n", kv);
+			return -1;
+		}
+		continue;
+bad:
+		fprintf(stderr, "img: bad value '%s' for %s\n", v, kv);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	struct qcow2_create_opts o = { 0 };
+	char err[256] = "";
+	int c;
+
+	while ((c = getopt(argc, argv, "o:b:F:f:")) != -1) {
+		switch (c) {
+		case 'o':
+			if (parse_create_opts(optarg, &o))
+				return 1;
+			break;
+		case 'b':
+			o.backing_file = optarg;
+			break;
+		case 'F':
+			o.backing_fmt = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "qcow2")) {
+				fprintf(stderr, "img: only qcow2 images can be created\n");
+				return 1;
+			}
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (argc - optind != 2)
+		return usage();
+	if (parse_size(argv[optind + 1], &o.size))
+		return 1;
+	if (qcow2_create(argv[optind], &o, err, sizeof(err))) {
+		fprintf(stderr, "img: %s: %s\n", argv[optind], err);
+		return 1;
+	}
+	printf("Formatting '%s', fmt=qcow2 cluster_size=%llu size=%" PRIu64 "%s%s\n", argv[optind],
+	       1ULL << (o.cluster_bits ? o.cluster_bits : 16), o.size,
+	       o.backing_file ? " backing_file=" : "", o.backing_file ? o.backing_file : "");
+	return 0;
+}
+
+static int open_for_tool(struct qcow2 **q, const char *path, bool rw)
+{
+	struct qcow2_opts o = { .readonly = !rw, .ignore_backing = true, .no_repair = true };
+	char err[256] = "";
+	int r = qcow2_open(q, path, &o, err, sizeof(err));
+
+	if (r)
+		fprintf(stderr, "img: could not open '%s': %s\n", path, err[0] ? err : strerror(-r));
+	return r;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	struct qcow2_info in;
+	struct qcow2 *q;
+	struct stat st;
+
+	if (argc != 2)
+		return usage();
+	if (open_for_tool(&q, argv[1], false))
+		return 1;
+	qcow2_get_info(q, &in);
+	qcow2_close(q);
+	printf("image: %s\nfile format: qcow2\n", argv[1]);
+	printf("virtual size: %" PRIu64 " bytes\n", in.size);
+	if (!stat(argv[1], &st))
+		printf("disk size: %llu bytes\n", (unsigned long long)st.st_blocks * 512);
+	printf("cluster_size: %llu\n", 1ULL << in.cluster_bits);
+	if (in.has_backing) {
+		printf("backing file: %s\n", in.backing_file);
+		if (in.backing_fmt[0])
+			printf("backing file format: %s\n", in.backing_fmt);
+	}
+	printf("Format specific information:\n    compat: %s\n", in.version == 2 ? "0.10" : "1.1");
+	if (in.version == 3) {
+		printf("    compression type: %s\n", in.zstd ? "zstd" : "zlib");
+		printf("    lazy refcounts: %s\n", in.lazy_refcounts ? "true" : "false");
+	}
+	printf("    refcount bits: %u\n    corrupt: %s\n", in.refcount_bits,
+	       in.corrupt ? "true" : "false");
+	if (in.dirty)
+		printf("    dirty: true\n");
+	if (in.nb_snapshots)
+		printf("    snapshots: %u\n", in.nb_snapshots);
+	return 0;
+}
+
+static void print_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	printf("%s\n", line);
+}
+
+static void print_result(const struct qcow2_check_result *r)
+{
+	uint64_t c = r->corruptions - r->corruptions_fixed, l = r->leaks - r->leaks_fixed;
+
+	if (!c && !l && !r->check_errors)
+		printf("No errors were found on the image.\n");
+	if (c)
+		printf("\n%" PRIu64 " errors were found on the image.\n"
+		       "Data may be corrupted, or further writes to the image may corrupt it.\n", c);
+	if (l)
+		printf("\n%" PRIu64 " leaked clusters were found on the image.\n"
+		       "This means waste of disk space, but no harm to data.\n", l);
+	if (r->total_clusters)
+		printf("%" PRIu64 "/%" PRIu64 " = %.2f%% allocated\n", r->allocated_clusters,
+		       r->total_clusters, 100.0 * r->allocated_clusters / r->total_clusters);
+	printf("Image end offset: %" PRIu64 "\n", r->image_end);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	enum qcow2_repair rep = QCOW2_REPAIR_NONE;
+	struct qcow2_check_result res, again;
+	struct qcow2 *q;
+	int c, r;
+
+	while ((c = getopt(argc, argv, "r:f:")) != -1) {
+		if (c == 'r' && !strcmp(optarg, "leaks"))
+			rep = QCOW2_REPAIR_LEAKS;
+		else if (c == 'r' && !strcmp(optarg, "all"))
+			rep = QCOW2_REPAIR_ALL;
+		else if (c != 'f')
+			return usage();
+	}
+	if (argc - optind != 1)
+		return usage();
+	if (open_for_tool(&q, argv[optind], rep != QCOW2_REPAIR_NONE))
+		return 1;
+	r = qcow2_check(q, rep, &res, print_line, NULL);
+	if (!r && (res.leaks_fixed || res.corruptions_fixed)) {
+		printf("The following inconsistencies were found and repaired:\n\n"
+		       "    %" PRIu64 " leaked clusters\n    %" PRIu64 " corruptions\n\n"
+		       "Double checking the fixed image now...\n",
+		       res.leaks_fixed, res.corruptions_fixed);
+		r = qcow2_check(q, QCOW2_REPAIR_NONE, &again, print_line, NULL);
+		res = again;
+	}
+	qcow2_close(q);
+	if (r) {
+		fprintf(stderr, "img: check failed: %s\n", strerror(-r));
+		return 1;
+	}
+	print_result(&res);
+	if (res.corruptions > res.corruptions_fixed)
+		return 2;
+	if (res.leaks > res.leaks_fixed)
+		return 3;
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Like qemu-img bench (depth 1), plus random offsets and the engine's counters. */
+static void print_stats(const struct qcow2_stats *st, double mib, double t, uint64_t count)
+{
+	uint64_t real_flushes = st->flushes - st->noop_flushes;
+
+	printf("throughput_mib_s=%.1f requests=%" PRIu64 " flushes=%" PRIu64
+	       " noop_flushes=%" PRIu64 " syncs=%" PRIu64 " barriers=%" PRIu64
+	       " syncs_per_flush=%.3f allocs=%" PRIu64 " meta_bytes=%" PRIu64
+	       " meta_bytes_per_alloc=%.0f meta_writes=%" PRIu64 " reserved=%" PRIu64
+	       " prefill_bytes=%" PRIu64 "\n",
+	       t > 0 ? mib / t : 0.0, count, st->flushes, st->noop_flushes, st->syncs,
+	       st->barriers, real_flushes ? (double)st->syncs / real_flushes : 0.0, st->allocs,
+	       st->meta_bytes, st->allocs ? (double)st->meta_bytes / st->allocs : 0.0,
+	       st->meta_writes, st->reserved, st->prefill_bytes);
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "flush-interval", required_argument, NULL, 'I' },
+		{ "random", required_argument, NULL, 'R' },
+		{ "seed", required_argument, NULL, 'E' },
+		{ "backing-dir", required_argument, NULL, 'B' },
+		{ "no-uring", no_argument, NULL, 'U' },
+		{ "sparse", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t count = 75000, size = 4096, step = 0, offset = 0, range = 0, seed = 1;
+	uint64_t flush_every = 0;
+	struct qcow2_opts o = { .backing = QCOW2_BACKING_DENY };
+	struct qcow2_stats st;
+	bool wr = false;
+	struct qcow2 *q;
+	char err[256] = "";
+	int c, r = 0;
+
+	while ((c = getopt_long(argc, argv, "wc:s:S:o:d:t:f:n", lo, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			wr = true;
+			break;
+		case 'c':
+			count = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			if (parse_size(optarg, &size))
+				return 1;
+			break;
+		case 'S':
+			if (parse_size(optarg, &step))
+				return 1;
+			break;
+		case 'o':
+			if (parse_size(optarg, &offset))
+				return 1;
+			break;
+		case 'I':
+			flush_every = strtoull(optarg, NULL, 0);
+			break;
+		case 'R':
+			if (parse_size(optarg, &range))
+				return 1;
+			break;
+		case 'E':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'B':
+			o.backing = QCOW2_BACKING_DIR;
+			o.backing_dir = optarg;
+			break;
+		case 'U':
+			o.no_uring = true;
+			break;
+		case 'P':
+			o.sparse_reserve = true;
+			break;
+		case 'd':
+		case 't':
+		case 'f':
+		case 'n':
+			break; /* qemu-img bench options without meaning here */
+		default:
+			return usage();
+		}
+	}
+	if (argc - optind != 1 || !size || size % 512)
+		return usage();
+	if (!step)
+		step = size;
+	o.readonly = !wr;
+	if (qcow2_open(&q, argv[optind], &o, err, sizeof(err))) {
+		fprintf(stderr, "img: could not open '%s': %s\n", argv[optind], err);
+		return 1;
+	}
+	uint8_t *buf = aligned_alloc(4096, (size + 4095) & ~4095ULL);
+	uint64_t vsize = qcow2_size(q), x = seed * 0x9e3779b97f4a7c15ULL | 1;
+
+	if (!buf) {
+		qcow2_close(q);
+		return 1;
+	}
+	memset(buf, 0xa5, size);
+	double t0 = now();
+
+	for (uint64_t i = 0; i < count && !r; i++) {
+		uint64_t off = offset + i * step;
+
+		if (range) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			off = offset + (x % (range / size)) * size;
+		}
+		if (off + size > vsize)
+			off %= (vsize - size + 1) & ~511ULL;
+		r = wr ? qcow2_pwrite(q, buf, size, off) : qcow2_pread(q, buf, size, off);
+		if (!r && wr && flush_every && (i + 1) % flush_every == 0)
+			r = qcow2_flush(q);
+	}
+	double t = now() - t0;
+
+	qcow2_get_stats(q, &st);
+	if (!r)
+		r = qcow2_close(q);
+	else
+		qcow2_close(q);
+	free(buf);
+	if (r) {
+		fprintf(stderr, "img: bench: %s\n", strerror(-r));
+		return 1;
+	}
+	double mib = (double)count * size / (1 << 20);
+
+	printf("Run completed in %.3f seconds.\n", t);
+	print_stats(&st, mib, t, count);
+	return 0;
+}
+
+static int open_guest(struct qcow2 **q, const char *path, const char *bdir, bool ro)
+{
+	struct qcow2_opts o = { .readonly = ro };
+	char err[256] = "";
+	int r;
+
+	if (bdir) {
+		o.backing = QCOW2_BACKING_DIR;
+		o.backing_dir = bdir;
+	}
+	r = qcow2_open(q, path, &o, err, sizeof(err));
+	if (r)
+		fprintf(stderr, "img: could not open '%s': %s\n", path, err[0] ? err : strerror(-r));
+	return r;
+}
+
+/* The guest view as a raw file (sparse where the image reads zeros). */
+static int cmd_convert(int argc, char **argv)
+{
+	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	const char *bdir = NULL;
+	struct qcow2 *q;
+	struct fio *out;
+	int c, r = 0;
+
+	while ((c = getopt_long(argc, argv, "O:f:", lo, NULL)) != -1) {
+		if (c == 'O' && strcmp(optarg, "raw")) {
+			fprintf(stderr, "img: only -O raw is supported\n");
+			return 1;
+		}
+		if (c == 'B')
+			bdir = optarg;
+		else if (c != 'O' && c != 'f')
+			return usage();
+	}
+	if (argc - optind != 2)
+		return usage();
+	if (open_guest(&q, argv[optind], bdir, true))
+		return 1;
+	r = fio_open_posix(&out, argv[optind + 1], FIO_CREATE | FIO_NO_URING);
+	if (r) {
+		fprintf(stderr, "img: %s: %s\n", argv[optind + 1], strerror(-r));
+		qcow2_close(q);
+		return 1;
+	}
+	uint64_t size = qcow2_size(q), chunk = 1 << 20;
+	uint8_t *buf = malloc(chunk), *zero = calloc(1, chunk);
+
+	for (uint64_t off = 0; buf && zero && !r && off < size; off += chunk) {
+		uint64_t n = size - off < chunk ? size - off : chunk;
+
+		r = qcow2_pread(q, buf, n, off);
+		if (!r && memcmp(buf, zero, n))
+			r = fio_pwrite(out, buf, n, off);
+	}
+	if (!r)
+		r = fio_truncate(out, size);
+	free(buf);
+	free(zero);
+	fio_close(out);
+	qcow2_close(q);
+	if (r) {
+		fprintf(stderr, "img: convert: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+/* A few qemu-io style commands, for tests and scripting. */
+static int io_cmd(struct qcow2 *q, const char *cmd)
+{
+	char verb[16] = "", flag[8] = "", pat[16] = "", a[32] = "", b[32] = "";
+	uint64_t off = 0, len = 0;
+	unsigned int p = 0;
+	int n = sscanf(cmd, "%15s %7s %15s %31s %31s", verb, flag, pat, a, b), r;
+
+	if (!strcmp(verb, "flush"))
+		return qcow2_flush(q);
+	if ((!strcmp(verb, "write") || !strcmp(verb, "read")) && n == 5 && !strcmp(flag, "-P")) {
+		p = strtoul(pat, NULL, 0);
+	} else if ((!strcmp(verb, "discard") || !strcmp(verb, "zero")) && n == 3) {
+		snprintf(a, sizeof(a), "%s", flag);
+		snprintf(b, sizeof(b), "%s", pat);
+	} else {
+		fprintf(stderr, "img: io: cannot parse '%s'\n", cmd);
+		return -EINVAL;
+	}
+	if (config_parse_size(a, &off) || config_parse_size(b, &len))
+		return -EINVAL;
+	if (!strcmp(verb, "discard"))
+		return qcow2_discard(q, off, len);
+	if (!strcmp(verb, "zero"))
+		return qcow2_write_zeroes(q, off, len);
+	uint8_t *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return -ENOMEM;
+	if (verb[0] == 'w') {
+		memset(buf, p, len);
+		r = qcow2_pwrite(q, buf, len, off);
+	} else {
+		r = qcow2_pread(q, buf, len, off);
+		for (uint64_t i = 0; !r && i < len; i++) {
+			if (buf[i] != (uint8_t)p) {
+				fprintf(stderr, "Pattern verification failed at offset %" PRIu64 "\n",
+					off + i);
+				r = -EILSEQ;
+			}
+		}
+	}
+	free(buf);
+	return r;
+}
+
+static int cmd_io(int argc, char **argv)
+{
+	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	const char *bdir = NULL;
+	bool stats = false;
+	struct qcow2 *q;
+	int c, r = 0, i;
+
+	while ((c = getopt_long(argc, argv, "+s", lo, NULL)) != -1) {
+		if (c == 's')
+			stats = true;
+		else if (c == 'B')
+			bdir = optarg;
+		else
+			return usage();
+	}
+	if (argc - optind < 1)
+		return usage();
+	if (open_guest(&q, argv[optind], bdir, false))
+		return 1;
+	double t0 = now();
+
+	for (i = optind + 1; i < argc && !r; i++)
+		r = io_cmd(q, argv[i]);
+	if (r)
+		fprintf(stderr, "img: io: '%s': %s\n", argv[i - 1], strerror(-r));
+	if (stats) {
+		struct qcow2_stats st;
+		double t = now() - t0;
+
+		qcow2_get_stats(q, &st);
+		printf("Run completed in %.3f seconds.\n", t);
+		print_stats(&st, st.data_bytes / 1048576.0, t, argc - optind - 1);
+	}
+	c = qcow2_close(q);
+	return r || c ? 1 : 0;
+}
+
+int img_main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	optind = 0; /* reinitialise getopt: img_main may run after other parsing */
+	argc--;
+	argv++;
+	if (!strcmp(argv[0], "create"))
+		return cmd_create(argc, argv);
+	if (!strcmp(argv[0], "info"))
+		return cmd_info(argc, argv);
+	if (!strcmp(argv[0], "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(argv[0], "convert"))
+		return cmd_convert(argc, argv);
+	if (!strcmp(argv[0], "io"))
+		return cmd_io(argc, argv);
+	if (!strcmp(argv[0], "bench"))
+		return cmd_bench(argc, argv);
+	return usage();
+}
