@@ -93,8 +93,12 @@ fuzz: $(FUZZ_BINS)
 scripts: $(BIN)
 	$(Q)tests/run-scripts.sh
 
+# The test guest; also its kernel decompressed once on the host: as an ELF
+# vmlinux for the PVH tests and in the boot cache.
 guest: $(BIN)
 	$(Q)tests/guest/build-guest.sh build/guest
+	$(Q)[ build/guest/vmlinux -nt build/guest/vmlinuz ] || \
+		$(BIN) kernel extract build/guest/vmlinuz build/guest/vmlinux
 	$(Q)$(BIN) kernel cache build/guest/vmlinuz
 
 # End-to-end: real guests under minivmm, through the nested harness when needed.

@@ -134,7 +134,7 @@ int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
 		}
 		dst = gpa_to_hva(&vm->mem, ph[i].p_paddr, ph[i].p_memsz);
 		if (!dst || ph[i].p_paddr < HIGH_MEM_START) {
-			pr_err("kernel %s: segment %u (%#llx + %llu KiB) does not fit in guest RAM",
+			pr_err("kernel %s: segment %u (%#llx + %llu KiB) is not inside guest RAM above 1 MiB",
 			       path, i, (unsigned long long)ph[i].p_paddr,
 			       (unsigned long long)ph[i].p_memsz >> 10);
 			return -ENOSPC;
