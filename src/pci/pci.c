@@ -256,6 +256,10 @@ static void conf1_read(void *opaque, uint64_t off, void *data, unsigned int len)
 	struct pci_bus *bus = opaque;
 	uint32_t v = 0xffffffff, a;
 
+	if (len > 4) { /* port I/O is at most a dword */
+		memset(data, 0xff, len);
+		return;
+	}
 	if (off == 0 && len == 4) {
 		v = bus->conf_addr;
 	} else if (off >= 4) {
@@ -273,6 +277,8 @@ static void conf1_write(void *opaque, uint64_t off, const void *data, unsigned i
 	struct pci_bus *bus = opaque;
 	uint32_t v = 0, a;
 
+	if (len > 4)
+		return;
 	memcpy(&v, data, len);
 	if (off == 0 && len == 4) {
 		bus->conf_addr = v;

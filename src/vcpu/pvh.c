@@ -65,11 +65,14 @@ static int find_pvh_entry(const char *img, size_t len, const Elf64_Phdr *ph, uns
 		off = ph[i].p_offset;
 		end = off + ph[i].p_filesz;
 		while (end - off >= sizeof(Elf64_Nhdr)) {
-			const Elf64_Nhdr *nh = (const void *)(img + off);
-			uint64_t name = off + sizeof(*nh);
-			uint64_t desc = name + ALIGN_UP((uint64_t)nh->n_namesz, 4);
-			uint64_t next = desc + ALIGN_UP((uint64_t)nh->n_descsz, 4);
+			Elf64_Nhdr note, *nh = &note;
+			uint64_t name, desc, next;
 
+			/* Copied out: a hostile file may put the note anywhere. */
+			memcpy(&note, img + off, sizeof(note));
+			name = off + sizeof(note);
+			desc = name + ALIGN_UP((uint64_t)nh->n_namesz, 4);
+			next = desc + ALIGN_UP((uint64_t)nh->n_descsz, 4);
 			if (next > end)
 				break;
 			if (nh->n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh->n_namesz == 4 &&
@@ -115,7 +118,7 @@ int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
 
 	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
-	    eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff % 8 ||
 	    !in_file(len, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr))) {
 		pr_err("kernel %s: not a valid x86-64 ELF executable", path);
 		return -ENOEXEC;
