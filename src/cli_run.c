@@ -100,6 +100,8 @@ static int run_vm(const struct vm_config *cfg, int timeout_ms)
 
 	sig_fd = console_signals_fd();
 	vcpu_signals_init();
+	/* A reader that goes away must not kill the VM: console writes just fail. */
+	signal(SIGPIPE, SIG_IGN);
 	ret = kvm_sys_open(&kvm);
 	if (ret)
 		return EXIT_VM_ERROR;

@@ -94,7 +94,8 @@ int qcow2_open_backing(struct qcow2 *q, const struct qcow2_opts *o, unsigned int
 		FILE *fp;
 
 		if (o->backing_no_probe) {
-			qcow2_seterr(q, "backing file %s has no format and probing is disabled", rp);
+			qcow2_seterr(q, "backing file %s has no format and probing is disabled",
+				     rp);
 			return -EINVAL;
 		}
 		fp = fopen(rp, "rb");

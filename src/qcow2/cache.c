@@ -33,7 +33,8 @@ int tc_init(struct tcache *c, size_t table_size, size_t budget)
 		c->bucket[i] = -1;
 	while ((1ULL << c->shift) < table_size)
 		c->shift++;
-	/* One block: pages are only touched as slots fill, so a big budget costs nothing up front. */
+	/* One block: pages are only touched as slots fill, so a big budget costs nothing up front.
+	 */
 	c->mem = aligned_alloc(4096, ((size_t)n * table_size + 4095) & ~(size_t)4095);
 	c->dirty_mem = calloc((size_t)n * ((c->sectors + 63) / 64), 8);
 	if (!c->mem || !c->dirty_mem)

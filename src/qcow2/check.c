@@ -88,8 +88,10 @@ static int walk_l2(struct ck *k, uint64_t l2off, bool active)
 		uint64_t off = e & L2E_OFFSET_MASK;
 
 		if (off % q->cluster_size) {
-			ck_log(k, "ERROR offset=%llx: Cluster is not properly aligned; L2 entry "
-				  "corrupted", (unsigned long long)off);
+			ck_log(k,
+			       "ERROR offset=%llx: Cluster is not properly aligned; L2 entry "
+			       "corrupted",
+			       (unsigned long long)off);
 			k->res->corruptions++;
 			continue;
 		}
@@ -110,8 +112,10 @@ static int walk_l1(struct ck *k, const uint64_t *l1be, uint32_t l1_size, bool ac
 		if (!off)
 			continue;
 		if (off % q->cluster_size) {
-			ck_log(k, "ERROR l2_offset=%llx: Table is not cluster aligned; L1 entry "
-				  "corrupted", (unsigned long long)off);
+			ck_log(k,
+			       "ERROR l2_offset=%llx: Table is not cluster aligned; L1 entry "
+			       "corrupted",
+			       (unsigned long long)off);
 			k->res->corruptions++;
 			continue;
 		}
@@ -190,8 +194,10 @@ static int count_refs(struct ck *k)
 		if (!off)
 			continue;
 		if (off % q->cluster_size) {
-			ck_log(k, "ERROR refcount block %u is not cluster aligned; refcount table "
-				  "entry corrupted", bi);
+			ck_log(k,
+			       "ERROR refcount block %u is not cluster aligned; refcount table "
+			       "entry corrupted",
+			       bi);
 			k->res->corruptions++;
 			continue;
 		}
@@ -232,7 +238,8 @@ static int compare(struct ck *k, enum qcow2_repair rep, bool count)
 			if (count) {
 				ck_log(k, "%s cluster %llu refcount=%llu reference=%llu",
 				       (rep & (leak ? QCOW2_REPAIR_LEAKS : 2)) ? "Repairing"
-				       : leak ? "Leaked" : "ERROR",
+				       : leak				       ? "Leaked"
+									       : "ERROR",
 				       (unsigned long long)c, (unsigned long long)have,
 				       (unsigned long long)want);
 				if (leak)
@@ -240,8 +247,7 @@ static int compare(struct ck *k, enum qcow2_repair rep, bool count)
 				else
 					k->res->corruptions++;
 			}
-			if (!(rep & (leak ? QCOW2_REPAIR_LEAKS : 2)) || !usable ||
-			    want > rc_max(q))
+			if (!(rep & (leak ? QCOW2_REPAIR_LEAKS : 2)) || !usable || want > rc_max(q))
 				continue;
 			r = rc_set(q, c, want);
 			if (r)
@@ -273,9 +279,11 @@ static int check_copied(struct ck *k, enum qcow2_repair rep)
 		if (r)
 			return r;
 		if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
-			ck_log(k, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%llx refcount=%llu",
-			       fix ? "Repairing" : "ERROR", i, (unsigned long long)e,
-			       (unsigned long long)rc);
+			ck_log(
+			    k,
+			    "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%llx refcount=%llu",
+			    fix ? "Repairing" : "ERROR", i, (unsigned long long)e,
+			    (unsigned long long)rc);
 			k->res->corruptions++;
 			if (fix) {
 				q->l1[i] = htobe64(rc == 1 ? e | QCOW_OFLAG_COPIED
@@ -305,8 +313,9 @@ static int check_copied(struct ck *k, enum qcow2_repair rep)
 			       (unsigned long long)rc);
 			k->res->corruptions++;
 			if (fix) {
-				l2_set(q, t, j, rc == 1 ? e2 | QCOW_OFLAG_COPIED
-							: e2 & ~QCOW_OFLAG_COPIED, 0);
+				l2_set(q, t, j,
+				       rc == 1 ? e2 | QCOW_OFLAG_COPIED : e2 & ~QCOW_OFLAG_COPIED,
+				       0);
 				k->res->corruptions_fixed++;
 			}
 		}

@@ -49,7 +49,8 @@ static void zstd_load(void)
 
 	if (!h)
 		return;
-	zapi.decompress = (size_t(*)(void *, size_t, const void *, size_t))dlsym(h, "ZSTD_decompress");
+	zapi.decompress =
+	    (size_t(*)(void *, size_t, const void *, size_t))dlsym(h, "ZSTD_decompress");
 	zapi.frame_size = (size_t(*)(const void *, size_t))dlsym(h, "ZSTD_findFrameCompressedSize");
 	zapi.is_error = (unsigned (*)(size_t))dlsym(h, "ZSTD_isError");
 	zapi_ok = zapi.decompress && zapi.frame_size && zapi.is_error;

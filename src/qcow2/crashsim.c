@@ -85,7 +85,8 @@ static int dur_materialise(struct crashsim *c)
 
 	if (r)
 		return r;
-	memcpy(c->dur.p, c->cur.p, c->cur.size);
+	if (c->cur.size)
+		memcpy(c->dur.p, c->cur.p, c->cur.size);
 	c->dur_lazy = false;
 	return 0;
 }
@@ -136,7 +137,8 @@ static int s_preadv(struct fio *f, const struct iovec *iov, int cnt, uint64_t of
 
 		if (off < c->cur.size)
 			have = c->cur.size - off < n ? c->cur.size - off : n;
-		memcpy(iov[i].iov_base, c->cur.p + off, have);
+		if (have)
+			memcpy(iov[i].iov_base, c->cur.p + off, have);
 		memset((char *)iov[i].iov_base + have, 0, n - have);
 		off += n;
 	}
@@ -365,7 +367,8 @@ int crashsim_crash(struct fio *f, uint64_t seed, uint8_t **img, uint64_t *size)
 
 	if (r)
 		return r;
-	memcpy(b.p, d->p, d->size);
+	if (d->size)
+		memcpy(b.p, d->p, d->size);
 	/* Some crashes keep everything or nothing of the cut epoch. */
 	unsigned int mode = rnd(&s) % 4;
 

@@ -25,9 +25,11 @@ int qcow2_create_fio(struct fio *f, const struct qcow2_create_opts *o, char *err
 	int r;
 
 	if (cb < QCOW2_MIN_CLUSTER_BITS || cb > QCOW2_MAX_CLUSTER_BITS)
-		return fail(err, errlen, -EINVAL, "cluster size must be a power of two, 512 B to 2 MiB");
+		return fail(err, errlen, -EINVAL,
+			    "cluster size must be a power of two, 512 B to 2 MiB");
 	if (version != 2 && version != 3)
-		return fail(err, errlen, -EINVAL, "version must be 2 (compat=0.10) or 3 (compat=1.1)");
+		return fail(err, errlen, -EINVAL,
+			    "version must be 2 (compat=0.10) or 3 (compat=1.1)");
 	while ((1u << order) < rbits)
 		order++;
 	if ((1u << order) != rbits || order > 6)
@@ -36,7 +38,8 @@ int qcow2_create_fio(struct fio *f, const struct qcow2_create_opts *o, char *err
 		return fail(err, errlen, -EINVAL,
 			    "compat=0.10 supports only refcount_bits=16 and no lazy_refcounts");
 	if (o->size % 512 || o->size > QCOW2_MAX_SIZE)
-		return fail(err, errlen, -EINVAL, "size must be a multiple of 512 and at most 64 PiB");
+		return fail(err, errlen, -EINVAL,
+			    "size must be a multiple of 512 and at most 64 PiB");
 	if (blen > QCOW2_MAX_BACKING_NAME || flen >= 32)
 		return fail(err, errlen, -EINVAL, "backing file name too long");
 	if (o->backing_fmt && strcmp(o->backing_fmt, "qcow2") && strcmp(o->backing_fmt, "raw"))
@@ -70,7 +73,8 @@ int qcow2_create_fio(struct fio *f, const struct qcow2_create_opts *o, char *err
 	size_t ext = flen ? 8 + ((flen + 7) & ~7ULL) : 0;
 
 	if (hlen + ext + 8 + blen > cs)
-		return fail(err, errlen, -EINVAL, "header and backing name do not fit in one cluster");
+		return fail(err, errlen, -EINVAL,
+			    "header and backing name do not fit in one cluster");
 	buf = calloc(total, cs);
 	if (!buf)
 		return -ENOMEM;

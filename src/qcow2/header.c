@@ -165,8 +165,9 @@ int qcow2_parse_header(struct qcow2 *q)
 		if (type == EXT_END)
 			break;
 		if (len > q->cluster_size - p - 8) {
-			qcow2_seterr(q, "header extension 0x%08x (%u bytes) runs past the first cluster",
-				     type, len);
+			qcow2_seterr(
+			    q, "header extension 0x%08x (%u bytes) runs past the first cluster",
+			    type, len);
 			return -EINVAL;
 		}
 		const uint8_t *d = q->hdr + p + 8;
@@ -220,8 +221,8 @@ int qcow2_parse_header(struct qcow2 *q)
 	}
 
 	/* Table geometry. */
-	uint64_t l1_need = (q->size + (q->cluster_size << q->l2_bits) - 1) >>
-			   (q->cluster_bits + q->l2_bits);
+	uint64_t l1_need =
+	    (q->size + (q->cluster_size << q->l2_bits) - 1) >> (q->cluster_bits + q->l2_bits);
 
 	if ((uint64_t)q->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
 		qcow2_seterr(q, "l1_size %u exceeds the limit (%u bytes)", q->l1_size,

@@ -19,18 +19,19 @@
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
-		"                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
-		"                           [-b BACKING] [-F FMT] FILE SIZE\n"
-		"       minivmm img info FILE\n"
-		"       minivmm img check [-r leaks|all] FILE\n"
-		"       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
-		"       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
-		"                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
-		"       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
-		"                         [--flush-interval N] [--random RANGE] [--seed N]\n"
-		"                         [--backing-dir DIR] FILE\n");
+	fprintf(
+	    stderr,
+	    "usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
+	    "                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
+	    "                           [-b BACKING] [-F FMT] FILE SIZE\n"
+	    "       minivmm img info FILE\n"
+	    "       minivmm img check [-r leaks|all] FILE\n"
+	    "       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
+	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
+	    "                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
+	    "       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
+	    "                         [--flush-interval N] [--random RANGE] [--seed N]\n"
+	    "                         [--backing-dir DIR] FILE\n");
 	return 1;
 }
 
@@ -57,7 +58,8 @@ static bool parse_bool(const char *v, bool *out)
 /* -o key=value[,key=value...] */
 static int parse_create_opts(char *s, struct qcow2_create_opts *o)
 {
-	for (char *save = NULL, *kv = strtok_r(s, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+	for (char *save = NULL, *kv = strtok_r(s, ",", &save); kv;
+	     kv = strtok_r(NULL, ",", &save)) {
 		char *v = strchr(kv, '=');
 		uint64_t n;
 
@@ -97,7 +99,7 @@ static int parse_create_opts(char *s, struct qcow2_create_opts *o)
 			return -1;
 		}
 		continue;
-bad:
+	bad:
 		fprintf(stderr, "img: bad value '%s' for %s\n", v, kv);
 		return -1;
 	}
@@ -153,7 +155,8 @@ static int open_for_tool(struct qcow2 **q, const char *path, bool rw)
 	int r = qcow2_open(q, path, &o, err, sizeof(err));
 
 	if (r)
-		fprintf(stderr, "img: could not open '%s': %s\n", path, err[0] ? err : strerror(-r));
+		fprintf(stderr, "img: could not open '%s': %s\n", path,
+			err[0] ? err : strerror(-r));
 	return r;
 }
 
@@ -207,10 +210,12 @@ static void print_result(const struct qcow2_check_result *r)
 		printf("No errors were found on the image.\n");
 	if (c)
 		printf("\n%" PRIu64 " errors were found on the image.\n"
-		       "Data may be corrupted, or further writes to the image may corrupt it.\n", c);
+		       "Data may be corrupted, or further writes to the image may corrupt it.\n",
+		       c);
 	if (l)
 		printf("\n%" PRIu64 " leaked clusters were found on the image.\n"
-		       "This means waste of disk space, but no harm to data.\n", l);
+		       "This means waste of disk space, but no harm to data.\n",
+		       l);
 	if (r->total_clusters)
 		printf("%" PRIu64 "/%" PRIu64 " = %.2f%% allocated\n", r->allocated_clusters,
 		       r->total_clusters, 100.0 * r->allocated_clusters / r->total_clusters);
@@ -276,10 +281,10 @@ static void print_stats(const struct qcow2_stats *st, double mib, double t, uint
 	       " syncs_per_flush=%.3f allocs=%" PRIu64 " meta_bytes=%" PRIu64
 	       " meta_bytes_per_alloc=%.0f meta_writes=%" PRIu64 " reserved=%" PRIu64
 	       " prefill_bytes=%" PRIu64 "\n",
-	       t > 0 ? mib / t : 0.0, count, st->flushes, st->noop_flushes, st->syncs,
-	       st->barriers, real_flushes ? (double)st->syncs / real_flushes : 0.0, st->allocs,
-	       st->meta_bytes, st->allocs ? (double)st->meta_bytes / st->allocs : 0.0,
-	       st->meta_writes, st->reserved, st->prefill_bytes);
+	       t > 0 ? mib / t : 0.0, count, st->flushes, st->noop_flushes, st->syncs, st->barriers,
+	       real_flushes ? (double)st->syncs / real_flushes : 0.0, st->allocs, st->meta_bytes,
+	       st->allocs ? (double)st->meta_bytes / st->allocs : 0.0, st->meta_writes,
+	       st->reserved, st->prefill_bytes);
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -414,7 +419,8 @@ static int open_guest(struct qcow2 **q, const char *path, const char *bdir, bool
 	}
 	r = qcow2_open(q, path, &o, err, sizeof(err));
 	if (r)
-		fprintf(stderr, "img: could not open '%s': %s\n", path, err[0] ? err : strerror(-r));
+		fprintf(stderr, "img: could not open '%s': %s\n", path,
+			err[0] ? err : strerror(-r));
 	return r;
 }
 
@@ -507,7 +513,8 @@ static int io_cmd(struct qcow2 *q, const char *cmd)
 		r = qcow2_pread(q, buf, len, off);
 		for (uint64_t i = 0; !r && i < len; i++) {
 			if (buf[i] != (uint8_t)p) {
-				fprintf(stderr, "Pattern verification failed at offset %" PRIu64 "\n",
+				fprintf(stderr,
+					"Pattern verification failed at offset %" PRIu64 "\n",
 					off + i);
 				r = -EILSEQ;
 			}

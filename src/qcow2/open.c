@@ -94,7 +94,8 @@ int qcow2_open_internal(struct qcow2 **out, const char *path, const struct qcow2
 		goto fail;
 	r = tc_init(&q->l2c, q->cluster_size, clamp_cache(o->l2_cache_bytes, DEFAULT_L2_CACHE));
 	if (!r)
-		r = tc_init(&q->rbc, q->cluster_size, clamp_cache(o->rc_cache_bytes, DEFAULT_RC_CACHE));
+		r = tc_init(&q->rbc, q->cluster_size,
+			    clamp_cache(o->rc_cache_bytes, DEFAULT_RC_CACHE));
 	if (r)
 		goto fail;
 	q->free_hint = 1;

@@ -46,24 +46,24 @@ struct qcow2_opts {
 	size_t l2_cache_bytes;	    /* 0: default (4 MiB) */
 	size_t rc_cache_bytes;	    /* 0: default (1 MiB) */
 	bool no_uring;
-	bool no_repair;		    /* do not repair a dirty lazy_refcounts image on open */
-	bool ignore_backing;	    /* never open the backing file (info, check) */
-	bool sparse_reserve;	    /* reserve clusters as holes, not written zeros */
-	struct fio *file;	    /* use this file instead of opening path (owned on success) */
+	bool no_repair;	     /* do not repair a dirty lazy_refcounts image on open */
+	bool ignore_backing; /* never open the backing file (info, check) */
+	bool sparse_reserve; /* reserve clusters as holes, not written zeros */
+	struct fio *file;    /* use this file instead of opening path (owned on success) */
 };
 
 struct qcow2_stats {
-	uint64_t flushes;	 /* qcow2_flush calls */
-	uint64_t noop_flushes;	 /* flushes that had nothing to do */
-	uint64_t syncs;		 /* fdatasync-equivalents issued by this image */
-	uint64_t barriers;	 /* ordering points needed (each a sync on stock Linux) */
-	uint64_t data_bytes;	 /* guest data written */
-	uint64_t meta_bytes;	 /* metadata bytes written (L1/L2/refcount/header) */
-	uint64_t meta_writes;	 /* metadata write requests */
-	uint64_t allocs;	 /* data clusters allocated */
-	uint64_t reserved;	 /* clusters reserved in advance */
-	uint64_t cow_bytes;	 /* bytes copied for partial-cluster allocation */
-	uint64_t prefill_bytes;	 /* zeros written ahead over reserved clusters */
+	uint64_t flushes;	/* qcow2_flush calls */
+	uint64_t noop_flushes;	/* flushes that had nothing to do */
+	uint64_t syncs;		/* fdatasync-equivalents issued by this image */
+	uint64_t barriers;	/* ordering points needed (each a sync on stock Linux) */
+	uint64_t data_bytes;	/* guest data written */
+	uint64_t meta_bytes;	/* metadata bytes written (L1/L2/refcount/header) */
+	uint64_t meta_writes;	/* metadata write requests */
+	uint64_t allocs;	/* data clusters allocated */
+	uint64_t reserved;	/* clusters reserved in advance */
+	uint64_t cow_bytes;	/* bytes copied for partial-cluster allocation */
+	uint64_t prefill_bytes; /* zeros written ahead over reserved clusters */
 };
 
 struct qcow2_info {
@@ -105,8 +105,8 @@ void qcow2_get_info(struct qcow2 *q, struct qcow2_info *info);
 /* Image creation. */
 struct qcow2_create_opts {
 	uint64_t size;
-	unsigned int cluster_bits; /* 0: 16 (64 KiB) */
-	int version;		   /* 0: 3 */
+	unsigned int cluster_bits;  /* 0: 16 (64 KiB) */
+	int version;		    /* 0: 3 */
 	unsigned int refcount_bits; /* 0: 16 */
 	bool lazy_refcounts;
 	const char *backing_file;

@@ -13,49 +13,49 @@
 #include "block/file_io.h"
 #include "qcow2/qcow2.h"
 
-#define QCOW2_MAGIC		0x514649fbU
-#define QCOW2_MIN_CLUSTER_BITS	9
-#define QCOW2_MAX_CLUSTER_BITS	21
-#define QCOW2_V2_HDR_LEN	72
-#define QCOW2_V3_HDR_LEN	104
-#define QCOW2_MAX_L1_BYTES	(32u << 20) /* as QEMU: bounds memory and open time */
-#define QCOW2_MAX_RT_BYTES	(8u << 20)
-#define QCOW2_MAX_SNAPSHOTS	65536
-#define QCOW2_MAX_SIZE		(1ULL << 56) /* 64 PiB virtual */
-#define QCOW2_MAX_BACKING_NAME	1023
-#define QCOW2_SECTOR		512u /* metadata write granularity */
+#define QCOW2_MAGIC	       0x514649fbU
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+#define QCOW2_V2_HDR_LEN       72
+#define QCOW2_V3_HDR_LEN       104
+#define QCOW2_MAX_L1_BYTES     (32u << 20) /* as QEMU: bounds memory and open time */
+#define QCOW2_MAX_RT_BYTES     (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS    65536
+#define QCOW2_MAX_SIZE	       (1ULL << 56) /* 64 PiB virtual */
+#define QCOW2_MAX_BACKING_NAME 1023
+#define QCOW2_SECTOR	       512u /* metadata write granularity */
 
-#define L1E_OFFSET_MASK		0x00fffffffffffe00ULL
-#define L1E_RESERVED_MASK	0x7f000000000001ffULL
-#define L2E_OFFSET_MASK		0x00fffffffffffe00ULL
-#define L2E_RESERVED_MASK	0x3f000000000001feULL
-#define RTE_OFFSET_MASK		0xfffffffffffffe00ULL
-#define QCOW_OFLAG_COPIED	(1ULL << 63)
-#define QCOW_OFLAG_COMPRESSED	(1ULL << 62)
-#define QCOW_OFLAG_ZERO		1ULL
+#define L1E_OFFSET_MASK	      0x00fffffffffffe00ULL
+#define L1E_RESERVED_MASK     0x7f000000000001ffULL
+#define L2E_OFFSET_MASK	      0x00fffffffffffe00ULL
+#define L2E_RESERVED_MASK     0x3f000000000001feULL
+#define RTE_OFFSET_MASK	      0xfffffffffffffe00ULL
+#define QCOW_OFLAG_COPIED     (1ULL << 63)
+#define QCOW_OFLAG_COMPRESSED (1ULL << 62)
+#define QCOW_OFLAG_ZERO	      1ULL
 
-#define INCOMPAT_DIRTY		(1ULL << 0)
-#define INCOMPAT_CORRUPT	(1ULL << 1)
-#define INCOMPAT_DATA_FILE	(1ULL << 2)
-#define INCOMPAT_COMPRESSION	(1ULL << 3)
-#define INCOMPAT_EXTL2		(1ULL << 4)
-#define INCOMPAT_SUPPORTED	(INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION)
-#define COMPAT_LAZY_REFCOUNTS	(1ULL << 0)
+#define INCOMPAT_DIRTY	      (1ULL << 0)
+#define INCOMPAT_CORRUPT      (1ULL << 1)
+#define INCOMPAT_DATA_FILE    (1ULL << 2)
+#define INCOMPAT_COMPRESSION  (1ULL << 3)
+#define INCOMPAT_EXTL2	      (1ULL << 4)
+#define INCOMPAT_SUPPORTED    (INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION)
+#define COMPAT_LAZY_REFCOUNTS (1ULL << 0)
 
-#define EXT_END			0
-#define EXT_BACKING_FMT		0xe2792acaU
-#define EXT_FEATURE_TABLE	0x6803f857U
-#define EXT_BITMAPS		0x23852875U
-#define EXT_CRYPTO		0x0537be77U
-#define EXT_DATA_FILE		0x44415441U
+#define EXT_END		  0
+#define EXT_BACKING_FMT	  0xe2792acaU
+#define EXT_FEATURE_TABLE 0x6803f857U
+#define EXT_BITMAPS	  0x23852875U
+#define EXT_CRYPTO	  0x0537be77U
+#define EXT_DATA_FILE	  0x44415441U
 
 /* Header field offsets (big-endian on disk). */
-#define HDR_BACKING_OFF		8
-#define HDR_BACKING_SIZE	16
-#define HDR_RT_OFFSET		48
-#define HDR_RT_CLUSTERS		56
-#define HDR_INCOMPAT		72
-#define HDR_AUTOCLEAR		88
+#define HDR_BACKING_OFF	 8
+#define HDR_BACKING_SIZE 16
+#define HDR_RT_OFFSET	 48
+#define HDR_RT_CLUSTERS	 56
+#define HDR_INCOMPAT	 72
+#define HDR_AUTOCLEAR	 88
 
 enum l2_type { L2_UNALLOC, L2_ZERO_PLAIN, L2_ZERO_ALLOC, L2_NORMAL, L2_COMPRESSED };
 
@@ -122,19 +122,19 @@ struct qcow2 {
 	size_t hdr_len;
 
 	/* Tables. */
-	uint64_t *l1;		/* big-endian, as on disk */
-	uint64_t *l1_dirty;	/* sector bitmap */
+	uint64_t *l1;	    /* big-endian, as on disk */
+	uint64_t *l1_dirty; /* sector bitmap */
 	bool l1_is_dirty;
 	uint64_t l1_need_gen;
-	uint64_t *rt;		/* refcount table, big-endian */
+	uint64_t *rt; /* refcount table, big-endian */
 	uint32_t rt_entries;
 	uint64_t *rt_dirty;
 	bool rt_is_dirty;
 	struct tcache l2c, rbc;
 
 	/* Allocation. */
-	uint64_t file_end;	/* in clusters: first cluster past every allocation */
-	uint64_t free_hint;	/* where the next free-cluster scan starts */
+	uint64_t file_end;  /* in clusters: first cluster past every allocation */
+	uint64_t free_hint; /* where the next free-cluster scan starts */
 	struct pool_ext *pool;
 	unsigned int pool_n, pool_cap;
 	struct freed *freed;
@@ -143,9 +143,9 @@ struct qcow2 {
 	uint64_t allocs_since_flush;
 
 	/* Ordering state. */
-	uint64_t sync_gen;	/* completed syncs (barriers included) */
-	uint64_t flush_epoch;	/* completed flushes */
-	bool dirty;		/* guest-visible changes since the last flush */
+	uint64_t sync_gen;    /* completed syncs (barriers included) */
+	uint64_t flush_epoch; /* completed flushes */
+	bool dirty;	      /* guest-visible changes since the last flush */
 
 	/* Backing chain. */
 	struct qcow2 *bq;
@@ -153,13 +153,13 @@ struct qcow2 {
 	uint64_t bsize;
 
 	/* Compressed-cluster cache. */
-	uint8_t *cbuf;	 /* decompressed cluster */
+	uint8_t *cbuf; /* decompressed cluster */
 	uint64_t cbuf_key;
-	uint8_t *zbuf;	 /* compressed input */
+	uint8_t *zbuf; /* compressed input */
 
 	struct qcow2_stats st;
 	uint64_t base_syncs, base_barriers; /* fio counters at open */
-	char *err;	/* where open errors go */
+	char *err;			    /* where open errors go */
 	size_t errlen;
 };
 
@@ -239,10 +239,9 @@ void tc_clean_all(struct tcache *c);
 uint64_t tc_max_need(struct tcache *c);
 void tc_drop(struct tcache *c, uint64_t off);
 /* Append writes for the dirty sectors of a flat in-memory table. */
-int flat_collect(struct qcow2 *q, void *table, uint64_t host_off, size_t bytes,
-		 uint64_t *dirty, struct fio_req **reqs, int *n, int *cap);
-int req_push(struct fio_req **reqs, int *n, int *cap, const void *buf, uint64_t off,
-	     uint32_t len);
+int flat_collect(struct qcow2 *q, void *table, uint64_t host_off, size_t bytes, uint64_t *dirty,
+		 struct fio_req **reqs, int *n, int *cap);
+int req_push(struct fio_req **reqs, int *n, int *cap, const void *buf, uint64_t off, uint32_t len);
 /* Write queued requests, counting them as metadata. */
 int qcow2_meta_submit(struct qcow2 *q, struct fio_req *reqs, int n, bool sync);
 

@@ -6,8 +6,7 @@
 #include "qcow2/qcow2_int.h"
 
 /* Copy between an iovec array (at byte @pos) and a flat buffer. */
-static void iov_copy(const struct iovec *iov, int cnt, size_t pos, void *buf, size_t n,
-		     bool to_buf)
+static void iov_copy(const struct iovec *iov, int cnt, size_t pos, void *buf, size_t n, bool to_buf)
 {
 	for (int i = 0; i < cnt && n; i++) {
 		if (pos >= iov[i].iov_len) {
@@ -411,8 +410,8 @@ int qcow2_flush_locked(struct qcow2 *q)
 	if (!r)
 		r = tc_collect(q, &q->l2c, &reqs, &n, &cap);
 	if (!r && q->l1_is_dirty)
-		r = flat_collect(q, q->l1, q->l1_offset, (size_t)q->l1_size * 8, q->l1_dirty,
-				 &reqs, &n, &cap);
+		r = flat_collect(q, q->l1, q->l1_offset, (size_t)q->l1_size * 8, q->l1_dirty, &reqs,
+				 &n, &cap);
 	if (!r)
 		r = qcow2_meta_submit(q, reqs, n, true);
 	free(reqs);
