@@ -1,0 +1,74 @@
+#!/bin/sh
+# minivmm - build the test guest: OUTDIR/vmlinuz (the host's newest Debian kernel) and
+# OUTDIR/initramfs.cpio.gz (busybox, virtio/pvpanic/kvm/fuse modules, tests/guest/init,
+# tests/guest/scenarios/*.sh).  OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its
+# shared libraries (~85 MB: too heavy to boot for every test, so it is a separate file).
+# Rebuilds only when an input changed.
+#
+# usage: tests/guest/build-guest.sh OUTDIR
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -eu
+
+[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+out=$1
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=initramfs-lib.sh disable=SC1091
+. "$here/initramfs-lib.sh"
+
+MODULES="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
+	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse"
+
+kernel=$(newest_kernel)
+kver=$(kernel_version "$kernel")
+fio=$(command -v fio || true)
+
+# Everything the result depends on: our own files, the kernel and its modules, busybox, fio.
+stamp=$({
+	cat "$0" "$here/initramfs-lib.sh" "$here/init" "$here"/scenarios/*.sh
+	echo "$MODULES"
+	# shellcheck disable=SC2012
+	stat -L -c '%n %s %Y' "$kernel" "/lib/modules/$kver/modules.dep" /bin/busybox ${fio:+"$fio"} 2>/dev/null
+	ls "$here/scenarios"
+} | sha256sum | cut -d' ' -f1)
+
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
+	[ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+	exit 0
+fi
+
+echo "  GUEST   $out (kernel $kver)"
+mkdir -p "$out"
+stage=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-guest.XXXXXX")
+trap 'rm -rf "$stage"' EXIT INT TERM
+
+root=$stage/root
+mkdir -p "$root"
+stage_busybox "$root"
+# shellcheck disable=SC2086 # one word per module
+stage_modules "$root" "$kver" $MODULES
+cp "$here/init" "$root/init"
+chmod 755 "$root/init"
+mkdir -p "$root/scenarios"
+cp "$here"/scenarios/*.sh "$root/scenarios/"
+chmod 755 "$root"/scenarios/*.sh
+echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+echo "root:x:0:" >"$root/etc/group"
+pack_cpio "$root" "$out/initramfs.cpio.gz"
+
+# fio: a second, concatenated archive (the kernel unpacks both).
+rm -f "$out/initramfs-fio.cpio.gz"
+if [ -n "$fio" ]; then
+	fioroot=$stage/fio
+	mkdir -p "$fioroot"
+	stage_binary "$fioroot" "$fio"
+	[ -f /etc/ld.so.cache ] && mkdir -p "$fioroot/etc" && cp /etc/ld.so.cache "$fioroot/etc/"
+	pack_cpio "$fioroot" "$stage/fio.cpio.gz"
+	cat "$out/initramfs.cpio.gz" "$stage/fio.cpio.gz" >"$stage/all.cpio.gz"
+	mv -f "$stage/all.cpio.gz" "$out/initramfs-fio.cpio.gz"
+else
+	echo "  GUEST   warning: fio not installed, no $out/initramfs-fio.cpio.gz" >&2
+fi
+
+cp "$kernel" "$out/vmlinuz.tmp.$$"
+mv -f "$out/vmlinuz.tmp.$$" "$out/vmlinuz"
+echo "$stamp" >"$out/.stamp"

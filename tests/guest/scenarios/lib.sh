@@ -1,0 +1,22 @@
+# shellcheck shell=sh
+# Helpers for the test guest's /init and scenarios.
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+# cmdline_arg NAME: value of NAME=VALUE on the kernel command line (empty if absent).
+cmdline_arg() {
+	# shellcheck disable=SC2013 # words, not lines
+	for _a in $(cat /proc/cmdline); do
+		case $_a in
+		"$1"=*) echo "${_a#*=}"; return 0 ;;
+		esac
+	done
+	return 0
+}
+
+# exit_port V: write the byte V (0-255) to I/O port 0x501; minivmm exits with status V.
+exit_port() {
+	_v=$(( $1 & 255 ))
+	sync
+	# shellcheck disable=SC2059 # the format is the octal escape of the byte
+	printf "\\$(printf %o "$_v")" | dd of=/dev/port bs=1 seek=1281 conv=notrunc 2>/dev/null
+}

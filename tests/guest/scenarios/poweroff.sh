@@ -1,0 +1,5 @@
+#!/bin/sh
+echo "powering off"
+sync
+poweroff -f
+sleep 30

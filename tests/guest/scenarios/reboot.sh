@@ -1,0 +1,5 @@
+#!/bin/sh
+echo "rebooting"
+sync
+reboot -f
+sleep 30
