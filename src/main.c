@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "qcow2/img.h"
 
 static const char usage[] =
 	"usage: minivmm COMMAND [ARGS]\n"
@@ -13,6 +14,7 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  run CONFIG [options]   boot a guest (minivmm run --help)\n"
+	"  img create|info|check  qcow2 images (minivmm img --help)\n"
 	"  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
 	"  version                print the version\n"
 	"  help                   this text\n"
@@ -27,6 +29,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "img"))
+		return img_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kernel"))
 		return cmd_kernel(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

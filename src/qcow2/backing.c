@@ -48,6 +48,7 @@ int qcow2_open_backing(struct qcow2 *q, const struct qcow2_opts *o, unsigned int
 	struct chain_id *nch = NULL;
 	char rp[PATH_MAX], dir[PATH_MAX];
 	const char *fmt = q->backing_fmt;
+	bool probed = false;
 	struct stat st;
 	int r;
 
@@ -105,6 +106,7 @@ int qcow2_open_backing(struct qcow2 *q, const struct qcow2_opts *o, unsigned int
 		if (fp)
 			fclose(fp);
 		fmt = be32_at(m) == QCOW2_MAGIC ? "qcow2" : "raw";
+		probed = true;
 	}
 	if (!strcmp(fmt, "raw")) {
 		r = fio_open_posix(&q->braw, rp, FIO_RDONLY);
@@ -130,6 +132,13 @@ int qcow2_open_backing(struct qcow2 *q, const struct qcow2_opts *o, unsigned int
 
 	bo.readonly = true;
 	bo.file = NULL;
+	bo.ignore_backing = false;
+	/*
+	 * A probed qcow2 may be a raw disk whose guest wrote a qcow2 header:
+	 * it must not reach further files. Name the format to allow chains.
+	 */
+	if (probed)
+		bo.backing = QCOW2_BACKING_DENY;
 	sub[0] = 0;
 	r = qcow2_open_internal(&q->bq, rp, &bo, depth + 1, nch, chain_n + 1, sub, sizeof(sub));
 	free(nch);

@@ -135,6 +135,16 @@ int qcow2_open_internal(struct qcow2 **out, const char *path, const struct qcow2
 		if (r)
 			goto fail;
 	}
+	if (!q->ro && (q->autoclear & AUTOCLEAR_POOL) && !o->no_repair) {
+		/* Not closed cleanly: give back the clusters reserved then. */
+		struct qcow2_check_result cr;
+
+		r = qcow2_check(q, QCOW2_REPAIR_LEAKS, &cr, NULL, NULL);
+		if (r) {
+			qcow2_seterr(q, "could not reclaim reserved clusters");
+			goto fail;
+		}
+	}
 	if (!q->ro && q->autoclear) {
 		/* We maintain none of the autoclear features (e.g. bitmaps): drop them. */
 		q->autoclear = 0;
@@ -175,7 +185,7 @@ int qcow2_close(struct qcow2 *q)
 	if (!q->ro) {
 		r = qcow2_flush_locked(q);
 		/* Unused reservations go back; leaving them would only leak. */
-		if (!r && (q->pool_n || q->freed_n)) {
+		if (!r && (q->pool_n || q->freed_n || (q->autoclear & AUTOCLEAR_POOL))) {
 			int e = freed_process(q);
 
 			r = e ? e : pool_release_all(q);
@@ -183,6 +193,13 @@ int qcow2_close(struct qcow2 *q)
 				r = rc_write_dirty(q);
 			if (!r)
 				r = qcow2_meta_submit(q, NULL, 0, true);
+			/* The hint goes only after the releases are durable. */
+			if (!r && (q->autoclear & AUTOCLEAR_POOL)) {
+				q->autoclear &= ~AUTOCLEAR_POOL;
+				r = qcow2_write_header_field(q, HDR_AUTOCLEAR, 8);
+				if (!r)
+					r = qcow2_meta_submit(q, NULL, 0, true);
+			}
 		}
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -41,6 +41,13 @@
 #define INCOMPAT_EXTL2	      (1ULL << 4)
 #define INCOMPAT_SUPPORTED    (INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION)
 #define COMPAT_LAZY_REFCOUNTS (1ULL << 0)
+/*
+ * Autoclear bit 63: "this image may hold clusters reserved by minivmm".
+ * Set (and ordered) before the first reservation of a session, cleared at
+ * clean close; when found set, a read-write open reclaims the leaks. Other
+ * programs clear unknown autoclear bits, which only loses the hint.
+ */
+#define AUTOCLEAR_POOL (1ULL << 63)
 
 #define EXT_END		  0
 #define EXT_BACKING_FMT	  0xe2792acaU

@@ -12,10 +12,11 @@
 
 #include "qcow2/qcow2_int.h"
 
-#define POOL_MIN_BATCH 64
-#define POOL_MIN_BYTES (8ULL << 20)
-#define POOL_MAX_BYTES (256ULL << 20)
-#define FREE_SCAN_MAX  65536
+#define POOL_MIN_BATCH	  64
+#define POOL_MIN_BYTES	  (8ULL << 20)
+#define PREFILL_MAX_BYTES (32ULL << 20)
+#define POOL_MAX_BYTES	  (256ULL << 20)
+#define FREE_SCAN_MAX	  65536
 
 uint64_t rc_max(struct qcow2 *q)
 {
@@ -447,6 +448,14 @@ int pool_reserve(struct qcow2 *q, uint64_t n, bool fill)
 
 	if (q->ro)
 		return -EROFS;
+	if (q->version >= 3 && !(q->autoclear & AUTOCLEAR_POOL)) {
+		q->autoclear |= AUTOCLEAR_POOL;
+		r = qcow2_write_header_field(q, HDR_AUTOCLEAR, 8);
+		if (!r)
+			r = rc_write_dirty_and_barrier(q);
+		if (r)
+			return r;
+	}
 	tmp = malloc(sizeof(*tmp) * n);
 	if (!tmp)
 		return -ENOMEM;
@@ -536,6 +545,11 @@ int pool_refill_ahead(struct qcow2 *q, uint64_t demand)
 
 	if (have > demand * 2 + 8 && have >= 8)
 		return 0;
+	/* Written zeros cost real space if a crash leaks them: keep those batches small. */
+	if (q->prefill && max > (PREFILL_MAX_BYTES >> q->cluster_bits))
+		max = PREFILL_MAX_BYTES >> q->cluster_bits;
+	if (max < pool_min_batch(q))
+		max = pool_min_batch(q);
 	want = want < pool_min_batch(q) ? pool_min_batch(q) : want > max ? max : want;
 	return pool_reserve(q, want, q->prefill);
 }

@@ -215,7 +215,11 @@ static int cow_source(struct qcow2 *q, uint64_t vcl, uint64_t e, uint8_t *buf)
 	return 0;
 }
 
-/* Point guest cluster @vcl at a freshly reserved cluster; @buf, when set, is its content. */
+/*
+ * Point guest cluster @vcl at a cluster from the pool. The entry may not reach
+ * the disk before generation @extra_need (data it exposes) nor before the
+ * pool cluster's own reservation is ordered.
+ */
 static int alloc_cluster(struct qcow2 *q, uint64_t vcl, uint64_t old, uint64_t *host,
 			 uint64_t extra_need)
 {
@@ -306,7 +310,10 @@ static int write_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint6
 	return r;
 }
 
-/* Whole clusters of [off, off+len) get @newe; partial ones are left to the caller. */
+/*
+ * Whole clusters of [off, off+len) are deallocated (discard) or made to read
+ * zeros (@zero); partial clusters are left to the caller.
+ */
 static int set_range(struct qcow2 *q, uint64_t off, uint64_t len, bool zero)
 {
 	uint64_t first = (off + q->cluster_size - 1) >> q->cluster_bits;

@@ -1,0 +1,136 @@
+#!/bin/sh
+# qcow2 interoperability with QEMU's tools as the oracle, both directions.
+. "$(dirname "$0")/../qcow2/lib.sh"
+if [ $HAVE_QEMU = 0 ]; then
+	echo "SKIP: qemu-img/qemu-io not installed (apt-get install qemu-utils)"
+	exit 0
+fi
+SIZE=$((8 * 1024 * 1024))
+
+# 1. Images made and written by QEMU are read correctly by the engine.
+n=0
+for spec in "512 0.10 16" "4k 1.1 16" "64k 1.1 1" "64k 0.10 16" "2M 1.1 64" "4k 1.1 8" "64k 1.1 32"; do
+	set -- $spec
+	f="$T/q-$1-$2-$3.qcow2"
+	if [ "$2" = 0.10 ]; then opt="cluster_size=$1,compat=0.10"; else opt="cluster_size=$1,compat=1.1,refcount_bits=$3"; fi
+	qemu-img create -q -f qcow2 -o "$opt" "$f" $SIZE
+	ops $((n + 11)) 60 $SIZE 300 qemu >"$T/ops"
+	run_qemu_ops "$f" "$T/ops"
+	same_view "$f"
+	n=$((n + 1))
+done
+ok "engine reads $n QEMU-written images (cluster 512 B..2 MiB, v2/v3, refcount 1..64 bits)"
+
+# 2. Compressed clusters: deflate and zstd.
+# Compressible, non-trivial data:
+awk 'BEGIN { for (i = 0; i < 131072; i++) printf "line %08d of some compressible text\n", i * 7 }' | head -c $SIZE >"$T/src.raw"
+truncate -s $SIZE "$T/src.raw"
+for ct in zlib zstd; do
+	for cs in 4k 64k; do
+		qemu-img convert -q -c -O qcow2 -o compression_type=$ct,cluster_size=$cs "$T/src.raw" "$T/c.qcow2"
+		same_view "$T/c.qcow2"
+		cmp -s "$T/e.raw" "$T/src.raw" || fail "compressed $ct/$cs content"
+		# Overwrite part of a compressed image with the engine: qemu must agree and check clean.
+		$IMG io "$T/c.qcow2" "write -P 7 4096 1536" "discard 1048576 1048576" flush
+		qcheck "$T/c.qcow2"
+		same_view "$T/c.qcow2"
+	done
+done
+ok "compressed clusters (deflate, zstd) read, overwritten and freed"
+
+# 3. Backing files: qcow2 and raw, chains.
+qemu-img create -q -f qcow2 "$T/base.qcow2" $SIZE
+qemu-io -c "write -P 0x61 0 3M" -c "write -P 0x62 5M 1M" "$T/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/mid.qcow2" $SIZE
+qemu-io -c "write -P 0x63 1M 100k" -c "write -z 2M 64k" "$T/mid.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$T/top.qcow2" $SIZE
+qemu-io -c "write -P 0x64 4097k 3k" -c "discard 5M 64k" "$T/top.qcow2" >/dev/null
+same_view "$T/top.qcow2" --backing-dir "$T"
+# Header extensions (backing format, feature names) survive engine writes byte for byte.
+dd if="$T/top.qcow2" bs=1 skip=104 count=3992 2>/dev/null >"$T/ext.before"
+$IMG convert -O raw "$T/top.qcow2" "$T/x.raw" 2>"$T/err" && fail "backing opened without permission"
+grep -q "not allowed" "$T/err" || fail "no clear error for a denied backing file"
+$IMG io --backing-dir "$T" "$T/top.qcow2" "write -P 0x65 1500k 7k" "write -P 0x66 5M 2k" "zero 0 128k" flush
+dd if="$T/top.qcow2" bs=1 skip=104 count=3992 2>/dev/null >"$T/ext.after"
+cmp -s "$T/ext.before" "$T/ext.after" || fail "header extensions changed"
+qcheck "$T/top.qcow2"
+same_view "$T/top.qcow2" --backing-dir "$T"
+qemu-img create -q -f qcow2 -b src.raw -F raw "$T/over-raw.qcow2" $SIZE
+$IMG io --backing-dir "$T" "$T/over-raw.qcow2" "write -P 0x67 33k 1k" "discard 64k 64k" flush
+qcheck "$T/over-raw.qcow2"
+same_view "$T/over-raw.qcow2" --backing-dir "$T"
+qemu-img create -q -f qcow2 -o compat=0.10 -b base.qcow2 -F qcow2 "$T/v2over.qcow2" $SIZE
+$IMG io --backing-dir "$T" "$T/v2over.qcow2" "write -P 0x68 2047k 2k" "zero 5M 128k" "discard 0 64k" flush
+qcheck "$T/v2over.qcow2"
+same_view "$T/v2over.qcow2" --backing-dir "$T"
+ok "backing chains (qcow2, raw, v2 and v3) read and copy-on-write"
+
+# 4. Images made and written by the engine pass qemu-img check and read back in QEMU.
+n=0
+for spec in "512 0.10 16" "4k 1.1 16" "64k 1.1 1" "64k 0.10 16" "2M 1.1 64" "4k 1.1 2" "16k 1.1 32"; do
+	set -- $spec
+	f="$T/e-$1-$2-$3.qcow2"
+	if [ "$2" = 0.10 ]; then opt="cluster_size=$1,compat=0.10"; else opt="cluster_size=$1,compat=1.1,refcount_bits=$3"; fi
+	$IMG create -o "$opt" "$f" $SIZE >/dev/null
+	qcheck "$f"
+	ops $((n + 101)) 80 $SIZE 300 img >"$T/ops"
+	run_img_ops "$f" "$T/ops"
+	qcheck "$f"
+	same_view "$f"
+	# QEMU continues where the engine stopped, and the other way round.
+	ops $((n + 201)) 30 $SIZE 300 qemu >"$T/ops"
+	run_qemu_ops "$f" "$T/ops"
+	ops $((n + 301)) 30 $SIZE 300 img >"$T/ops"
+	run_img_ops "$f" "$T/ops"
+	qcheck "$f"
+	same_view "$f"
+	n=$((n + 1))
+done
+ok "$n engine-written images pass qemu-img check and match QEMU's view"
+
+# 5. Explicit pattern read-back with qemu-io.
+$IMG create "$T/p.qcow2" 64M >/dev/null
+$IMG io "$T/p.qcow2" "write -P 0xab 0 64k" "write -P 0xcd 10M 4k" "write -P 0xef 33M 1M" flush
+qemu-io -c "read -P 0xab 0 64k" -c "read -P 0xcd 10M 4k" -c "read -P 0xef 33M 1M" -c "read -P 0 1M 1M" \
+	"$T/p.qcow2" | grep -q "Pattern verification failed" && fail "qemu-io pattern read-back"
+qcheck "$T/p.qcow2"
+ok "qemu-io read -P of engine-written data"
+
+# 6. check agrees with qemu-img on leaks, and repairs them.
+$IMG create "$T/l.qcow2" 16M >/dev/null
+qemu-io -c "write -P 1 0 1M" "$T/l.qcow2" >/dev/null
+# Leak clusters by clearing one L2 entry behind QEMU's back.
+l1=$(od -An -tx8 --endian=big -j40 -N8 "$T/l.qcow2" | tr -d ' ')
+l2=$(od -An -tx8 --endian=big -j$((0x$l1)) -N8 "$T/l.qcow2" | tr -d ' ' | cut -c3-16)
+l2=$((0x$l2 & 0xfffffffffffe00))
+printf '\0\0\0\0\0\0\0\0' | dd of="$T/l.qcow2" bs=1 seek=$l2 conv=notrunc 2>/dev/null
+rc=0; qemu-img check "$T/l.qcow2" >/dev/null 2>&1 || rc=$?
+[ $rc = 3 ] || fail "qemu-img check should report a leak (got $rc)"
+rc=0; $IMG check "$T/l.qcow2" >"$T/c.out" || rc=$?
+[ $rc = 3 ] || fail "img check should report a leak (got $rc)"
+grep -q "1 leaked clusters" "$T/c.out" || fail "img check leak count"
+$IMG check -r leaks "$T/l.qcow2" >/dev/null || fail "img check -r leaks"
+qcheck "$T/l.qcow2"
+ok "img check reports and repairs leaks like qemu-img"
+
+# 7. A lazy_refcounts image left dirty by a crash is repaired when opened.
+qemu-img create -q -f qcow2 -o lazy_refcounts=on "$T/lazy.qcow2" $SIZE
+qemu-io -c "write -P 9 0 3M" -c abort "$T/lazy.qcow2" >/dev/null 2>&1 || true
+$IMG info "$T/lazy.qcow2" | grep -q "dirty: true" || fail "lazy image should be dirty"
+$IMG io "$T/lazy.qcow2" "read -P 9 0 3M" "write -P 8 4M 64k" flush
+$IMG info "$T/lazy.qcow2" | grep -q "dirty: true" && fail "dirty bit not cleared"
+qcheck "$T/lazy.qcow2"
+qemu-io -c "read -P 9 0 3M" -c "read -P 8 4M 64k" "$T/lazy.qcow2" | grep -q failed && fail "lazy data"
+ok "dirty lazy_refcounts image repaired on open"
+
+# 8. Unknown incompatible feature, corrupt bit.
+cp "$T/p.qcow2" "$T/inc.qcow2"
+printf '\0\0\1\0\0\0\0\0' | dd of="$T/inc.qcow2" bs=1 seek=72 conv=notrunc 2>/dev/null
+$IMG info "$T/inc.qcow2" 2>"$T/err" && fail "unknown feature accepted"
+grep -q "unsupported incompatible" "$T/err" || fail "unclear error for an unknown feature"
+cp "$T/p.qcow2" "$T/cor.qcow2"
+printf '\0\0\0\0\0\0\0\2' | dd of="$T/cor.qcow2" bs=1 seek=72 conv=notrunc 2>/dev/null
+$IMG io "$T/cor.qcow2" flush 2>"$T/err" && fail "corrupt image opened writable"
+grep -q "marked corrupt" "$T/err" || fail "unclear error for a corrupt image"
+$IMG convert -O raw "$T/cor.qcow2" "$T/cor.raw" || fail "corrupt image should open read-only"
+ok "unknown features refused, corrupt bit honoured"
