@@ -6,13 +6,17 @@
 
 #include "mm/guest_mem.h"
 
+/* Inside guest RAM, including the kernel pages mapped over it from a file. */
 static bool is_guest(const struct guest_mem *m, uintptr_t start)
 {
 	unsigned int i;
 
-	for (i = 0; i < m->nr; i++)
-		if ((uintptr_t)m->r[i].hva == start)
+	for (i = 0; i < m->nr; i++) {
+		uintptr_t b = (uintptr_t)m->r[i].hva;
+
+		if (start >= b && start - b < m->r[i].size)
 			return true;
+	}
 	return false;
 }
 
