@@ -6,8 +6,16 @@
 
 #include "log.h"
 #include "term.h"
+#include "util.h"
 
 int log_verbosity;
+static uint64_t log_t0;
+
+/* Debug messages carry the time since start-up: where does boot time go? */
+__attribute__((constructor)) static void log_init(void)
+{
+	log_t0 = now_ns();
+}
 
 void log_msg(int level, const char *fmt, ...)
 {
@@ -17,7 +25,11 @@ void log_msg(int level, const char *fmt, ...)
 
 	if (level > log_verbosity)
 		return;
-	n = snprintf(buf, sizeof(buf), "minivmm: %s", level == LOG_WARN ? "warning: " : "");
+	if (log_verbosity >= LOG_DEBUG)
+		n = snprintf(buf, sizeof(buf), "minivmm: [%8.3f] %s", (now_ns() - log_t0) / 1e9,
+			     level == LOG_WARN ? "warning: " : "");
+	else
+		n = snprintf(buf, sizeof(buf), "minivmm: %s", level == LOG_WARN ? "warning: " : "");
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
 	va_end(ap);

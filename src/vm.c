@@ -189,6 +189,7 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 	if (vm->stop_efd < 0)
 		return -errno;
 
+	pr_debug("creating the VM");
 	ret = decide_nested(vm);
 	if (ret)
 		return ret;
@@ -248,6 +249,7 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 
 	if (vm->cfg->serial == SERIAL_STDIO)
 		con = console_start(vm);
+	pr_debug("starting %u vCPU thread%s", vm->nr_vcpus, vm->nr_vcpus > 1 ? "s" : "");
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(vm->vcpus[i])) {
 			pr_err("cannot start vcpu%u", i);

@@ -4,7 +4,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "layout.h"
 #include "log.h"
@@ -95,16 +95,27 @@ static int find_pvh_entry(const char *img, size_t len, const Elf64_Phdr *ph, uns
 	return -ENOENT;
 }
 
-/* Map [off, off + filesz) of @fd at @dst privately; zero the rest of the last page. */
-static bool map_segment(int fd, char *dst, uint64_t off, uint64_t filesz)
+/*
+ * Read a segment from @fd straight into guest RAM: one copy, no faults on a
+ * source mapping, and the kernel lands in (transparent) huge pages, which
+ * measurably speeds up its boot under nested paging compared with mapping the
+ * file's 4 KiB page-cache pages into the guest.
+ */
+static bool read_segment(int fd, char *dst, uint64_t off, uint64_t filesz)
 {
-	uint64_t len = ALIGN_UP(filesz, 4096ULL);
+	uint64_t done = 0;
 
-	if (fd < 0 || (off | (uintptr_t)dst) & 4095 || !filesz)
+	if (fd < 0)
 		return false;
-	if (mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off) == MAP_FAILED)
-		return false;
-	memset(dst + filesz, 0, len - filesz);
+	while (done < filesz) {
+		ssize_t n = pread(fd, dst + done, MIN(filesz - done, 1ULL << 30), off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += n;
+	}
 	return true;
 }
 
@@ -142,12 +153,9 @@ int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
 			       (unsigned long long)ph[i].p_memsz >> 10);
 			return -ENOSPC;
 		}
-		/* Past the last mapped page guest RAM is fresh zeroes: no need to
-		 * touch (and allocate) the kernel's bss. */
-		if (!map_segment(fd, dst, ph[i].p_offset, ph[i].p_filesz)) {
+		if (!read_segment(fd, dst, ph[i].p_offset, ph[i].p_filesz))
 			memcpy(dst, (const char *)img + ph[i].p_offset, ph[i].p_filesz);
-			memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
-		}
+		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
 		*kend = MAX(*kend, ph[i].p_paddr + ph[i].p_memsz);
 	}
 	if (!*kend) {

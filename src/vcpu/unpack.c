@@ -203,7 +203,7 @@ void kimage_release(struct kimage *ki)
 	ki->fd = -1;
 }
 
-/* Map a cache entry; segments can then be mapped copy-on-write into the guest. */
+/* Map a cache entry: headers are parsed in place, segments read from the fd. */
 static int cache_map(const char *path, struct kimage *ki)
 {
 	struct stat st;
