@@ -6,10 +6,10 @@
 #define MINIVMM_VERSION "0.1.0"
 
 /* Exit statuses shared by the subcommands (also documented in --help). */
-#define EXIT_VM_ERROR	1
-#define EXIT_USAGE	2
-#define EXIT_PANIC	3
-#define EXIT_TIMEOUT	124
+#define EXIT_VM_ERROR 1
+#define EXIT_USAGE    2
+#define EXIT_PANIC    3
+#define EXIT_TIMEOUT  124
 
 int cmd_run(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);

@@ -14,13 +14,13 @@
 #include "vcpu/unpack.h"
 
 static const char kernel_usage[] =
-	"usage: minivmm kernel extract BZIMAGE VMLINUX   write the decompressed ELF kernel\n"
-	"       minivmm kernel cache BZIMAGE             fill the boot cache for BZIMAGE\n"
-	"\n"
-	"With [boot] decompress = host (the default) minivmm boots a bzImage by decompressing\n"
-	"it on the host and entering the kernel proper; the result is kept in the cache\n"
-	"directory ($MINIVMM_CACHE_DIR, else $XDG_CACHE_HOME/minivmm, else ~/.cache/minivmm).\n"
-	"An extracted VMLINUX boots through its PVH entry ([boot] kernel = VMLINUX).\n";
+    "usage: minivmm kernel extract BZIMAGE VMLINUX   write the decompressed ELF kernel\n"
+    "       minivmm kernel cache BZIMAGE             fill the boot cache for BZIMAGE\n"
+    "\n"
+    "With [boot] decompress = host (the default) minivmm boots a bzImage by decompressing\n"
+    "it on the host and entering the kernel proper; the result is kept in the cache\n"
+    "directory ($MINIVMM_CACHE_DIR, else $XDG_CACHE_HOME/minivmm, else ~/.cache/minivmm).\n"
+    "An extracted VMLINUX boots through its PVH entry ([boot] kernel = VMLINUX).\n";
 
 int cmd_kernel(int argc, char **argv)
 {
@@ -61,7 +61,8 @@ int cmd_kernel(int argc, char **argv)
 	}
 	if (ret) {
 		pr_err("%s: cannot decompress the payload: %s", argv[2],
-		       ret == -ENOTSUP ? "format not supported (xz, gzip, zstd are)" : strerror(-ret));
+		       ret == -ENOTSUP ? "format not supported (xz, gzip, zstd are)"
+				       : strerror(-ret));
 		ret = EXIT_VM_ERROR;
 		goto out;
 	}

@@ -20,29 +20,29 @@
 #include "vm.h"
 
 static const char run_usage[] =
-	"usage: minivmm run CONFIG [options]\n"
-	"\n"
-	"Boot the guest described by CONFIG (an INI file, see docs/config.md).\n"
-	"\n"
-	"options:\n"
-	"  --set SECTION.KEY=VALUE  override a config key (repeatable), e.g.\n"
-	"                           --set vm.vcpus=4 --set boot.cmdline=\"console=ttyS0\"\n"
-	"  --timeout SECONDS        stop the guest after SECONDS and exit 124\n"
-	"  --dry-run                check the config, print the effective settings, exit\n"
-	"  -v, --verbose            more messages on stderr (repeat for debug)\n"
-	"  -h, --help               this text\n"
-	"\n"
-	"exit status:\n"
-	"  0    the guest powered off or rebooted (see [vm] on_reboot)\n"
-	"  N    the guest wrote byte N to the exit port (I/O port 0x501)\n"
-	"  1    the VM could not start or failed (KVM error, bad kernel)\n"
-	"  2    bad command line or configuration\n"
-	"  3    the guest kernel panicked (reported through pvpanic)\n"
-	"  124  --timeout expired\n"
-	"  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP)\n"
-	"\n"
-	"console: with [console] serial = stdio the guest's ttyS0 is this terminal;\n"
-	"on a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n";
+    "usage: minivmm run CONFIG [options]\n"
+    "\n"
+    "Boot the guest described by CONFIG (an INI file, see docs/config.md).\n"
+    "\n"
+    "options:\n"
+    "  --set SECTION.KEY=VALUE  override a config key (repeatable), e.g.\n"
+    "                           --set vm.vcpus=4 --set boot.cmdline=\"console=ttyS0\"\n"
+    "  --timeout SECONDS        stop the guest after SECONDS and exit 124\n"
+    "  --dry-run                check the config, print the effective settings, exit\n"
+    "  -v, --verbose            more messages on stderr (repeat for debug)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "exit status:\n"
+    "  0    the guest powered off or rebooted (see [vm] on_reboot)\n"
+    "  N    the guest wrote byte N to the exit port (I/O port 0x501)\n"
+    "  1    the VM could not start or failed (KVM error, bad kernel)\n"
+    "  2    bad command line or configuration\n"
+    "  3    the guest kernel panicked (reported through pvpanic)\n"
+    "  124  --timeout expired\n"
+    "  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP)\n"
+    "\n"
+    "console: with [console] serial = stdio the guest's ttyS0 is this terminal;\n"
+    "on a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n";
 
 static int parse_timeout(const char *s, int *ms)
 {
@@ -162,7 +162,8 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_timeout(optarg, &timeout_ms)) {
-				pr_err("--timeout %s: expected a positive number of seconds", optarg);
+				pr_err("--timeout %s: expected a positive number of seconds",
+				       optarg);
 				ret = EXIT_USAGE;
 				goto out;
 			}

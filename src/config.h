@@ -13,22 +13,22 @@ enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 
-#define CONFIG_MAX_VCPUS 64
+#define CONFIG_MAX_VCPUS  64
 #define CONFIG_MIN_MEMORY (16ULL << 20)
 #define CONFIG_MAX_MEMORY (1ULL << 40)
 
 struct vm_config {
-	char *path;		     /* the config file as given, NULL when none */
-	uint64_t mem_size;	     /* [vm] memory, bytes */
-	unsigned int vcpus;	     /* [vm] vcpus */
-	enum nested_mode nested;     /* [vm] nested */
-	enum reboot_action on_reboot; /* [vm] on_reboot = exit|restart */
-	char *kernel;		     /* [boot] kernel, absolute or cwd-relative */
-	char *initrd;		     /* [boot] initrd, NULL when none */
-	char *cmdline;		     /* [boot] cmdline */
+	char *path;			 /* the config file as given, NULL when none */
+	uint64_t mem_size;		 /* [vm] memory, bytes */
+	unsigned int vcpus;		 /* [vm] vcpus */
+	enum nested_mode nested;	 /* [vm] nested */
+	enum reboot_action on_reboot;	 /* [vm] on_reboot = exit|restart */
+	char *kernel;			 /* [boot] kernel, absolute or cwd-relative */
+	char *initrd;			 /* [boot] initrd, NULL when none */
+	char *cmdline;			 /* [boot] cmdline */
 	enum decompress_mode decompress; /* [boot] decompress = host|guest */
-	enum serial_mode serial;     /* [console] serial */
-	char *serial_path;	     /* for SERIAL_FILE */
+	enum serial_mode serial;	 /* [console] serial */
+	char *serial_path;		 /* for SERIAL_FILE */
 };
 
 /*
@@ -41,8 +41,8 @@ struct vm_config {
  *   "<file>:<line>: [section] key: reason" (or "--set <arg>: reason")
  * and returns -EINVAL; the caller exits with status 2. Returns 0 on success.
  */
-int config_load(struct vm_config *cfg, const char *path, char *const *overrides,
-		int n_overrides, FILE *err);
+int config_load(struct vm_config *cfg, const char *path, char *const *overrides, int n_overrides,
+		FILE *err);
 
 /* Defaults only (no file). */
 void config_init(struct vm_config *cfg);

@@ -9,15 +9,25 @@
 #include "kvm.h"
 #include "log.h"
 
-#define CAP(x) { x, #x }
+#define CAP(x)                                                                                     \
+	{                                                                                          \
+		x, #x                                                                              \
+	}
 static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	CAP(KVM_CAP_USER_MEMORY),   CAP(KVM_CAP_IRQCHIP),	 CAP(KVM_CAP_PIT2),
-	CAP(KVM_CAP_SET_TSS_ADDR),  CAP(KVM_CAP_SET_IDENTITY_MAP_ADDR),
-	CAP(KVM_CAP_EXT_CPUID),	    CAP(KVM_CAP_MP_STATE),	 CAP(KVM_CAP_IRQ_ROUTING),
-	CAP(KVM_CAP_IOEVENTFD),	    CAP(KVM_CAP_IRQFD),		 CAP(KVM_CAP_IMMEDIATE_EXIT),
+	CAP(KVM_CAP_USER_MEMORY),
+	CAP(KVM_CAP_IRQCHIP),
+	CAP(KVM_CAP_PIT2),
+	CAP(KVM_CAP_SET_TSS_ADDR),
+	CAP(KVM_CAP_SET_IDENTITY_MAP_ADDR),
+	CAP(KVM_CAP_EXT_CPUID),
+	CAP(KVM_CAP_MP_STATE),
+	CAP(KVM_CAP_IRQ_ROUTING),
+	CAP(KVM_CAP_IOEVENTFD),
+	CAP(KVM_CAP_IRQFD),
+	CAP(KVM_CAP_IMMEDIATE_EXIT),
 	CAP(KVM_CAP_TSC_DEADLINE_TIMER),
 };
 

@@ -8,18 +8,18 @@
 #include "qcow2/img.h"
 
 static const char usage[] =
-	"usage: minivmm COMMAND [ARGS]\n"
-	"\n"
-	"A KVM micro-hypervisor that boots stock Linux kernels.\n"
-	"\n"
-	"commands:\n"
-	"  run CONFIG [options]   boot a guest (minivmm run --help)\n"
-	"  img create|info|check  qcow2 images (minivmm img --help)\n"
-	"  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
-	"  version                print the version\n"
-	"  help                   this text\n"
-	"\n"
-	"See README.md and docs/ for the configuration file and the guest interface.\n";
+    "usage: minivmm COMMAND [ARGS]\n"
+    "\n"
+    "A KVM micro-hypervisor that boots stock Linux kernels.\n"
+    "\n"
+    "commands:\n"
+    "  run CONFIG [options]   boot a guest (minivmm run --help)\n"
+    "  img create|info|check  qcow2 images (minivmm img --help)\n"
+    "  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
+    "  version                print the version\n"
+    "  help                   this text\n"
+    "\n"
+    "See README.md and docs/ for the configuration file and the guest interface.\n";
 
 int main(int argc, char **argv)
 {

@@ -6,13 +6,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ARRAY_SIZE(a)	  (sizeof(a) / sizeof((a)[0]))
-#define ALIGN_UP(x, a)	  (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
-#define ALIGN_DOWN(x, a)  ((x) & ~((__typeof__(x))(a) - 1))
-#define MIN(a, b)	  ((a) < (b) ? (a) : (b))
-#define MAX(a, b)	  ((a) > (b) ? (a) : (b))
-#define MiB		  (1ULL << 20)
-#define GiB		  (1ULL << 30)
+#define ARRAY_SIZE(a)	 (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a)	 (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+#define MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define MAX(a, b)	 ((a) > (b) ? (a) : (b))
+#define MiB		 (1ULL << 20)
+#define GiB		 (1ULL << 30)
 
 /* Read a whole file (at most @max bytes) into a malloc'd buffer. */
 int read_file(const char *path, size_t max, void **buf, size_t *len);

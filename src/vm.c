@@ -74,7 +74,8 @@ static int open_serial_out(struct vm *vm)
 		vm->serial_fd = STDOUT_FILENO;
 		return 0;
 	case SERIAL_FILE:
-		vm->serial_fd = open(c->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		vm->serial_fd =
+		    open(c->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (vm->serial_fd < 0) {
 			pr_err("serial file %s: %s", c->serial_path, strerror(errno));
 			return -errno;

@@ -24,8 +24,8 @@ enum vm_stop {
 	VM_STOP_PANIC,
 	VM_STOP_EXIT_PORT, /* code = the byte written */
 	VM_STOP_TIMEOUT,
-	VM_STOP_SIGNAL,	   /* code = signal number */
-	VM_STOP_USER,	   /* console escape */
+	VM_STOP_SIGNAL, /* code = signal number */
+	VM_STOP_USER,	/* console escape */
 	VM_STOP_ERROR,
 };
 

@@ -30,6 +30,6 @@ static const struct io_ops i8042_cmd_ops = { .read = i8042_read, .write = i8042_
 
 int i8042_init(struct vm *vm)
 {
-	return io_bus_register(&vm->pio, PORT_I8042_DATA, 1, &i8042_data_ops, vm) ?:
-	       io_bus_register(&vm->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, vm);
+	return io_bus_register(&vm->pio, PORT_I8042_DATA, 1, &i8042_data_ops, vm)
+		   ?: io_bus_register(&vm->pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, vm);
 }

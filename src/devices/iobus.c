@@ -62,8 +62,7 @@ int io_bus_unregister(struct io_bus *bus, uint64_t base, void *opaque)
 	return ret;
 }
 
-bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data, unsigned int len,
-		   bool is_write)
+bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data, unsigned int len, bool is_write)
 {
 	bool found = false;
 	unsigned int i;

@@ -33,7 +33,6 @@ int io_bus_register(struct io_bus *bus, uint64_t base, uint64_t len, const struc
 		    void *opaque);
 int io_bus_unregister(struct io_bus *bus, uint64_t base, void *opaque);
 /* Returns false when nothing is mapped there (reads then see all-ones). */
-bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data, unsigned int len,
-		   bool is_write);
+bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data, unsigned int len, bool is_write);
 
 #endif

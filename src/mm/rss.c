@@ -31,7 +31,8 @@ long vmm_rss_kib(const struct guest_mem *m)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &start, &end) == 2 && strchr(line, ' '))
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &start, &end) == 2 &&
+		    strchr(line, ' '))
 			skip = is_guest(m, start);
 		else if (!skip && sscanf(line, "Rss: %ld kB", &kib) == 1)
 			total += kib;

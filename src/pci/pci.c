@@ -27,11 +27,12 @@ void pci_dev_init(struct pci_dev *dev, uint16_t vendor, uint16_t device, uint32_
 	dev->cap_next = 0x40;
 }
 
-void pci_dev_set_bar(struct pci_dev *dev, unsigned int bar, enum pci_bar_type type,
-		     bool prefetch, uint64_t size, const struct io_ops *ops, void *opaque)
+void pci_dev_set_bar(struct pci_dev *dev, unsigned int bar, enum pci_bar_type type, bool prefetch,
+		     uint64_t size, const struct io_ops *ops, void *opaque)
 {
-	dev->bar[bar] = (struct pci_bar){ .type = type, .prefetch = prefetch, .size = size,
-					  .ops = ops, .opaque = opaque };
+	dev->bar[bar] = (struct pci_bar){
+		.type = type, .prefetch = prefetch, .size = size, .ops = ops, .opaque = opaque
+	};
 }
 
 int pci_dev_add_cap(struct pci_dev *dev, uint8_t id, unsigned int len)
@@ -188,9 +189,9 @@ static void bar_write(struct pci_dev *dev, unsigned int off, uint8_t v)
 	if (high)
 		mask = (uint32_t)(~(b->size - 1) >> 32);
 	else if (b->type == PCI_BAR_IO)
-		mask = (uint32_t)~(b->size - 1) & ~3U;
+		mask = (uint32_t) ~(b->size - 1) & ~3U;
 	else
-		mask = (uint32_t)~(b->size - 1) & ~0xfU;
+		mask = (uint32_t) ~(b->size - 1) & ~0xfU;
 	/* Writable bits are the address bits above the size: sizing reads back the mask. */
 	cur = (cur & ~(0xffU << (8 * byte))) | ((uint32_t)v << (8 * byte));
 	cur &= mask;

@@ -11,23 +11,23 @@
 
 struct vm;
 
-#define PCI_MAX_DEVS	 32
-#define PCI_CFG_SIZE	 256
-#define PCI_NUM_BARS	 6
+#define PCI_MAX_DEVS 32
+#define PCI_CFG_SIZE 256
+#define PCI_NUM_BARS 6
 
-#define PCI_VENDOR_ID	 0x00
-#define PCI_DEVICE_ID	 0x02
-#define PCI_COMMAND	 0x04
-#define PCI_STATUS	 0x06
-#define PCI_REVISION_ID	 0x08
-#define PCI_CLASS_PROG	 0x09
-#define PCI_HEADER_TYPE	 0x0e
-#define PCI_BAR0	 0x10
-#define PCI_SUBSYS_VID	 0x2c
-#define PCI_SUBSYS_ID	 0x2e
-#define PCI_CAP_PTR	 0x34
-#define PCI_INT_LINE	 0x3c
-#define PCI_INT_PIN	 0x3d
+#define PCI_VENDOR_ID	0x00
+#define PCI_DEVICE_ID	0x02
+#define PCI_COMMAND	0x04
+#define PCI_STATUS	0x06
+#define PCI_REVISION_ID 0x08
+#define PCI_CLASS_PROG	0x09
+#define PCI_HEADER_TYPE 0x0e
+#define PCI_BAR0	0x10
+#define PCI_SUBSYS_VID	0x2c
+#define PCI_SUBSYS_ID	0x2e
+#define PCI_CAP_PTR	0x34
+#define PCI_INT_LINE	0x3c
+#define PCI_INT_PIN	0x3d
 
 #define PCI_CMD_IO	 0x1
 #define PCI_CMD_MEM	 0x2
@@ -51,7 +51,7 @@ struct pci_dev {
 	uint8_t wmask[PCI_CFG_SIZE]; /* bits the guest may change, outside BARs */
 	struct pci_bar bar[PCI_NUM_BARS];
 	uint8_t slot;
-	uint8_t cap_last; /* offset of the last capability, 0: none */
+	uint8_t cap_last;  /* offset of the last capability, 0: none */
 	uint16_t cap_next; /* first free byte for the next capability */
 	/* Called after the guest wrote config bytes [off, off+len). */
 	void (*cfg_written)(struct pci_dev *dev, unsigned int off, unsigned int len);
@@ -79,8 +79,8 @@ void pci_bus_destroy(struct pci_bus *bus);
 /* Fill the identity of @dev before registering it. */
 void pci_dev_init(struct pci_dev *dev, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint8_t revision);
-void pci_dev_set_bar(struct pci_dev *dev, unsigned int bar, enum pci_bar_type type,
-		     bool prefetch, uint64_t size, const struct io_ops *ops, void *opaque);
+void pci_dev_set_bar(struct pci_dev *dev, unsigned int bar, enum pci_bar_type type, bool prefetch,
+		     uint64_t size, const struct io_ops *ops, void *opaque);
 /* Append a capability of @len bytes with id @id; returns its offset or -ENOSPC. */
 int pci_dev_add_cap(struct pci_dev *dev, uint8_t id, unsigned int len);
 /* Place @dev in the next free slot, assign and map its BARs. */

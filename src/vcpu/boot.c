@@ -20,9 +20,9 @@
 #include "vcpu/unpack.h"
 #include "vm.h"
 
-#define HDR_OFFSET   0x1f1
-#define HDRS_MAGIC   0x53726448 /* "HdrS" */
-#define KERNEL_MAX   (512ULL << 20)
+#define HDR_OFFSET	    0x1f1
+#define HDRS_MAGIC	    0x53726448 /* "HdrS" */
+#define KERNEL_MAX	    (512ULL << 20)
 #define SETUP_SECTS_DEFAULT 4
 
 int bzimage_parse(const void *img, size_t len, struct bzimage *bz)
@@ -87,8 +87,7 @@ int load_file_at(struct guest_mem *m, int fd, uint64_t gpa, uint64_t size)
 	return 0;
 }
 
-int boot_load_initrd(struct vm *vm, uint64_t floor, uint64_t limit, uint64_t *addr,
-		     uint64_t *size)
+int boot_load_initrd(struct vm *vm, uint64_t floor, uint64_t limit, uint64_t *addr, uint64_t *size)
 {
 	const char *path = vm->cfg->initrd;
 	struct stat st;
@@ -192,7 +191,8 @@ static int host_unpack(struct vm *vm, const void *k, size_t klen, const struct b
 		return ret;
 	*kend = MAX(*kend, end);
 	*entry = e;
-	pr_info("kernel: %s on the host in %llu ms", cached ? "cached decompression" : "decompressed",
+	pr_info("kernel: %s on the host in %llu ms",
+		cached ? "cached decompression" : "decompressed",
 		(unsigned long long)((now_ns() - t0) / 1000000));
 	return 0;
 }
@@ -210,8 +210,8 @@ static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp
 
 	ret = bzimage_parse(k, klen, &bz);
 	if (ret == -ENOTSUP) {
-		pr_err("%s: bzImage protocol %#x has no 64-bit entry (need 2.12+)",
-		       vm->cfg->kernel, bz.version);
+		pr_err("%s: bzImage protocol %#x has no 64-bit entry (need 2.12+)", vm->cfg->kernel,
+		       bz.version);
 		return ret;
 	}
 	if (ret)
@@ -276,9 +276,9 @@ static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp
 	bi->mode = BOOT_LINUX64;
 	bi->entry = entry;
 	bi->params = BOOT_PARAMS_ADDR;
-	pr_info("kernel: bzImage protocol %x.%02x, %zu KiB at %#llx, entry %#llx",
-		bz.version >> 8, bz.version & 0xff, (klen - bz.setup_size) >> 10,
-		(unsigned long long)load, (unsigned long long)bi->entry);
+	pr_info("kernel: bzImage protocol %x.%02x, %zu KiB at %#llx, entry %#llx", bz.version >> 8,
+		bz.version & 0xff, (klen - bz.setup_size) >> 10, (unsigned long long)load,
+		(unsigned long long)bi->entry);
 	return 0;
 }
 
@@ -367,8 +367,8 @@ int boot_setup_bsp(int fd, const struct boot_info *bi)
 	if (lm) {
 		sregs.cr0 |= 0x80000000; /* PG */
 		sregs.cr3 = PML4_ADDR;
-		sregs.cr4 = 0x20;     /* PAE */
-		sregs.efer = 0x500;   /* LME | LMA */
+		sregs.cr4 = 0x20;   /* PAE */
+		sregs.efer = 0x500; /* LME | LMA */
 	}
 	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;

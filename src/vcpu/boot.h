@@ -22,7 +22,7 @@ struct boot_info {
 /* What the bzImage header says, after validation. */
 struct bzimage {
 	uint16_t version;
-	size_t setup_size;	  /* real-mode part, bytes */
+	size_t setup_size; /* real-mode part, bytes */
 	uint64_t pref_address;
 	uint32_t init_size;
 	uint32_t initrd_addr_max;

@@ -14,8 +14,7 @@
 #define TOPO_SMT  1
 #define TOPO_CORE 2
 
-struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned int function,
-				    unsigned int index)
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned int function, unsigned int index)
 {
 	unsigned int i;
 
@@ -97,8 +96,8 @@ static void drop_leaf(struct kvm_cpuid2 *c, unsigned int fn)
 	c->nent = j;
 }
 
-struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *s, unsigned int index,
-			       unsigned int ncpus, bool nested_on, bool tsc_deadline)
+struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *s, unsigned int index, unsigned int ncpus,
+			       bool nested_on, bool tsc_deadline)
 {
 	unsigned int shift = cpuid_core_shift(ncpus), max_basic = 0, i;
 	struct kvm_cpuid_entry2 *e;

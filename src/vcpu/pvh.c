@@ -119,8 +119,7 @@ static bool read_segment(int fd, char *dst, uint64_t off, uint64_t filesz)
 	return true;
 }
 
-int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
-	     uint64_t *entry)
+int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend, uint64_t *entry)
 {
 	const Elf64_Ehdr *eh = img;
 	const Elf64_Phdr *ph;
@@ -148,9 +147,10 @@ int elf_load(struct vm *vm, const void *img, size_t len, int fd, uint64_t *kend,
 		}
 		dst = gpa_to_hva(&vm->mem, ph[i].p_paddr, ph[i].p_memsz);
 		if (!dst || ph[i].p_paddr < HIGH_MEM_START) {
-			pr_err("kernel %s: segment %u (%#llx + %llu KiB) is not inside guest RAM above 1 MiB",
-			       path, i, (unsigned long long)ph[i].p_paddr,
-			       (unsigned long long)ph[i].p_memsz >> 10);
+			pr_err(
+			    "kernel %s: segment %u (%#llx + %llu KiB) is not inside guest RAM above 1 MiB",
+			    path, i, (unsigned long long)ph[i].p_paddr,
+			    (unsigned long long)ph[i].p_memsz >> 10);
 			return -ENOSPC;
 		}
 		if (!read_segment(fd, dst, ph[i].p_offset, ph[i].p_filesz))
@@ -180,8 +180,8 @@ int pvh_load(struct vm *vm, const void *img, size_t len, uint64_t rsdp, struct b
 	ret = elf_load(vm, img, len, -1, &kend, &e_entry);
 	if (ret)
 		return ret;
-	if (find_pvh_entry(img, len, (const void *)((const char *)img + eh->e_phoff),
-			   eh->e_phnum, &entry)) {
+	if (find_pvh_entry(img, len, (const void *)((const char *)img + eh->e_phoff), eh->e_phnum,
+			   &entry)) {
 		pr_err("kernel %s: ELF without a PVH entry note (build it with CONFIG_PVH=y, "
 		       "or boot the bzImage)",
 		       vm->cfg->kernel);

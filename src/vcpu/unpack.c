@@ -18,7 +18,7 @@
 #include "vcpu/boot.h"
 #include "vcpu/unpack.h"
 
-#define UNPACK_MAX (512ULL << 20) /* no kernel is larger; bounds a malicious payload */
+#define UNPACK_MAX	   (512ULL << 20) /* no kernel is larger; bounds a malicious payload */
 #define HDR_PAYLOAD_OFFSET 0x248
 #define HDR_PAYLOAD_LENGTH 0x24c
 
@@ -138,7 +138,10 @@ int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void *
 	    plen > len - bz->setup_size - off || plen < 6)
 		return -EINVAL;
 	p = k + bz->setup_size + off;
-	if (!memcmp(p, "\xfd" "7zXZ\0", 6))
+	if (!memcmp(p,
+		    "\xfd"
+		    "7zXZ\0",
+		    6))
 		ret = unxz(p, plen, &buf, &blen);
 	else if (p[0] == 0x1f && p[1] == 0x8b)
 		ret = ungzip(p, plen, &buf, &blen);
@@ -228,8 +231,8 @@ fail:
 	return -EINVAL;
 }
 
-int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
-			  struct kimage *out, int *cached)
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, struct kimage *out,
+			  int *cached)
 {
 	char dirbuf[4096], path[4160];
 	const char *dir = unpack_cache_dir(dirbuf, sizeof(dirbuf));

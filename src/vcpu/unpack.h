@@ -25,11 +25,11 @@ struct kimage {
 
 /*
  * The unpacked ELF of @img: from the cache when it has it (keyed by the
- * image's size and CRC-32; then mapped, and its segments read from the file), else decompressed now and
- * stored there when the directory is writable. @cached tells which happened.
+ * image's size and CRC-32; then mapped, and its segments read from the file), else decompressed now
+ * and stored there when the directory is writable. @cached tells which happened.
  */
-int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
-			  struct kimage *out, int *cached);
+int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, struct kimage *out,
+			  int *cached);
 void kimage_release(struct kimage *ki);
 
 #endif

@@ -66,8 +66,7 @@ int vcpu_create(struct vm *vm, unsigned int id, struct vcpu **out)
 		pr_err("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
 		goto fail;
 	}
-	v->run = mmap(NULL, vm->kvm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
-		      0);
+	v->run = mmap(NULL, vm->kvm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
 		ret = -errno;
 		v->run = NULL;

@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 2: /* MMIO into the 32-bit PCI window, where BARs live */
 		case 3:
-			io_bus_access(&vm.mmio, PCI_MMIO32_BASE + ((uint64_t)val & 0xffff), v8,
-				      len, op & 1);
+			io_bus_access(&vm.mmio, PCI_MMIO32_BASE + ((uint64_t)val & 0xffff), v8, len,
+				      op & 1);
 			break;
 		}
 		if (data[7] == 0xa5)

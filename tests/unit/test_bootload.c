@@ -194,7 +194,8 @@ START_TEST(test_bzimage_host_decompress_and_cache)
 		}
 		check_boot_params(bz.pref_address + bz.init_size);
 		check_common(&bi);
-		ck_assert_int_eq(glob("/tmp/minivmm-bootload-*/cache/vmlinux-*.elf", 0, NULL, &g), 0);
+		ck_assert_int_eq(glob("/tmp/minivmm-bootload-*/cache/vmlinux-*.elf", 0, NULL, &g),
+				 0);
 		ck_assert_uint_eq(g.gl_pathc, 1);
 		ck_assert_int_eq(stat(g.gl_pathv[0], &st), 0);
 		ck_assert_uint_eq(st.st_size, elen);
