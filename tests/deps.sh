@@ -3,7 +3,8 @@
 set -e
 PKGS="build-essential pkg-config clang liblzo2-dev liburing-dev libfdt-dev libinih-dev check
       libsubunit-dev zlib1g-dev liblzma-dev libzstd-dev
-      qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio xz-utils zstd fio"
+      qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio xz-utils zstd fio
+      acpica-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
