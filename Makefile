@@ -51,7 +51,7 @@ export MINIVMM_BUILD := $(abspath $(O))
 # Host-decompressed kernels: one absolute path, the same inside the nested harness.
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot clean format
+.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 clean format
 all: $(BIN)
 
 $(O)/%.o: %.c
@@ -115,6 +115,9 @@ check: deps
 # Benchmarks (not part of check): side by side with QEMU, reported as ratios.
 bench-boot: $(BIN) guest
 	$(Q)tests/harness/in-vm.sh bench/boot/run.sh $(ROUNDS)
+
+bench-qcow2: $(BIN)
+	$(Q)sh bench/qcow2/run.sh $(ROUNDS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all guest
