@@ -2,6 +2,8 @@
 /* bzImage header parsing, initrd placement, guest memory layout and e820. */
 #include <asm/bootparam.h>
 #include <check.h>
+
+#include "unit.h"
 #include <errno.h>
 #include <glob.h>
 #include <stdint.h>
@@ -383,11 +385,5 @@ static Suite *boot_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(boot_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(boot_suite());
 }

@@ -3,6 +3,8 @@
  * the kernel cache), boot_params, initrd, command line, and PVH ELF kernels. */
 #include <asm/bootparam.h>
 #include <check.h>
+
+#include "unit.h"
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -332,8 +334,6 @@ int main(void)
 {
 	Suite *s = suite_create("bootload");
 	TCase *tc = tcase_create("load");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
@@ -343,9 +343,5 @@ int main(void)
 	tcase_add_test(tc, test_pvh);
 	tcase_add_test(tc, test_pvh_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

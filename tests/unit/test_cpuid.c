@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* CPUID policy: topology (APIC IDs, leaves 1/4/0xB/0x1F/AMD), nested, flags. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,11 +410,5 @@ static Suite *cpuid_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cpuid_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(cpuid_suite());
 }

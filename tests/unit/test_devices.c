@@ -2,6 +2,8 @@
 /* The I/O bus, PCI (config space, BARs, conf1), the 8250, the RTC and the
  * power/reset ports, driven through io_bus_access as a vCPU exit would. */
 #include <check.h>
+
+#include "unit.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -1262,11 +1264,5 @@ static Suite *devices_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(devices_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(devices_suite());
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* qcow2 engine: formats, I/O, sync accounting, discard, growth, backing files. */
 #include <check.h>
+
+#include "unit.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -665,8 +667,6 @@ int main(void)
 {
 	Suite *s = suite_create("qcow2");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_roundtrip_formats);
@@ -680,9 +680,5 @@ int main(void)
 	tcase_add_test(tc, t_lazy_dirty_repair);
 	tcase_add_test(tc, t_check_repairs_leaks);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return unit_run(s);
 }
