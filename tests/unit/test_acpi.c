@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* ACPI tables and the AML emitter: walk the tables as a guest would. */
 #include <check.h>
-
-#include "unit.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +8,7 @@
 #include "acpi/acpi.h"
 #include "acpi/aml.h"
 #include "layout.h"
+#include "unit.h"
 
 static uint8_t tbuf[ACPI_TABLES_SIZE];
 

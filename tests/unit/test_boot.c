@@ -2,8 +2,6 @@
 /* bzImage header parsing, initrd placement, guest memory layout and e820. */
 #include <asm/bootparam.h>
 #include <check.h>
-
-#include "unit.h"
 #include <errno.h>
 #include <glob.h>
 #include <stdint.h>
@@ -14,6 +12,7 @@
 #include "mm/guest_mem.h"
 #include "util.h"
 #include "vcpu/boot.h"
+#include "unit.h"
 
 #define IMG_SIZE 0x10000
 

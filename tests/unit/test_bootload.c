@@ -3,8 +3,6 @@
  * the kernel cache), boot_params, initrd, command line, and PVH ELF kernels. */
 #include <asm/bootparam.h>
 #include <check.h>
-
-#include "unit.h"
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +18,7 @@
 #include "vcpu/boot.h"
 #include "vcpu/unpack.h"
 #include "vm.h"
+#include "unit.h"
 
 static char dir[] = "/tmp/minivmm-bootload-XXXXXX";
 static char initrd_path[256], cache_path[256];

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* guest.cfg parsing: every key, every error message, overrides, dump. */
 #include <check.h>
-
-#include "unit.h"
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -14,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "unit.h"
 
 /* Each test runs in a fresh temp dir that is also the cwd. */
 static char tmpdir[PATH_MAX];

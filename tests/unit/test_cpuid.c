@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* CPUID policy: topology (APIC IDs, leaves 1/4/0xB/0x1F/AMD), nested, flags. */
 #include <check.h>
-
-#include "unit.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vcpu/cpuid.h"
+#include "unit.h"
 
 #define SIG	     KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 #define F1_ECX_VMX   (1U << 5)

@@ -2,8 +2,6 @@
 /* The I/O bus, PCI (config space, BARs, conf1), the 8250, the RTC and the
  * power/reset ports, driven through io_bus_access as a vCPU exit would. */
 #include <check.h>
-
-#include "unit.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -20,6 +18,7 @@
 #include "pci/pci.h"
 #include "util.h"
 #include "vm.h"
+#include "unit.h"
 
 /* A fake VM: port and MMIO buses, a stop eventfd, no KVM (fd -1). */
 static struct vm vm;

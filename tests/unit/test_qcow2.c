@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* qcow2 engine: formats, I/O, sync accounting, discard, growth, backing files. */
 #include <check.h>
-
-#include "unit.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +8,7 @@
 #include <unistd.h>
 
 #include "../qcow2/qtest.h"
+#include "unit.h"
 
 static void check_clean(struct qcow2 *q, bool allow_leaks)
 {
