@@ -33,18 +33,16 @@ void vcpu_signals_init(void)
 
 static int set_msrs(struct vcpu *v)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[2];
-	} m;
+	/* struct kvm_msrs ends in a flexible array: room for two entries. */
+	uint64_t buf[(sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)) / 8] = { 0 };
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 2;
-	m.e[0].index = MSR_IA32_MISC_ENABLE;
-	m.e[0].data = 1; /* fast strings */
-	m.e[1].index = MSR_MTRR_DEF_TYPE;
-	m.e[1].data = 0xc06; /* MTRRs on, default write-back: no firmware sets them */
-	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 2)
+	m->nmsrs = 2;
+	m->entries[0].index = MSR_IA32_MISC_ENABLE;
+	m->entries[0].data = 1; /* fast strings */
+	m->entries[1].index = MSR_MTRR_DEF_TYPE;
+	m->entries[1].data = 0xc06; /* MTRRs on, default write-back: no firmware sets them */
+	if (ioctl(v->fd, KVM_SET_MSRS, m) != 2)
 		pr_debug("vcpu%u: KVM_SET_MSRS set fewer MSRs than asked", v->id);
 	return 0;
 }
