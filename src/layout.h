@@ -17,7 +17,6 @@
 #define ACPI_TABLES_ADDR  0xe0000ULL /* RSDP first; found by the BIOS-area scan too */
 #define ACPI_TABLES_SIZE  0x20000ULL
 #define RESET_VECTOR_ADDR 0xffff0ULL  /* f000:fff0, inside the ACPI/BIOS area */
-#define KERNEL_LOAD_ADDR  0x100000ULL /* bzImage protected-mode code */
 #define HIGH_MEM_START	  0x100000ULL
 
 /* The 32-bit hole: [MMIO32_START, 4 GiB) is never RAM. */

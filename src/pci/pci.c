@@ -119,8 +119,9 @@ static uint64_t alloc(uint64_t *next, uint64_t end, uint64_t size)
 
 int pci_register(struct pci_bus *bus, struct pci_dev *dev)
 {
+	/* Cursors move only when every BAR fits: a failure costs no address space. */
+	uint64_t io_next = bus->io_next, m32 = bus->mmio32_next, m64 = bus->mmio64_next;
 	unsigned int slot, i;
-	uint64_t io_next = bus->io_next;
 	uint16_t cmd = 0;
 
 	for (slot = 0; slot < PCI_MAX_DEVS && bus->devs[slot]; slot++)
@@ -137,10 +138,10 @@ int pci_register(struct pci_bus *bus, struct pci_dev *dev)
 			a = alloc(&io_next, bus->io_end, b->size);
 			cmd |= PCI_CMD_IO;
 		} else if (b->type == PCI_BAR_MEM64 && b->prefetch) {
-			a = alloc(&bus->mmio64_next, bus->mmio64_end, b->size);
+			a = alloc(&m64, bus->mmio64_end, b->size);
 			cmd |= PCI_CMD_MEM;
 		} else {
-			a = alloc(&bus->mmio32_next, bus->mmio32_end, b->size);
+			a = alloc(&m32, bus->mmio32_end, b->size);
 			cmd |= PCI_CMD_MEM;
 		}
 		if (!a)
@@ -148,6 +149,8 @@ int pci_register(struct pci_bus *bus, struct pci_dev *dev)
 		bar_set_addr(dev, i, a);
 	}
 	bus->io_next = io_next;
+	bus->mmio32_next = m32;
+	bus->mmio64_next = m64;
 	/* Like firmware: BARs assigned and decoding on before the OS starts. */
 	memcpy(dev->cfg + PCI_COMMAND, &cmd, 2);
 	dev->slot = slot;

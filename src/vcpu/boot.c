@@ -216,9 +216,9 @@ static int load_bzimage(struct vm *vm, const char *k, size_t klen, uint64_t rsdp
 	}
 	if (ret)
 		return ret;
-	/* A relocatable kernel runs where it is loaded; the preferred address
-	 * saves the decompressor a move. */
-	load = bz.relocatable ? bz.pref_address : 0x1000000;
+	/* pref_address (protocol 2.10+) is where a non-relocatable kernel must
+	 * run, and spares a relocatable one's decompressor a move. */
+	load = bz.pref_address;
 	if (load < HIGH_MEM_START || (bz.kernel_alignment && load % bz.kernel_alignment))
 		load = ALIGN_UP(HIGH_MEM_START, MAX(bz.kernel_alignment, 4096U));
 	kend = load + MAX((uint64_t)bz.init_size, klen - bz.setup_size);

@@ -160,7 +160,8 @@ int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void *
 	return 0;
 }
 
-const char *unpack_cache_dir(char *buf, size_t size)
+/* $MINIVMM_CACHE_DIR, else $XDG_CACHE_HOME/minivmm, else ~/.cache/minivmm. */
+static const char *unpack_cache_dir(char *buf, size_t size)
 {
 	const char *d = getenv("MINIVMM_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");

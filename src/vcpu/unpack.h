@@ -13,9 +13,6 @@ struct bzimage;
 int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void **out,
 		   size_t *out_len);
 
-/* The cache directory: $MINIVMM_CACHE_DIR, $XDG_CACHE_HOME/minivmm or ~/.cache/minivmm. */
-const char *unpack_cache_dir(char *buf, size_t size);
-
 /* An unpacked kernel: malloc'd (fd = -1), or a read-only private mapping of fd. */
 struct kimage {
 	void *data;
