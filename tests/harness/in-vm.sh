@@ -10,9 +10,16 @@
 # the variables that matter (PATH HOME LANG LC_ALL TZ MINIVMM MINIVMM_* TEST_*, TERM on a
 # terminal). CMD's stdout/stderr stream live to ours; its exit status is ours.
 #
-# Environment: MINIVMM_L1_TIMEOUT (seconds, default 3600), MINIVMM_L1_MEM (default 4G),
+# The L1 kernel logs (warnings and worse, plus backtraces) to a third serial port in a file;
+# when the L1 dies without a status its tail is printed. A soft lockup in the L1 kernel
+# panics it (softlockup_panic) instead of hanging until the timeout.
+#
+# Environment: MINIVMM_L1_TIMEOUT (seconds, default 1800), MINIVMM_L1_MEM (default 4G),
 # MINIVMM_L1_CPUS (default 2), MINIVMM_L1_FORCE=1 (use the L1 even with /dev/kvm),
-# MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages; by default only panics).
+# MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages live),
+# MINIVMM_L1_RETRIES (default 1): how often a job is started again after the L1 *kernel*
+# panicked (an emulation fault of the L1, reported loudly; never after CMD failed or the
+# timeout).
 # Exit status: CMD's; 124 when the L1 timed out; 125 when the L1 failed (no /dev/kvm in it,
 # boot failure, crash); 126 when QEMU is missing.
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -92,8 +99,14 @@ printf '%s\n' "$cwd" >"$jobdir/cwd"
 # --- the L1 VM --------------------------------------------------------------------------
 # EPYC minus the features TCG cannot emulate (QEMU warns about each of them otherwise).
 cpu=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
-append="console=ttyS0 panic=-1 minivmm.job=$jobdir minivmm.build=$build minivmm.tty=$tty"
-if [ "${MINIVMM_L1_VERBOSE:-0}" = 1 ]; then append="$append loglevel=7"; else append="$append quiet loglevel=1"; fi
+klog=$jobdir/l1-kernel.log
+append="panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 watchdog_thresh=20"
+append="$append minivmm.job=$jobdir minivmm.build=$build minivmm.tty=$tty"
+if [ "${MINIVMM_L1_VERBOSE:-0}" = 1 ]; then
+	append="$append console=ttyS2 console=ttyS0 loglevel=7"
+else
+	append="$append console=ttyS2 loglevel=5"
+fi
 # CMD's stderr: a second serial port appended to our stderr when QEMU can reopen it
 # (a file, pipe or terminal; not a socket), else merged into stdout.
 errdev=(-serial null)
@@ -108,35 +121,62 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -vga none -no
 	-smp "${MINIVMM_L1_CPUS:-2}" -m "${MINIVMM_L1_MEM:-4G}"
 	-kernel "$kernel" -initrd "$l1/initramfs.cpio.gz" -append "$append"
 	-chardev stdio,id=out -serial chardev:out "${errdev[@]}"
+	-chardev "file,id=klog,path=$klog" -serial chardev:klog
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-virtfs "local,path=$build,mount_tag=hostbuild,security_model=none,multidevs=remap")
 
-limit=${MINIVMM_L1_TIMEOUT:-3600}
-set +e
-if [ "$tty" = 1 ]; then
-	# On a terminal QEMU owns it (raw mode): Ctrl-C ends QEMU, other keys go to CMD.
-	timeout --foreground -k 10 "$limit" "${qemu[@]}"
-	qrc=$?
-else
-	# In the background so that a signal to us stops the VM instead of waiting for it.
-	timeout -k 10 "$limit" "${qemu[@]}" </dev/null &
-	qpid=$!
-	trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 143' TERM HUP
-	trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 130' INT
-	wait "$qpid"
-	qrc=$?
-	trap - TERM HUP INT
-fi
-set -e
+limit=${MINIVMM_L1_TIMEOUT:-1800}
+retries=${MINIVMM_L1_RETRIES:-1}
 
-if [ -f "$jobdir/status" ]; then
-	rc=$(cat "$jobdir/status")
-	exit "$rc"
-fi
-if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
-	echo "in-vm: the L1 VM timed out after ${limit}s (MINIVMM_L1_TIMEOUT)" >&2
-	exit 124
-fi
+# run_l1: one boot of the L1 VM; sets $qrc.
+run_l1() {
+	rm -f "$klog" "$jobdir/status"
+	set +e
+	if [ "$tty" = 1 ]; then
+		# On a terminal QEMU owns it (raw mode): Ctrl-C ends QEMU, other keys go to CMD.
+		timeout --foreground -k 10 "$limit" "${qemu[@]}"
+		qrc=$?
+	else
+		# In the background so that a signal to us stops the VM instead of waiting for it.
+		timeout -k 10 "$limit" "${qemu[@]}" </dev/null &
+		qpid=$!
+		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 143' TERM HUP
+		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 130' INT
+		wait "$qpid"
+		qrc=$?
+		trap - TERM HUP INT
+	fi
+	set -e
+}
+
+# show_klog: the tail of the L1 kernel's log, on stderr.
+show_klog() {
+	[ -s "$klog" ] || return 0
+	echo "in-vm: last lines of the L1 kernel log:" >&2
+	tr -d '\r' <"$klog" | tail -n 60 | sed 's/^/  l1| /' >&2
+}
+
+while :; do
+	run_l1
+	if [ -f "$jobdir/status" ]; then
+		rc=$(cat "$jobdir/status")
+		[ "$rc" = 125 ] && show_klog
+		exit "$rc"
+	fi
+	if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+		show_klog
+		echo "in-vm: the L1 VM timed out after ${limit}s (MINIVMM_L1_TIMEOUT)" >&2
+		exit 124
+	fi
+	show_klog
+	if grep -q 'Kernel panic' "$klog" 2>/dev/null && [ "$retries" -gt 0 ]; then
+		retries=$((retries - 1))
+		echo "in-vm: the L1 *kernel* panicked (above: a fault of the emulated L1, not of" \
+			"CMD); starting the job again in a new L1 ($retries more retries)" >&2
+		continue
+	fi
+	break
+done
 echo "in-vm: the L1 VM ended without reporting a status (QEMU exit $qrc): it failed to boot" \
-	"or crashed; rerun with MINIVMM_L1_VERBOSE=1 to see its kernel log" >&2
+	"or crashed; rerun with MINIVMM_L1_VERBOSE=1 to see its kernel log live" >&2
 exit 125
