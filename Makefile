@@ -51,7 +51,8 @@ export MINIVMM_BUILD := $(abspath $(O))
 # Host-decompressed kernels: one absolute path, the same inside the nested harness.
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 clean format
+.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
+	bench-blk-fio clean format
 all: $(BIN)
 
 $(O)/%.o: %.c
@@ -118,6 +119,19 @@ bench-boot: $(BIN) guest
 
 bench-qcow2: $(BIN)
 	$(Q)sh bench/qcow2/run.sh $(ROUNDS)
+
+# virtio-blk device model without KVM: driver threads against the I/O threads.
+$(O)/bench/blk_model: bench/blk-model/blk_model.c $(LIB)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+bench-blk-model: $(O)/bench/blk_model
+	$(Q)bench/blk-model/run.sh $(O)/bench/blk_model $(ROUNDS)
+
+# In-guest fio: per-vCPU queues vs one queue vs QEMU with an IOThread.
+bench-blk-fio: $(BIN) guest
+	$(Q)tests/harness/in-vm.sh bench/blk-fio/run.sh $(ROUNDS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all guest

@@ -50,18 +50,18 @@ struct section_desc {
 	size_t stride;	    /* offset between instances in struct vm_config */
 };
 
-enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, N_SECTIONS };
+enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, N_SECTIONS };
 
 static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_VM] = { .name = "vm" },
 	[SEC_BOOT] = { .name = "boot" },
 	[SEC_CONSOLE] = { .name = "console" },
-	/*
-	 * Indexed sections add a row like
-	 *   [SEC_DISK] = { "disk", 16, sizeof(struct disk_config) },
-	 * and their settings use offsetof(struct vm_config, disks[0].field).
-	 */
+	/* Indexed: settings use offsetof(struct vm_config, disks[0].field). */
+	[SEC_DISK] = { .name = "disk",
+		       .count = CONFIG_MAX_DISKS,
+		       .stride = sizeof(struct disk_config) },
 };
+_Static_assert(CONFIG_MAX_DISKS <= MAX_INSTANCES, "instances");
 
 #define S_REQUIRED 1u /* must be set (in every instance that appears) */
 #define S_EMPTY_OK 2u /* "" is allowed and means unset/empty */
@@ -105,7 +105,12 @@ static int parse_enum(struct parse_ctx *, const struct setting *, void *, const 
 static int parse_path(struct parse_ctx *, const struct setting *, void *, const char *, char **);
 static int parse_string(struct parse_ctx *, const struct setting *, void *, const char *, char **);
 static int parse_serial(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_auto_uint(struct parse_ctx *, const struct setting *, void *, const char *,
+			   char **);
+static int parse_disk_serial(struct parse_ctx *, const struct setting *, void *, const char *,
+			     char **);
 static int check_file(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_disk(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_serial(struct parse_ctx *, const struct setting *, const void *, char **);
 
 static const char *const nested_names[] = {
@@ -118,7 +123,17 @@ static const char *const reboot_names[] = {
 	[REBOOT_EXIT] = "exit", [REBOOT_RESTART] = "restart", NULL
 };
 
+static const char *const onoff_names[] = { "off", "on", NULL };
+static const char *const format_names[] = { [DISK_RAW] = "raw", [DISK_QCOW2] = "qcow2", NULL };
+static const char *const cache_names[] = {
+	[DISK_CACHE_WRITEBACK] = "writeback", [DISK_CACHE_NONE] = "none", NULL
+};
+/* The word that means 0 for parse_auto_uint. */
+static const char *const queues_auto[] = { "auto", NULL };
+static const char *const iothreads_auto[] = { "per-queue", NULL };
+
 #define F(field) offsetof(struct vm_config, field)
+#define D(field) offsetof(struct vm_config, disks[0].field)
 
 /* clang-format off: one row per setting reads better than one field per line */
 static const struct setting settings[] = {
@@ -171,6 +186,56 @@ static const struct setting settings[] = {
 	  .parse = parse_serial,
 	  .offset = F(serial),
 	  .check = check_serial },
+	{ .section = SEC_DISK,
+	  .key = "path",
+	  .parse = parse_path,
+	  .offset = D(path),
+	  .flags = S_REQUIRED,
+	  .check = check_disk },
+	{ .section = SEC_DISK,
+	  .key = "format",
+	  .parse = parse_enum,
+	  .offset = D(format),
+	  .names = format_names },
+	{ .section = SEC_DISK,
+	  .key = "readonly",
+	  .parse = parse_enum,
+	  .offset = D(readonly),
+	  .names = onoff_names },
+	{ .section = SEC_DISK,
+	  .key = "cache",
+	  .parse = parse_enum,
+	  .offset = D(cache),
+	  .names = cache_names },
+	{ .section = SEC_DISK,
+	  .key = "queues",
+	  .parse = parse_auto_uint,
+	  .offset = D(queues),
+	  .min = 1,
+	  .max = CONFIG_MAX_QUEUES,
+	  .names = queues_auto },
+	{ .section = SEC_DISK,
+	  .key = "iothreads",
+	  .parse = parse_auto_uint,
+	  .offset = D(iothreads),
+	  .min = 1,
+	  .max = CONFIG_MAX_QUEUES,
+	  .names = iothreads_auto },
+	{ .section = SEC_DISK,
+	  .key = "pin",
+	  .parse = parse_enum,
+	  .offset = D(pin),
+	  .names = onoff_names },
+	{ .section = SEC_DISK,
+	  .key = "backing",
+	  .parse = parse_enum,
+	  .offset = D(backing),
+	  .names = onoff_names },
+	{ .section = SEC_DISK,
+	  .key = "serial",
+	  .parse = parse_disk_serial,
+	  .offset = D(serial),
+	  .flags = S_EMPTY_OK },
 };
 /* clang-format on */
 
@@ -393,6 +458,33 @@ static int parse_uint(struct parse_ctx *ctx, const struct setting *s, void *fiel
 	return 0;
 }
 
+/* "auto" (names[0]) for 0, else a number in [min, max]. */
+static int parse_auto_uint(struct parse_ctx *ctx, const struct setting *s, void *field,
+			   const char *val, char **why)
+{
+	if (!strcmp(val, s->names[0])) {
+		*(unsigned int *)field = 0;
+		return 0;
+	}
+	if (!isdigit((unsigned char)*val))
+		return failf(why, "bad value '%s' (expected %s or a number)", val, s->names[0]);
+	return parse_uint(ctx, s, field, val, why);
+}
+
+/* What GET_ID returns: up to 20 printable ASCII characters. */
+static int parse_disk_serial(struct parse_ctx *ctx, const struct setting *s, void *field,
+			     const char *val, char **why)
+{
+	const char *p;
+
+	if (strlen(val) > DISK_SERIAL_MAX)
+		return failf(why, "'%s' is longer than %d characters", val, DISK_SERIAL_MAX);
+	for (p = val; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return failf(why, "only printable ASCII characters are allowed");
+	return parse_string(ctx, s, field, val, why);
+}
+
 static int parse_enum(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
 		      char **why)
 {
@@ -492,6 +584,28 @@ static int check_file(struct parse_ctx *ctx, const struct setting *s, const void
 		return failf(why, "%s: not a regular file", path);
 	if (access(path, R_OK))
 		return failf(why, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* A disk: a regular file or a block device we may read (and write unless readonly). */
+static int check_disk(struct parse_ctx *ctx, const struct setting *s, const void *field, char **why)
+{
+	const struct disk_config *d =
+	    (const void *)((const char *)field - offsetof(struct disk_config, path));
+	const char *path = *(char *const *)field;
+	struct stat st;
+
+	(void)ctx;
+	(void)s;
+	if (!path)
+		return 0;
+	if (stat(path, &st))
+		return failf(why, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return failf(why, "%s: not a regular file or block device", path);
+	if (access(path, d->readonly ? R_OK : R_OK | W_OK))
+		return failf(why, "%s: %s%s", path, strerror(errno),
+			     d->readonly ? "" : " (set readonly = on for a read-only disk)");
 	return 0;
 }
 
@@ -824,6 +938,8 @@ void config_init(struct vm_config *cfg)
 	cfg->nested = NESTED_AUTO;
 	cfg->on_reboot = REBOOT_EXIT;
 	cfg->serial = SERIAL_STDIO;
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++)
+		cfg->disks[i].backing = 1;
 	cfg->cmdline = strdup(DEFAULT_CMDLINE); /* NULL on ENOMEM: config_load fails */
 }
 
@@ -835,6 +951,11 @@ void config_free(struct vm_config *cfg)
 	free(cfg->cmdline);
 	free(cfg->serial_path);
 	cfg->path = cfg->kernel = cfg->initrd = cfg->cmdline = cfg->serial_path = NULL;
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
+		free(cfg->disks[i].path);
+		free(cfg->disks[i].serial);
+		cfg->disks[i].path = cfg->disks[i].serial = NULL;
+	}
 }
 
 int config_load_string(struct vm_config *cfg, const char *name, const char *data, size_t len,
@@ -1016,5 +1137,29 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 	case SERIAL_FILE:
 		dump_value(out, "serial", "file:", cfg->serial_path ? cfg->serial_path : "");
 		break;
+	}
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+
+		if (!d->path)
+			continue;
+		fprintf(out, "\n[disk.%u]\n", i);
+		dump_value(out, "path", "", d->path);
+		fprintf(out, "format = %s\nreadonly = %s\ncache = %s\n",
+			enum_name(format_names, 2, d->format),
+			enum_name(onoff_names, 2, d->readonly),
+			enum_name(cache_names, 2, d->cache));
+		if (d->queues)
+			fprintf(out, "queues = %u\n", d->queues);
+		else
+			fprintf(out, "queues = auto\n");
+		if (d->iothreads)
+			fprintf(out, "iothreads = %u\n", d->iothreads);
+		else
+			fprintf(out, "iothreads = per-queue\n");
+		fprintf(out, "pin = %s\nbacking = %s\n", enum_name(onoff_names, 2, d->pin),
+			enum_name(onoff_names, 2, d->backing));
+		if (d->serial)
+			dump_value(out, "serial", "", d->serial);
 	}
 }

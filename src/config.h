@@ -13,7 +13,26 @@ enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 
+enum disk_format { DISK_RAW, DISK_QCOW2 };
+enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_NONE };
+
 #define CONFIG_MAX_VCPUS  64
+#define CONFIG_MAX_DISKS  16
+#define CONFIG_MAX_QUEUES 64
+#define DISK_SERIAL_MAX	  20 /* VIRTIO_BLK_ID_BYTES */
+
+/* [disk.N]; present when path is set. */
+struct disk_config {
+	char *path;
+	enum disk_format format; /* raw|qcow2 */
+	unsigned int readonly;	 /* on|off */
+	enum disk_cache cache;	 /* writeback|none (O_DIRECT) */
+	unsigned int queues;	 /* 0: auto (one per vCPU) */
+	unsigned int iothreads;	 /* 0: per-queue */
+	unsigned int pin;	 /* on|off: I/O thread i next to vCPU i */
+	unsigned int backing;	 /* on|off: qcow2 may open its backing file */
+	char *serial;		 /* NULL: none */
+};
 #define CONFIG_MIN_MEMORY (16ULL << 20)
 #define CONFIG_MAX_MEMORY (1ULL << 40)
 
@@ -29,6 +48,7 @@ struct vm_config {
 	enum decompress_mode decompress; /* [boot] decompress = host|guest */
 	enum serial_mode serial;	 /* [console] serial */
 	char *serial_path;		 /* for SERIAL_FILE */
+	struct disk_config disks[CONFIG_MAX_DISKS];
 };
 
 /*

@@ -127,7 +127,7 @@ static int setup_devices(struct vm *vm, const struct acpi_config *ac)
 		pr_err("cannot register the platform devices: %s", strerror(-ret));
 		return ret;
 	}
-	return 0;
+	return vm_add_disks(vm);
 }
 
 static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
@@ -209,6 +209,9 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 		return ret;
 	}
 	ret = set_mem_slots(vm);
+	if (ret)
+		return ret;
+	ret = vm_irq_init(vm);
 	if (ret)
 		return ret;
 
@@ -303,6 +306,8 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 	}
 	pci_bus_destroy(vm->pci);
+	vm_remove_disks(vm);
+	vm_irq_exit(vm);
 	rtc_destroy(vm->rtc);
 	serial_destroy(vm->serial);
 	if (vm->serial_fd_owned) {

@@ -16,6 +16,7 @@ struct vcpu;
 struct serial;
 struct pci_bus;
 struct rtc;
+struct blk_dev;
 
 enum vm_stop {
 	VM_RUNNING = 0,
@@ -46,6 +47,17 @@ struct vm {
 	int serial_fd; /* where the guest console goes; -1: nowhere */
 	bool serial_fd_owned;
 
+	/* vm_irq.c: MSI routes (the whole table, irqchip defaults first), memory slots. */
+	pthread_mutex_t irq_lock;
+	struct kvm_irq_routing *routes;
+	unsigned int next_gsi;
+	bool routes_committed;
+	int next_slot;
+	struct blk_dev *disks[CONFIG_MAX_DISKS]; /* [disk.N], by N */
+	int *host_cpus; /* the CPUs we may run on; vCPU i and its I/O thread pin to [i % n] */
+	unsigned int nr_host_cpus;
+	bool pin_vcpus;
+
 	atomic_int stop_reason;
 	int stop_code;
 	int stop_efd; /* eventfd: signalled once on the first stop request */
@@ -66,5 +78,25 @@ static inline bool vm_stopping(struct vm *vm)
 
 /* Raise or lower a GSI of the in-kernel irqchip. */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+
+/* virtio/disks.c: the [disk.N] virtio-blk devices */
+int vm_add_disks(struct vm *vm);
+void vm_remove_disks(struct vm *vm);
+/* The host CPU vCPU @i (and I/O thread @i) is pinned to. */
+int vm_host_cpu(const struct vm *vm, unsigned int i);
+
+/* vm_irq.c */
+int vm_irq_init(struct vm *vm);
+void vm_irq_exit(struct vm *vm);
+/* A GSI for an MSI route (parked until vm_msi_set), or a negative errno. */
+int vm_msi_alloc(struct vm *vm);
+/* Point @gsi at the MSI @addr/@data and commit the routing table. */
+int vm_msi_set(struct vm *vm, unsigned int gsi, uint64_t addr, uint32_t data);
+int vm_irqfd(struct vm *vm, int fd, unsigned int gsi, bool assign);
+/* A write of @len bytes at @addr (MMIO, or a port when @pio) signals @fd in the kernel. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned int len, int fd, bool pio, bool assign);
+/* KVM memory slots beyond guest RAM (size 0 in vm_memslot_set deletes). */
+int vm_memslot_alloc(struct vm *vm);
+int vm_memslot_set(struct vm *vm, int slot, uint64_t gpa, uint64_t size, void *hva);
 
 #endif

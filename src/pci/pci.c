@@ -95,12 +95,13 @@ static void bars_update(struct pci_bus *bus, struct pci_dev *dev)
 
 		if (b->type == PCI_BAR_NONE || want == b->mapped_at)
 			continue;
-		if (b->mapped_at)
+		if (b->mapped_at && b->ops)
 			io_bus_unregister(iob, b->mapped_at, b->opaque);
 		b->mapped_at = 0;
-		/* A BAR placed over something else stays unmapped. */
+		/* A BAR placed over something else stays unmapped. A BAR without ops is
+		 * memory the device maps itself (a KVM slot) from bar_moved. */
 		if (want && want + b->size > want &&
-		    !io_bus_register(iob, want, b->size, b->ops, b->opaque))
+		    (!b->ops || !io_bus_register(iob, want, b->size, b->ops, b->opaque)))
 			b->mapped_at = want;
 		if (dev->bar_moved)
 			dev->bar_moved(dev, i, b->mapped_at);
@@ -340,7 +341,7 @@ void pci_bus_destroy(struct pci_bus *bus)
 		for (j = 0; j < PCI_NUM_BARS; j++) {
 			struct pci_bar *b = &dev->bar[j];
 
-			if (b->mapped_at)
+			if (b->mapped_at && b->ops)
 				io_bus_unregister(b->type == PCI_BAR_IO ? &bus->vm->pio
 									: &bus->vm->mmio,
 						  b->mapped_at, b->opaque);

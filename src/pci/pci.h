@@ -40,8 +40,8 @@ enum pci_bar_type { PCI_BAR_NONE, PCI_BAR_IO, PCI_BAR_MEM32, PCI_BAR_MEM64 };
 struct pci_bar {
 	enum pci_bar_type type;
 	bool prefetch;
-	uint64_t size; /* power of two */
-	const struct io_ops *ops;
+	uint64_t size;		  /* power of two */
+	const struct io_ops *ops; /* NULL: the device maps it itself in bar_moved */
 	void *opaque;
 	uint64_t mapped_at; /* 0: not mapped */
 };

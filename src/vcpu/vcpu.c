@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,15 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
+	if (v->vm->pin_vcpus) {
+		/* Next to the I/O thread of "its" queue (see [disk.N] pin). */
+		cpu_set_t cpus;
+
+		CPU_ZERO(&cpus);
+		CPU_SET(vm_host_cpu(v->vm, v->id), &cpus);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus))
+			pr_warn("vcpu%u: cannot pin to CPU %d", v->id, vm_host_cpu(v->vm, v->id));
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

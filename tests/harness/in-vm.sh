@@ -12,14 +12,17 @@
 #
 # The L1 kernel logs (warnings and worse, plus backtraces) to a third serial port in a file;
 # when the L1 dies without a status its tail is printed. A soft lockup in the L1 kernel
-# panics it (softlockup_panic) instead of hanging until the timeout.
+# panics it (softlockup_panic) instead of hanging until the timeout. The L1's init writes
+# a heartbeat into that log every 10 s; when it stops for MINIVMM_L1_HANG seconds (default
+# 120) the L1 is wedged (seen under TCG: both vCPUs spinning, no timer interrupts): the
+# harness prints where each L1 vCPU is (QEMU monitor, symbols from the L1's kallsyms) and ends the L1.
 #
 # Environment: MINIVMM_L1_TIMEOUT (seconds, default 1800), MINIVMM_L1_MEM (default 4G),
 # MINIVMM_L1_CPUS (default 2), MINIVMM_L1_FORCE=1 (use the L1 even with /dev/kvm),
 # MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages live),
 # MINIVMM_L1_RETRIES (default 1): how often a job is started again after the L1 *kernel*
-# panicked (an emulation fault of the L1, reported loudly; never after CMD failed or the
-# timeout).
+# panicked or hung (an emulation fault of the L1, reported loudly; never after CMD failed
+# or the timeout).
 # Exit status: CMD's; 124 when the L1 timed out; 125 when the L1 failed (no /dev/kvm in it,
 # boot failure, crash); 126 when QEMU is missing.
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -122,11 +125,51 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -vga none -no
 	-kernel "$kernel" -initrd "$l1/initramfs.cpio.gz" -append "$append"
 	-chardev stdio,id=out -serial chardev:out "${errdev[@]}"
 	-chardev "file,id=klog,path=$klog" -serial chardev:klog
+	-chardev "pipe,id=mon,path=$jobdir/mon" -mon chardev=mon,mode=readline
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-virtfs "local,path=$build,mount_tag=hostbuild,security_model=none,multidevs=remap")
 
 limit=${MINIVMM_L1_TIMEOUT:-1800}
 retries=${MINIVMM_L1_RETRIES:-1}
+hang_limit=${MINIVMM_L1_HANG:-120}
+sysmap=$jobdir/kallsyms # written by the L1's init
+
+# The monitor's FIFOs, held open read-write here so that QEMU's open never blocks.
+mkfifo "$jobdir/mon.in" "$jobdir/mon.out"
+exec 7<>"$jobdir/mon.in" 8<>"$jobdir/mon.out"
+
+# l1_hung: the L1 gave a heartbeat once and none for $hang_limit seconds.
+l1_hung() {
+	[ -f "$klog" ] && grep -q 'in-vm: heartbeat' "$klog" || return 1
+	[ $(($(date +%s) - $(stat -c %Y "$klog"))) -gt "$hang_limit" ]
+}
+
+# dump_l1_cpus: each L1 vCPU's RIP, with the kernel symbol from the L1's kallsyms.
+dump_l1_cpus() {
+	local out
+	timeout 2 cat <&8 >/dev/null 2>&1 # drop the monitor's banner
+	printf 'info registers -a\n' >&7
+	sleep 2
+	out=$(timeout 2 cat <&8 2>/dev/null | tr -d '\r')
+	echo "in-vm: the L1 is wedged: no heartbeat for ${hang_limit}s; where its vCPUs are:" >&2
+	printf '%s\n' "$out" | grep -E '^(CPU#|RIP=)' | while read -r line; do
+		case $line in
+		RIP=*)
+			rip=${line#RIP=}
+			rip=${rip%% *}
+			sym=""
+			# Same-width lowercase hex compares as strings; offsets fit in the low 32 bits.
+			[ -r "$sysmap" ] && sym=$(awk -v a="$(echo "$rip" | tr 'A-F' 'a-f')" '
+				function h(s,  i, n) { n = 0
+					for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+					return n }
+				length($1) == 16 && $1 <= a && $1 > best { best = $1; name = $3; mod = $4 }
+				END { if (name != "") printf "%s+0x%x %s", name, h(substr(a, 9)) - h(substr(best, 9)), mod }' "$sysmap")
+			echo "  RIP $rip ${sym:-?}" >&2 ;;
+		*) echo "  $line" >&2 ;;
+		esac
+	done
+}
 
 # run_l1: one boot of the L1 VM; sets $qrc.
 run_l1() {
@@ -142,6 +185,16 @@ run_l1() {
 		qpid=$!
 		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 143' TERM HUP
 		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 130' INT
+		hung=0
+		while kill -0 "$qpid" 2>/dev/null; do
+			sleep 5 &
+			wait $! 2>/dev/null
+			if [ "$hung" = 0 ] && l1_hung; then
+				hung=1
+				dump_l1_cpus
+				kill -TERM "$qpid" 2>/dev/null
+			fi
+		done
 		wait "$qpid"
 		qrc=$?
 		trap - TERM HUP INT
@@ -153,7 +206,7 @@ run_l1() {
 show_klog() {
 	[ -s "$klog" ] || return 0
 	echo "in-vm: last lines of the L1 kernel log:" >&2
-	tr -d '\r' <"$klog" | tail -n 60 | sed 's/^/  l1| /' >&2
+	tr -d '\r' <"$klog" | grep -v 'in-vm: heartbeat' | tail -n 60 | sed 's/^/  l1| /' >&2
 }
 
 while :; do
@@ -169,10 +222,11 @@ while :; do
 		exit 124
 	fi
 	show_klog
-	if grep -q 'Kernel panic' "$klog" 2>/dev/null && [ "$retries" -gt 0 ]; then
+	if { [ "${hung:-0}" = 1 ] || grep -q 'Kernel panic' "$klog" 2>/dev/null; } &&
+		[ "$retries" -gt 0 ]; then
 		retries=$((retries - 1))
-		echo "in-vm: the L1 *kernel* panicked (above: a fault of the emulated L1, not of" \
-			"CMD); starting the job again in a new L1 ($retries more retries)" >&2
+		echo "in-vm: the L1 *kernel* panicked or hung (above: a fault of the emulated L1," \
+			"not a failure of CMD); starting the job again in a new L1 ($retries more retries)" >&2
 		continue
 	fi
 	break

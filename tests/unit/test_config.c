@@ -85,6 +85,54 @@ static int load_text(const char *text, char *const *overrides, int n)
 
 #define BOOT "[boot]\nkernel = bzImage\n"
 
+START_TEST(test_disks)
+{
+	char *const set[] = { "disk.3.path=disk.img", "disk.3.queues=auto", "disk.3.pin=on" };
+
+	write_file("disk.img", "");
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nformat = qcow2\nreadonly = on\n"
+					"cache = none\nqueues = 4\niothreads = 2\nserial = abc\n"
+					"backing = off\n",
+				   set, 3),
+			 0);
+	ck_assert_str_eq(cfg.disks[0].path, "disk.img");
+	ck_assert_int_eq(cfg.disks[0].format, DISK_QCOW2);
+	ck_assert_uint_eq(cfg.disks[0].readonly, 1);
+	ck_assert_int_eq(cfg.disks[0].cache, DISK_CACHE_NONE);
+	ck_assert_uint_eq(cfg.disks[0].queues, 4);
+	ck_assert_uint_eq(cfg.disks[0].iothreads, 2);
+	ck_assert_str_eq(cfg.disks[0].serial, "abc");
+	ck_assert_uint_eq(cfg.disks[0].backing, 0);
+	ck_assert_ptr_null(cfg.disks[1].path);
+	/* Defaults: raw, writable, writeback, one queue per vCPU, a thread per queue. */
+	ck_assert_str_eq(cfg.disks[3].path, "disk.img");
+	ck_assert_int_eq(cfg.disks[3].format, DISK_RAW);
+	ck_assert_uint_eq(cfg.disks[3].readonly, 0);
+	ck_assert_int_eq(cfg.disks[3].cache, DISK_CACHE_WRITEBACK);
+	ck_assert_uint_eq(cfg.disks[3].queues, 0);
+	ck_assert_uint_eq(cfg.disks[3].iothreads, 0);
+	ck_assert_uint_eq(cfg.disks[3].pin, 1);
+	ck_assert_uint_eq(cfg.disks[3].backing, 1);
+	config_free(&cfg);
+
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nqueues = 0\niothreads = many\n"
+					"serial = 123456789012345678901\nformat = vmdk\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(
+	    errs,
+	    "guest.cfg:5: [disk.0] queues: 0 out of range (1..64)\n"
+	    "guest.cfg:6: [disk.0] iothreads: bad value 'many' (expected per-queue or a number)\n"
+	    "guest.cfg:7: [disk.0] serial: '123456789012345678901' is longer than 20 characters\n"
+	    "guest.cfg:8: [disk.0] format: bad value 'vmdk' (expected raw|qcow2)\n");
+	/* A disk section without a path, and one past the last index. */
+	ck_assert_int_eq(load_text(BOOT "[disk.1]\nreadonly = on\n[disk.16]\n", NULL, 0), -EINVAL);
+	ck_assert_str_eq(errs,
+			 "guest.cfg:5: [disk.16]: bad instance number (use [disk.N], N = 0..15)\n"
+			 "guest.cfg: [disk.1] path: required key missing\n");
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	char *const set[] = { "boot.kernel=bzImage" };
@@ -401,10 +449,10 @@ START_TEST(test_error_messages)
 	ck_assert_int_eq(load_text("[boot]\nkernel =\n", NULL, 0), -EINVAL);
 	ck_assert_str_eq(errs, "guest.cfg:2: [boot] kernel: empty path\n");
 
-	/* Indexed sections exist as a mechanism only; none is defined yet. */
+	/* [share.N] is not defined (yet); a disk's path must exist. */
 	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = x\n[share.3]\n", NULL, 0), -EINVAL);
-	ck_assert_str_eq(errs, "guest.cfg:3: [disk.0]: unknown section\n"
-			       "guest.cfg:5: [share.3]: unknown section\n");
+	ck_assert_str_eq(errs, "guest.cfg:5: [share.3]: unknown section\n"
+			       "guest.cfg:4: [disk.0] path: x: No such file or directory\n");
 	ck_assert_int_eq(load_text(BOOT "[vm.0]\n", NULL, 0), -EINVAL);
 	ck_assert_str_eq(errs, "guest.cfg:3: [vm.0]: unknown section\n");
 }
@@ -655,6 +703,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_string_entry);
 	tcase_add_test(tc, test_dump_round_trip);
+	tcase_add_test(tc, test_disks);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * virtio-blk with one virtqueue per vCPU and one I/O thread per queue (or
+ * queues spread over fewer threads). The vCPU threads never touch the disk:
+ * kicks arrive on each queue's eventfd, which its I/O thread polls through
+ * its own io_uring, the same ring that carries the block I/O.
+ */
+#ifndef MINIVMM_VIRTIO_BLK_H
+#define MINIVMM_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mm/guest_mem.h"
+
+struct blk_backend;
+struct blk_dev;
+struct aio_ctx;
+struct virtio_dev;
+
+#define BLK_QUEUE_SIZE 256
+#define BLK_SEG_MAX    (BLK_QUEUE_SIZE - 2) /* data segments per request */
+
+struct blk_dev_opts {
+	const char *name;      /* "vda", for messages and thread names */
+	unsigned int queues;   /* >= 1 */
+	unsigned int threads;  /* 1..queues; queue i is served by thread i % threads */
+	const char *serial;    /* GET_ID; NULL: empty */
+	const int *thread_cpu; /* [threads] host CPU to pin each thread to, or NULL */
+};
+
+/* The device takes ownership of @be (closed by blk_dev_destroy). */
+int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct guest_mem *mem,
+		   const struct blk_dev_opts *o);
+struct virtio_dev *blk_dev_virtio(struct blk_dev *b);
+void blk_dev_destroy(struct blk_dev *b);
+
+/*
+ * Serve queue @qi on the calling thread with @ctx, as its I/O thread would
+ * (fuzzers and tests, with the device not started by a transport). Returns
+ * the number of requests taken from the ring.
+ */
+unsigned int blk_dev_process(struct blk_dev *b, unsigned int qi, struct aio_ctx *ctx);
+/* Requests submitted on queue @qi and not completed yet. */
+unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi);
+
+struct blk_dev_stats {
+	uint64_t requests, errors, bad_chains;
+	uint64_t flushes; /* completed FLUSHes: durable on the host */
+};
+void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st);
+
+#endif

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* [disk.N] -> a block backend, a virtio-blk device, a PCI function. */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/backend.h"
+#include "log.h"
+#include "virtio/blk.h"
+#include "virtio/virtio_pci.h"
+#include "vm.h"
+
+int vm_host_cpu(const struct vm *vm, unsigned int i)
+{
+	return vm->nr_host_cpus ? vm->host_cpus[i % vm->nr_host_cpus] : -1;
+}
+
+static int host_cpus(struct vm *vm)
+{
+	cpu_set_t set;
+	int c;
+
+	if (vm->host_cpus)
+		return 0;
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	vm->host_cpus = calloc(CPU_COUNT(&set), sizeof(int));
+	if (!vm->host_cpus)
+		return -ENOMEM;
+	for (c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			vm->host_cpus[vm->nr_host_cpus++] = c;
+	return 0;
+}
+
+static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *dc, char letter)
+{
+	struct blk_open_opts o = {
+		.format = dc->format == DISK_QCOW2 ? BLK_FMT_QCOW2 : BLK_FMT_RAW,
+		.readonly = dc->readonly,
+		.cache = dc->cache == DISK_CACHE_NONE ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK,
+		.allow_backing = dc->backing,
+	};
+	struct blk_dev_opts bo = { .serial = dc->serial };
+	int cpus[CONFIG_MAX_QUEUES];
+	struct blk_backend *be;
+	struct blk_dev *b;
+	char err[256] = "", name[8];
+	unsigned int i;
+	int ret;
+
+	snprintf(name, sizeof(name), "vd%c", letter);
+	bo.name = name;
+	bo.queues = dc->queues ? dc->queues : vm->nr_vcpus;
+	if (bo.queues > CONFIG_MAX_QUEUES)
+		bo.queues = CONFIG_MAX_QUEUES;
+	bo.threads = dc->iothreads ? dc->iothreads : bo.queues;
+	if (bo.threads > bo.queues) {
+		pr_warn("[disk.%u] iothreads = %u, but only %u queues: using %u threads", idx,
+			bo.threads, bo.queues, bo.queues);
+		bo.threads = bo.queues;
+	}
+	if (dc->pin) {
+		ret = host_cpus(vm);
+		if (ret)
+			return ret;
+		for (i = 0; i < bo.threads; i++)
+			cpus[i] = vm_host_cpu(vm, i);
+		bo.thread_cpu = cpus;
+		vm->pin_vcpus = true;
+	}
+	ret = blk_open(&be, dc->path, &o, err, sizeof(err));
+	if (ret) {
+		pr_err("[disk.%u] %s: %s", idx, dc->path, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	ret = blk_dev_create(&b, be, &vm->mem, &bo);
+	if (ret) {
+		blk_close(be);
+		pr_err("[disk.%u]: cannot create the device: %s", idx, strerror(-ret));
+		return ret;
+	}
+	vm->disks[idx] = b;
+	ret = virtio_pci_add(vm, blk_dev_virtio(b));
+	if (ret) {
+		pr_err("[disk.%u]: cannot put it on the PCI bus: %s", idx, strerror(-ret));
+		return ret;
+	}
+	pr_info("disk.%u: %s, %s%s, %llu MiB, %u queue%s, %u I/O thread%s%s", idx, dc->path,
+		be->ops->name, dc->readonly ? " read-only" : "",
+		(unsigned long long)(be->size >> 20), bo.queues, bo.queues > 1 ? "s" : "",
+		bo.threads, bo.threads > 1 ? "s" : "", dc->pin ? ", pinned" : "");
+	return 0;
+}
+
+int vm_add_disks(struct vm *vm)
+{
+	unsigned int i;
+	char letter = 'a';
+	int ret;
+
+	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
+		if (!vm->cfg->disks[i].path)
+			continue;
+		ret = add_disk(vm, i, &vm->cfg->disks[i], letter++);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* After the PCI bus is gone (it stopped the devices). */
+void vm_remove_disks(struct vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
+		struct blk_dev_stats st;
+
+		if (!vm->disks[i])
+			continue;
+		blk_dev_get_stats(vm->disks[i], &st);
+		pr_info("disk.%u: %llu requests, %llu failed, %llu malformed, %llu flushes", i,
+			(unsigned long long)st.requests, (unsigned long long)st.errors,
+			(unsigned long long)st.bad_chains, (unsigned long long)st.flushes);
+		blk_dev_destroy(vm->disks[i]);
+		vm->disks[i] = NULL;
+	}
+	free(vm->host_cpus);
+	vm->host_cpus = NULL;
+	vm->nr_host_cpus = 0;
+}

@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The virtio-pci transport: capabilities, common config, MSI-X, notifications. */
+#include <errno.h>
+#include <linux/virtio_pci.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pci/pci.h"
+#include "util.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_pci.h"
+#include "vm.h"
+
+#define PCI_VENDOR_REDHAT_QUMRANET 0x1af4
+#define PCI_CAP_ID_VNDR		   0x09
+#define PCI_CAP_ID_MSIX		   0x11
+#define MSIX_CTRL_ENABLE	   0x8000
+#define MSIX_CTRL_FMASK		   0x4000
+#define MSIX_ENTRY_SIZE		   16
+#define MSIX_VEC_MASKED		   1
+#define COMMON_SIZE		   64
+#define SHM_BAR			   2
+
+struct msix_vec {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+	int gsi;
+	int fd; /* irqfd */
+	bool pending;
+	atomic_bool blocked; /* masked by entry or function, or MSI-X off */
+};
+
+struct virtio_pci {
+	struct pci_dev pci;
+	struct vm *vm;
+	struct virtio_dev *d;
+	pthread_mutex_t cfg_lock;  /* common-config selectors */
+	pthread_mutex_t msix_lock; /* vector table and pending bits */
+	uint32_t dfselect, gfselect;
+	uint16_t qsel;
+	atomic_uchar isr;
+	uint64_t bar0; /* where BAR 0 is mapped, 0: not */
+	bool ioeventfds;
+	unsigned int nr_vec;
+	struct msix_vec *vec;
+	bool msix_on, msix_fmask;
+	unsigned int msix_cap, cfg_cap;
+	int shm_slot[VIRTIO_MAX_SHM];
+	uint64_t shm_off[VIRTIO_MAX_SHM];
+};
+
+/* --- MSI-X ----------------------------------------------------------------------------- */
+
+static void vec_update_locked(struct virtio_pci *p, unsigned int v)
+{
+	struct msix_vec *m = &p->vec[v];
+	bool blocked = !p->msix_on || p->msix_fmask || (m->ctrl & MSIX_VEC_MASKED);
+	uint64_t one = 1;
+
+	atomic_store(&m->blocked, blocked);
+	if (!blocked && m->pending) {
+		m->pending = false;
+		if (write(m->fd, &one, sizeof(one)) < 0)
+			pr_debug("irqfd write: %s", strerror(errno));
+	}
+}
+
+/* Any thread: deliver vector @v, or remember it while it is masked. */
+static void vec_signal(struct virtio_pci *p, uint16_t v)
+{
+	struct msix_vec *m;
+	uint64_t one = 1;
+
+	if (v >= p->nr_vec)
+		return;
+	m = &p->vec[v];
+	if (!atomic_load(&m->blocked)) {
+		if (write(m->fd, &one, sizeof(one)) < 0)
+			pr_debug("irqfd write: %s", strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&p->msix_lock);
+	m->pending = true;
+	vec_update_locked(p, v); /* unmasked meanwhile: deliver now */
+	pthread_mutex_unlock(&p->msix_lock);
+}
+
+static void msix_table_read(struct virtio_pci *p, uint64_t off, void *data, unsigned int len)
+{
+	unsigned int v = off / MSIX_ENTRY_SIZE, o = off % MSIX_ENTRY_SIZE;
+	uint32_t e[4];
+
+	memset(data, 0, len);
+	if (v >= p->nr_vec || o + len > MSIX_ENTRY_SIZE)
+		return;
+	pthread_mutex_lock(&p->msix_lock);
+	e[0] = p->vec[v].addr_lo;
+	e[1] = p->vec[v].addr_hi;
+	e[2] = p->vec[v].data;
+	e[3] = p->vec[v].ctrl;
+	pthread_mutex_unlock(&p->msix_lock);
+	memcpy(data, (uint8_t *)e + o, len);
+}
+
+static void msix_table_write(struct virtio_pci *p, uint64_t off, const void *data, unsigned int len)
+{
+	unsigned int v = off / MSIX_ENTRY_SIZE, o = off % MSIX_ENTRY_SIZE;
+	struct msix_vec *m;
+	uint32_t e[4];
+
+	if (v >= p->nr_vec || o + len > MSIX_ENTRY_SIZE)
+		return;
+	m = &p->vec[v];
+	pthread_mutex_lock(&p->msix_lock);
+	e[0] = m->addr_lo;
+	e[1] = m->addr_hi;
+	e[2] = m->data;
+	e[3] = m->ctrl;
+	memcpy((uint8_t *)e + o, data, len);
+	m->addr_lo = e[0];
+	m->addr_hi = e[1];
+	m->data = e[2];
+	m->ctrl = e[3] & MSIX_VEC_MASKED;
+	/* The route follows the entry; the guest changes it only while masked. */
+	if (o < 12 && vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
+		pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
+	vec_update_locked(p, v);
+	pthread_mutex_unlock(&p->msix_lock);
+}
+
+static void pba_read(struct virtio_pci *p, uint64_t off, void *data, unsigned int len)
+{
+	uint8_t bits[(VIRTIO_MAX_QUEUES + 1 + 63) / 64 * 8] = { 0 };
+	unsigned int v;
+
+	memset(data, 0, len);
+	if (off >= sizeof(bits) || len > sizeof(bits) - off)
+		return;
+	pthread_mutex_lock(&p->msix_lock);
+	for (v = 0; v < p->nr_vec; v++)
+		if (p->vec[v].pending)
+			bits[v / 8] |= 1 << (v % 8);
+	pthread_mutex_unlock(&p->msix_lock);
+	memcpy(data, bits + off, len);
+}
+
+/* The guest wrote the MSI-X message control word (enable, function mask). */
+static void msix_ctrl_written(struct virtio_pci *p)
+{
+	uint16_t ctrl;
+	unsigned int v;
+
+	memcpy(&ctrl, p->pci.cfg + p->msix_cap + 2, 2);
+	pthread_mutex_lock(&p->msix_lock);
+	p->msix_on = ctrl & MSIX_CTRL_ENABLE;
+	p->msix_fmask = ctrl & MSIX_CTRL_FMASK;
+	for (v = 0; v < p->nr_vec; v++)
+		vec_update_locked(p, v);
+	pthread_mutex_unlock(&p->msix_lock);
+}
+
+/* --- transport ops (device threads) ----------------------------------------------------- */
+
+static void vpci_notify_queue(struct virtio_dev *d, unsigned int q)
+{
+	struct virtio_pci *p = d->transport;
+
+	atomic_fetch_or(&p->isr, 1);
+	vec_signal(p, d->q[q].vector);
+}
+
+static void vpci_notify_config(struct virtio_dev *d)
+{
+	struct virtio_pci *p = d->transport;
+
+	atomic_fetch_or(&p->isr, 2);
+	vec_signal(p, d->config_vector);
+}
+
+static const struct virtio_transport_ops vpci_tops = {
+	.notify_queue = vpci_notify_queue,
+	.notify_config = vpci_notify_config,
+};
+
+/* --- common configuration --------------------------------------------------------------- */
+
+static void common_snapshot(struct virtio_pci *p, uint8_t *c)
+{
+	struct virtio_dev *d = p->d;
+	struct virtio_pci_common_cfg *cc = (void *)c;
+	struct virtio_queue *q = p->qsel < d->nr_queues ? &d->q[p->qsel] : NULL;
+
+	memset(c, 0, COMMON_SIZE);
+	cc->device_feature_select = p->dfselect;
+	cc->device_feature = virtio_get_features(d, p->dfselect);
+	cc->guest_feature_select = p->gfselect;
+	cc->guest_feature = p->gfselect < 2 ? (uint32_t)(d->acked >> (32 * p->gfselect)) : 0;
+	cc->msix_config = d->config_vector;
+	cc->num_queues = d->nr_queues;
+	cc->device_status = virtio_get_status(d);
+	cc->config_generation = d->config_gen;
+	cc->queue_select = p->qsel;
+	if (q) {
+		cc->queue_size = q->size;
+		cc->queue_msix_vector = q->vector;
+		cc->queue_enable = q->enabled;
+		cc->queue_notify_off = q->index;
+		cc->queue_desc_lo = (uint32_t)q->desc;
+		cc->queue_desc_hi = q->desc >> 32;
+		cc->queue_avail_lo = (uint32_t)q->avail;
+		cc->queue_avail_hi = q->avail >> 32;
+		cc->queue_used_lo = (uint32_t)q->used;
+		cc->queue_used_hi = q->used >> 32;
+	}
+}
+
+static bool touches(uint64_t off, unsigned int len, size_t field, size_t flen)
+{
+	return off < field + flen && field < off + len;
+}
+
+#define FIELD(f)                                                                                   \
+	offsetof(struct virtio_pci_common_cfg, f), sizeof(((struct virtio_pci_common_cfg *)0)->f)
+
+static uint16_t valid_vector(struct virtio_pci *p, uint16_t v)
+{
+	return v < p->nr_vec ? v : VIRTIO_NO_VECTOR;
+}
+
+static void common_write(struct virtio_pci *p, uint64_t off, const void *data, unsigned int len)
+{
+	struct virtio_dev *d = p->d;
+	uint8_t buf[COMMON_SIZE];
+	struct virtio_pci_common_cfg *cc = (void *)buf;
+	struct virtio_queue *q;
+	bool frozen;
+
+	if (off >= COMMON_SIZE || len > COMMON_SIZE - off)
+		return;
+	pthread_mutex_lock(&p->cfg_lock);
+	common_snapshot(p, buf);
+	memcpy(buf + off, data, len);
+	if (touches(off, len, FIELD(device_feature_select)))
+		p->dfselect = cc->device_feature_select;
+	if (touches(off, len, FIELD(guest_feature_select)))
+		p->gfselect = cc->guest_feature_select;
+	if (touches(off, len, FIELD(guest_feature)))
+		virtio_set_features(d, p->gfselect, cc->guest_feature);
+	if (touches(off, len, FIELD(msix_config)))
+		d->config_vector = valid_vector(p, cc->msix_config);
+	if (touches(off, len, FIELD(queue_select)))
+		p->qsel = cc->queue_select;
+	q = p->qsel < d->nr_queues ? &d->q[p->qsel] : NULL;
+	/* A queue's set-up is fixed once it is enabled or the driver is running. */
+	frozen = !q || q->enabled || (virtio_get_status(d) & VIRTIO_S_DRIVER_OK);
+	if (q && touches(off, len, FIELD(queue_msix_vector)))
+		q->vector = valid_vector(p, cc->queue_msix_vector);
+	if (!frozen) {
+		if (touches(off, len, FIELD(queue_size))) {
+			uint16_t s = cc->queue_size;
+
+			if (s && s <= q->size_max && !(s & (s - 1)))
+				q->size = s;
+		}
+		if (touches(off, len, 32, 8))
+			q->desc = ((uint64_t)cc->queue_desc_hi << 32) | cc->queue_desc_lo;
+		if (touches(off, len, 40, 8))
+			q->avail = ((uint64_t)cc->queue_avail_hi << 32) | cc->queue_avail_lo;
+		if (touches(off, len, 48, 8))
+			q->used = ((uint64_t)cc->queue_used_hi << 32) | cc->queue_used_lo;
+		if (touches(off, len, FIELD(queue_enable)) && cc->queue_enable == 1)
+			q->enabled = true;
+	}
+	if (touches(off, len, FIELD(device_status)))
+		virtio_set_status(d, cc->device_status);
+	pthread_mutex_unlock(&p->cfg_lock);
+}
+
+/* --- BAR 0 ------------------------------------------------------------------------------ */
+
+static void kick(struct virtio_pci *p, unsigned int qi)
+{
+	uint64_t one = 1;
+
+	if (qi < p->d->nr_queues && write(p->d->q[qi].kick_fd, &one, sizeof(one)) < 0)
+		pr_debug("kick: %s", strerror(errno));
+}
+
+static void bar0_read(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	struct virtio_pci *p = opaque;
+	struct virtio_dev *d = p->d;
+	uint8_t buf[COMMON_SIZE];
+
+	memset(data, 0, len);
+	if (off + len <= VPCI_COMMON_OFF + COMMON_SIZE) {
+		pthread_mutex_lock(&p->cfg_lock);
+		common_snapshot(p, buf);
+		pthread_mutex_unlock(&p->cfg_lock);
+		memcpy(data, buf + off, len);
+	} else if (off == VPCI_ISR_OFF) {
+		/* Reading ISR clears it (and would deassert INTx, which we do not wire). */
+		*(uint8_t *)data = atomic_exchange(&p->isr, 0);
+	} else if (off >= VPCI_DEVICE_OFF && off + len <= VPCI_DEVICE_OFF + d->config_size) {
+		if (d->ops->config_read)
+			d->ops->config_read(d, off - VPCI_DEVICE_OFF, data, len);
+	} else if (off >= VPCI_MSIX_OFF && off < VPCI_PBA_OFF) {
+		msix_table_read(p, off - VPCI_MSIX_OFF, data, len);
+	} else if (off >= VPCI_PBA_OFF) {
+		pba_read(p, off - VPCI_PBA_OFF, data, len);
+	}
+}
+
+static void bar0_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	struct virtio_pci *p = opaque;
+	struct virtio_dev *d = p->d;
+
+	if (off + len <= VPCI_COMMON_OFF + COMMON_SIZE) {
+		common_write(p, off, data, len);
+	} else if (off >= VPCI_DEVICE_OFF && off + len <= VPCI_DEVICE_OFF + d->config_size) {
+		if (d->ops->config_write)
+			d->ops->config_write(d, off - VPCI_DEVICE_OFF, data, len);
+	} else if (off >= VPCI_NOTIFY_OFF &&
+		   off < VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * d->nr_queues) {
+		/* Only when KVM did not take it as an ioeventfd (other width, no ioeventfd). */
+		kick(p, (off - VPCI_NOTIFY_OFF) / VPCI_NOTIFY_MULT);
+	} else if (off >= VPCI_MSIX_OFF && off < VPCI_PBA_OFF) {
+		msix_table_write(p, off - VPCI_MSIX_OFF, data, len);
+	}
+}
+
+static const struct io_ops bar0_ops = { .read = bar0_read, .write = bar0_write };
+
+static void set_ioeventfds(struct virtio_pci *p, uint64_t base, bool assign)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->d->nr_queues; i++) {
+		uint64_t a = base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * i;
+
+		/* Linux writes the queue index as 16 bits; other widths trap to bar0_write. */
+		if (vm_ioeventfd(p->vm, a, 2, p->d->q[i].kick_fd, false, assign) && assign)
+			pr_warn("%s: no ioeventfd for queue %u: kicks will exit to userspace",
+				p->d->name, i);
+	}
+}
+
+static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
+{
+	struct virtio_pci *p = dev->priv;
+	struct virtio_dev *d = p->d;
+	unsigned int i;
+
+	if (bar == 0) {
+		if (p->bar0)
+			set_ioeventfds(p, p->bar0, false);
+		p->bar0 = addr;
+		if (addr)
+			set_ioeventfds(p, addr, true);
+	} else if (bar == SHM_BAR) {
+		for (i = 0; i < d->nr_shm; i++) {
+			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, d->shm[i].hva);
+			d->shm[i].gpa = 0;
+			if (addr && !vm_memslot_set(p->vm, p->shm_slot[i], addr + p->shm_off[i],
+						    d->shm[i].size, d->shm[i].hva))
+				d->shm[i].gpa = addr + p->shm_off[i];
+		}
+	}
+}
+
+/* --- PCI configuration ------------------------------------------------------------------ */
+
+/* VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space (the spec requires it). */
+static void cfg_cap_access(struct virtio_pci *p, bool write)
+{
+	struct virtio_pci_cfg_cap *c = (void *)(p->pci.cfg + p->cfg_cap);
+	uint32_t off = c->cap.offset, len = c->cap.length;
+
+	if (c->cap.bar != 0 || (len != 1 && len != 2 && len != 4) || off >= VPCI_BAR0_SIZE ||
+	    len > VPCI_BAR0_SIZE - off || off % len)
+		return;
+	if (write)
+		bar0_write(p, off, c->pci_cfg_data, len);
+	else if (off != VPCI_ISR_OFF) /* no read side effects behind the guest's back */
+		bar0_read(p, off, c->pci_cfg_data, len);
+}
+
+static void vpci_cfg_written(struct pci_dev *dev, unsigned int off, unsigned int len)
+{
+	struct virtio_pci *p = dev->priv;
+	unsigned int data = p->cfg_cap + offsetof(struct virtio_pci_cfg_cap, pci_cfg_data);
+
+	if (off < p->msix_cap + 4 && p->msix_cap + 2 < off + len)
+		msix_ctrl_written(p);
+	if (off < data + 4 && data < off + len)
+		cfg_cap_access(p, true);
+	else if (off < data && p->cfg_cap + 4 < off + len)
+		cfg_cap_access(p, false);
+}
+
+static void vpci_release(struct pci_dev *dev)
+{
+	struct virtio_pci *p = dev->priv;
+	unsigned int i;
+
+	/* Device threads first: they signal through the vectors freed below. */
+	virtio_set_status(p->d, 0);
+	if (p->bar0)
+		set_ioeventfds(p, p->bar0, false);
+	for (i = 0; i < p->d->nr_shm; i++)
+		vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
+	for (i = 0; i < p->nr_vec; i++) {
+		if (p->vec[i].fd < 0)
+			continue;
+		vm_irqfd(p->vm, p->vec[i].fd, p->vec[i].gsi, false);
+		close(p->vec[i].fd);
+	}
+	p->d->transport = NULL;
+	p->d->tops = NULL;
+	free(p->vec);
+	pthread_mutex_destroy(&p->cfg_lock);
+	pthread_mutex_destroy(&p->msix_lock);
+	free(p);
+}
+
+static int add_vcap(struct virtio_pci *p, uint8_t type, uint8_t bar, uint8_t id, uint64_t off,
+		    uint64_t len, unsigned int caplen)
+{
+	struct virtio_pci_cap64 *c;
+	int at = pci_dev_add_cap(&p->pci, PCI_CAP_ID_VNDR, caplen);
+
+	if (at < 0)
+		return at;
+	c = (void *)(p->pci.cfg + at);
+	c->cap.cap_len = caplen;
+	c->cap.cfg_type = type;
+	c->cap.bar = bar;
+	c->cap.id = id;
+	c->cap.offset = (uint32_t)off;
+	c->cap.length = (uint32_t)len;
+	if (caplen >= sizeof(*c)) {
+		c->offset_hi = off >> 32;
+		c->length_hi = len >> 32;
+	}
+	return at;
+}
+
+static int setup_caps(struct virtio_pci *p)
+{
+	struct virtio_dev *d = p->d;
+	struct virtio_pci_notify_cap *n;
+	uint16_t ctrl = p->nr_vec - 1;
+	uint32_t tbl = VPCI_MSIX_OFF, pba = VPCI_PBA_OFF;
+	unsigned int i;
+	int at;
+
+	if (add_vcap(p, VIRTIO_PCI_CAP_COMMON_CFG, 0, 0, VPCI_COMMON_OFF, COMMON_SIZE, 16) < 0 ||
+	    add_vcap(p, VIRTIO_PCI_CAP_ISR_CFG, 0, 0, VPCI_ISR_OFF, 1, 16) < 0)
+		return -ENOSPC;
+	if (d->config_size &&
+	    add_vcap(p, VIRTIO_PCI_CAP_DEVICE_CFG, 0, 0, VPCI_DEVICE_OFF, d->config_size, 16) < 0)
+		return -ENOSPC;
+	at = add_vcap(p, VIRTIO_PCI_CAP_NOTIFY_CFG, 0, 0, VPCI_NOTIFY_OFF,
+		      VPCI_NOTIFY_MULT * d->nr_queues, sizeof(*n));
+	if (at < 0)
+		return at;
+	n = (void *)(p->pci.cfg + at);
+	n->notify_off_multiplier = VPCI_NOTIFY_MULT;
+	for (i = 0; i < d->nr_shm; i++)
+		if (add_vcap(p, VIRTIO_PCI_CAP_SHARED_MEMORY_CFG, SHM_BAR, d->shm[i].id,
+			     p->shm_off[i], d->shm[i].size, sizeof(struct virtio_pci_cap64)) < 0)
+			return -ENOSPC;
+	at = add_vcap(p, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 0, 0, sizeof(struct virtio_pci_cfg_cap));
+	if (at < 0)
+		return at;
+	p->cfg_cap = at;
+	/* The guest picks the BAR, offset and length of a cfg-cap access, and its data. */
+	memset(p->pci.wmask + at + 4, 0xff, 1);
+	memset(p->pci.wmask + at + 8, 0xff, 12);
+	at = pci_dev_add_cap(&p->pci, PCI_CAP_ID_MSIX, 12);
+	if (at < 0)
+		return at;
+	p->msix_cap = at;
+	memcpy(p->pci.cfg + at + 2, &ctrl, 2);
+	memcpy(p->pci.cfg + at + 4, &tbl, 4); /* BIR 0 */
+	memcpy(p->pci.cfg + at + 8, &pba, 4);
+	p->pci.wmask[at + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8;
+	return 0;
+}
+
+static int setup_vectors(struct virtio_pci *p)
+{
+	unsigned int i;
+
+	p->vec = calloc(p->nr_vec, sizeof(*p->vec));
+	if (!p->vec)
+		return -ENOMEM;
+	for (i = 0; i < p->nr_vec; i++)
+		p->vec[i].fd = -1;
+	for (i = 0; i < p->nr_vec; i++) {
+		struct msix_vec *m = &p->vec[i];
+		int ret;
+
+		m->ctrl = MSIX_VEC_MASKED;
+		atomic_store(&m->blocked, true);
+		m->gsi = vm_msi_alloc(p->vm);
+		if (m->gsi < 0)
+			return m->gsi;
+		m->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->fd < 0)
+			return -errno;
+		ret = vm_irqfd(p->vm, m->fd, m->gsi, true);
+		if (ret) {
+			pr_err("%s: KVM_IRQFD: %s", p->d->name, strerror(-ret));
+			close(m->fd);
+			m->fd = -1;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
+{
+	struct virtio_pci *p = calloc(1, sizeof(*p));
+	uint64_t shm_size = 0;
+	unsigned int i;
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	p->vm = vm;
+	p->d = d;
+	p->nr_vec = d->nr_queues + 1;
+	pthread_mutex_init(&p->cfg_lock, NULL);
+	pthread_mutex_init(&p->msix_lock, NULL);
+	pci_dev_init(&p->pci, PCI_VENDOR_REDHAT_QUMRANET, 0x1040 + d->device_id, d->pci_class, 1);
+	memcpy(p->pci.cfg + PCI_SUBSYS_VID, &(uint16_t){ PCI_VENDOR_REDHAT_QUMRANET }, 2);
+	memcpy(p->pci.cfg + PCI_SUBSYS_ID, &(uint16_t){ 0x40 }, 2);
+	p->pci.priv = p;
+	p->pci.cfg_written = vpci_cfg_written;
+	p->pci.bar_moved = vpci_bar_moved;
+	p->pci.release = vpci_release;
+	pci_dev_set_bar(&p->pci, 0, PCI_BAR_MEM32, false, VPCI_BAR0_SIZE, &bar0_ops, p);
+	for (i = 0; i < d->nr_shm; i++) {
+		/* Each region aligned to its own size (a power of two, at least a page). */
+		uint64_t a = MAX(d->shm[i].size, 4096ULL);
+
+		while (a & (a - 1))
+			a += a & -a;
+		p->shm_off[i] = ALIGN_UP(shm_size, a);
+		shm_size = p->shm_off[i] + d->shm[i].size;
+		p->shm_slot[i] = vm_memslot_alloc(vm);
+	}
+	if (shm_size) {
+		uint64_t s = 4096;
+
+		while (s < shm_size)
+			s <<= 1;
+		pci_dev_set_bar(&p->pci, SHM_BAR, PCI_BAR_MEM64, true, s, NULL, p);
+	}
+	d->transport = p;
+	d->tops = &vpci_tops;
+	ret = setup_caps(p) ?: setup_vectors(p);
+	if (ret)
+		goto fail;
+	ret = pci_register(vm->pci, &p->pci);
+	if (ret)
+		goto fail;
+	pr_debug("%s: PCI slot %u, %u queues, %u MSI-X vectors", d->name, p->pci.slot, d->nr_queues,
+		 p->nr_vec);
+	return 0;
+fail:
+	vpci_release(&p->pci);
+	return ret;
+}

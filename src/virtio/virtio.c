@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The transport-independent half of a virtio device: features, status, queues. */
+#include <errno.h>
+#include <libfdt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "virtio/virtio.h"
+
+#define CORE_FEATURES                                                                              \
+	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |                             \
+	 (1ULL << VIRTIO_F_INDIRECT_DESC))
+
+int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
+		    const struct virtio_dev_ops *ops, void *priv, const struct guest_mem *mem,
+		    unsigned int nr_queues, unsigned int qsize, uint64_t features,
+		    size_t config_size)
+{
+	unsigned int i;
+
+	if (!nr_queues || nr_queues > VIRTIO_MAX_QUEUES || !qsize || qsize > VQ_MAX_SIZE ||
+	    (qsize & (qsize - 1)))
+		return -EINVAL;
+	memset(d, 0, sizeof(*d));
+	d->name = name;
+	d->device_id = device_id;
+	d->ops = ops;
+	d->priv = priv;
+	d->mem = mem;
+	d->config_size = config_size;
+	d->features = features | CORE_FEATURES;
+	d->config_vector = VIRTIO_NO_VECTOR;
+	pthread_mutex_init(&d->lock, NULL);
+	d->q = calloc(nr_queues, sizeof(*d->q));
+	if (!d->q)
+		return -ENOMEM;
+	d->nr_queues = nr_queues;
+	for (i = 0; i < nr_queues; i++) {
+		struct virtio_queue *q = &d->q[i];
+
+		q->index = i;
+		q->dev = d;
+		q->size_max = qsize;
+		q->size = qsize;
+		q->vector = VIRTIO_NO_VECTOR;
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0) {
+			int ret = -errno;
+
+			virtio_dev_exit(d);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void virtio_dev_exit(struct virtio_dev *d)
+{
+	unsigned int i;
+
+	if (!d->q)
+		return;
+	if (d->started && d->ops->stop)
+		d->ops->stop(d);
+	d->started = false;
+	for (i = 0; i < d->nr_queues; i++)
+		if (d->q[i].kick_fd > 0)
+			close(d->q[i].kick_fd);
+	free(d->q);
+	d->q = NULL;
+	pthread_mutex_destroy(&d->lock);
+}
+
+int virtio_dev_add_shm(struct virtio_dev *d, uint8_t id, void *hva, uint64_t size)
+{
+	if (d->nr_shm == VIRTIO_MAX_SHM)
+		return -ENOSPC;
+	d->shm[d->nr_shm++] = (struct virtio_shm){ .id = id, .size = size, .hva = hva };
+	return 0;
+}
+
+bool virtio_negotiated(const struct virtio_dev *d, unsigned int bit)
+{
+	return bit < 64 && (d->acked >> bit) & 1;
+}
+
+uint8_t virtio_get_status(struct virtio_dev *d)
+{
+	return atomic_load(&d->status);
+}
+
+uint32_t virtio_get_features(struct virtio_dev *d, unsigned int word)
+{
+	return word < 2 ? (uint32_t)(d->features >> (32 * word)) : 0;
+}
+
+void virtio_set_features(struct virtio_dev *d, unsigned int word, uint32_t val)
+{
+	uint64_t mask;
+
+	pthread_mutex_lock(&d->lock);
+	/* Features are frozen once FEATURES_OK was accepted. */
+	if (word < 2 && !(atomic_load(&d->status) & VIRTIO_S_FEATURES_OK)) {
+		mask = 0xffffffffULL << (32 * word);
+		d->acked = (d->acked & ~mask) | ((uint64_t)val << (32 * word));
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void reset_locked(struct virtio_dev *d)
+{
+	unsigned int i;
+	uint64_t v;
+
+	if (d->started && d->ops->stop)
+		d->ops->stop(d);
+	d->started = false;
+	for (i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->q[i];
+
+		memset(&q->vq, 0, sizeof(q->vq));
+		q->size = q->size_max;
+		q->enabled = false;
+		q->desc = q->avail = q->used = 0;
+		q->vector = VIRTIO_NO_VECTOR;
+		/* A kick left over from before the reset means nothing now. */
+		if (read(q->kick_fd, &v, sizeof(v)) < 0)
+			(void)0;
+	}
+	d->acked = 0;
+	d->config_vector = VIRTIO_NO_VECTOR;
+	atomic_store(&d->status, 0);
+}
+
+/* DRIVER_OK: map every enabled queue, then let the device run. */
+static int start_locked(struct virtio_dev *d)
+{
+	bool ev = virtio_negotiated(d, VIRTIO_F_EVENT_IDX);
+	bool ind = virtio_negotiated(d, VIRTIO_F_INDIRECT_DESC);
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->q[i];
+
+		if (!q->enabled)
+			continue;
+		ret = vq_init(&q->vq, d->mem, q->size, q->desc, q->avail, q->used, ev, ind);
+		if (ret) {
+			pr_warn(
+			    "%s: queue %u: the driver placed its rings outside RAM or misaligned",
+			    d->name, i);
+			return ret;
+		}
+	}
+	ret = d->ops->start ? d->ops->start(d) : 0;
+	if (ret)
+		return ret;
+	d->started = true;
+	return 0;
+}
+
+void virtio_set_status(struct virtio_dev *d, uint8_t val)
+{
+	uint8_t old;
+
+	pthread_mutex_lock(&d->lock);
+	if (val == 0) {
+		reset_locked(d);
+		goto out;
+	}
+	old = atomic_load(&d->status);
+	/* The driver sets bits one step at a time and never clears them (3.1.1). */
+	val |= old & VIRTIO_S_DEVICE_NEEDS_RESET;
+	if ((val & VIRTIO_S_FEATURES_OK) && !(old & VIRTIO_S_FEATURES_OK)) {
+		/* Only what we offered, and only the modern interface. */
+		if ((d->acked & ~d->features) || !virtio_negotiated(d, VIRTIO_F_VERSION_1)) {
+			pr_debug("%s: refusing features %#llx", d->name,
+				 (unsigned long long)d->acked);
+			val &= ~VIRTIO_S_FEATURES_OK;
+		}
+	}
+	atomic_store(&d->status, val);
+	if ((val & VIRTIO_S_DRIVER_OK) && !(old & VIRTIO_S_DRIVER_OK) && !d->started &&
+	    !(val & VIRTIO_S_FAILED)) {
+		if (!(val & VIRTIO_S_FEATURES_OK) || start_locked(d)) {
+			atomic_fetch_or(&d->status, VIRTIO_S_DEVICE_NEEDS_RESET);
+			pthread_mutex_unlock(&d->lock);
+			if (d->tops && d->tops->notify_config)
+				d->tops->notify_config(d);
+			return;
+		}
+	}
+out:
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_queue_signal(struct virtio_queue *q)
+{
+	struct virtio_dev *d = q->dev;
+
+	if (vq_should_notify(&q->vq) && d->tops && d->tops->notify_queue)
+		d->tops->notify_queue(d, q->index);
+}
+
+void virtio_needs_reset(struct virtio_dev *d, const char *why)
+{
+	uint8_t old = atomic_fetch_or(&d->status, VIRTIO_S_DEVICE_NEEDS_RESET);
+
+	if (old & VIRTIO_S_DEVICE_NEEDS_RESET)
+		return;
+	pr_warn("%s: device needs reset: %s", d->name, why);
+	d->config_gen++;
+	if (d->tops && d->tops->notify_config)
+		d->tops->notify_config(d);
+}
+
+/* --- snapshot state -------------------------------------------------------------------- */
+
+static int put_u64(void *fdt, int node, const char *name, uint64_t v)
+{
+	return fdt_setprop_u64(fdt, node, name, v);
+}
+
+static int get_u64(const void *fdt, int node, const char *name, uint64_t *v)
+{
+	int len;
+	const fdt64_t *p = fdt_getprop(fdt, node, name, &len);
+
+	if (!p || len != sizeof(*p))
+		return -EINVAL;
+	*v = fdt64_to_cpu(*p);
+	return 0;
+}
+
+int virtio_save(struct virtio_dev *d, void *fdt, int node)
+{
+	unsigned int i;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	ret = put_u64(fdt, node, "features", d->features) ?:
+	      put_u64(fdt, node, "acked", d->acked) ?:
+	      put_u64(fdt, node, "status", atomic_load(&d->status)) ?:
+	      put_u64(fdt, node, "config-vector", d->config_vector) ?:
+	      put_u64(fdt, node, "queues", d->nr_queues);
+	for (i = 0; !ret && i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->q[i];
+		char name[24];
+		int qn;
+
+		snprintf(name, sizeof(name), "queue@%u", i);
+		qn = fdt_add_subnode(fdt, node, name);
+		if (qn < 0) {
+			ret = qn;
+			break;
+		}
+		ret = put_u64(fdt, qn, "size", q->size) ?: put_u64(fdt, qn, "enabled", q->enabled) ?:
+		      put_u64(fdt, qn, "desc", q->desc) ?: put_u64(fdt, qn, "avail", q->avail) ?:
+		      put_u64(fdt, qn, "used", q->used) ?: put_u64(fdt, qn, "vector", q->vector) ?:
+		      put_u64(fdt, qn, "last-avail", q->vq.last_avail) ?:
+		      put_u64(fdt, qn, "used-idx", q->vq.used_idx);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+/* Restores into a freshly initialised (reset) device; starts it if the driver had. */
+int virtio_load(struct virtio_dev *d, const void *fdt, int node)
+{
+	uint64_t features, acked, status, cv, nq, v[8];
+	unsigned int i;
+	int ret = -EINVAL;
+
+	if (get_u64(fdt, node, "features", &features) || get_u64(fdt, node, "acked", &acked) ||
+	    get_u64(fdt, node, "status", &status) || get_u64(fdt, node, "config-vector", &cv) ||
+	    get_u64(fdt, node, "queues", &nq))
+		return -EINVAL;
+	/* The same device model, or nothing. */
+	if (features != d->features || nq != d->nr_queues || (acked & ~features) || status > 0xff)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	reset_locked(d);
+	for (i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->q[i];
+		char name[24];
+		int qn;
+
+		snprintf(name, sizeof(name), "queue@%u", i);
+		qn = fdt_subnode_offset(fdt, node, name);
+		if (qn < 0 || get_u64(fdt, qn, "size", &v[0]) ||
+		    get_u64(fdt, qn, "enabled", &v[1]) || get_u64(fdt, qn, "desc", &v[2]) ||
+		    get_u64(fdt, qn, "avail", &v[3]) || get_u64(fdt, qn, "used", &v[4]) ||
+		    get_u64(fdt, qn, "vector", &v[5]) || get_u64(fdt, qn, "last-avail", &v[6]) ||
+		    get_u64(fdt, qn, "used-idx", &v[7]))
+			goto fail;
+		if (!v[0] || v[0] > q->size_max || (v[0] & (v[0] - 1)) || v[5] > 0xffff ||
+		    v[6] > 0xffff || v[7] > 0xffff)
+			goto fail;
+		q->size = v[0];
+		q->enabled = v[1];
+		q->desc = v[2];
+		q->avail = v[3];
+		q->used = v[4];
+		q->vector = v[5];
+	}
+	d->acked = acked;
+	d->config_vector = cv;
+	atomic_store(&d->status, status);
+	if ((status & VIRTIO_S_DRIVER_OK) && !(status & VIRTIO_S_DEVICE_NEEDS_RESET)) {
+		/* vq_init zeroes the indices: map first, then put them back, then start. */
+		bool ev = virtio_negotiated(d, VIRTIO_F_EVENT_IDX);
+		bool ind = virtio_negotiated(d, VIRTIO_F_INDIRECT_DESC);
+
+		for (i = 0; i < d->nr_queues; i++) {
+			struct virtio_queue *q = &d->q[i];
+			char name[24];
+			int qn;
+
+			if (!q->enabled)
+				continue;
+			if (vq_init(&q->vq, d->mem, q->size, q->desc, q->avail, q->used, ev, ind))
+				goto fail;
+			snprintf(name, sizeof(name), "queue@%u", i);
+			qn = fdt_subnode_offset(fdt, node, name);
+			get_u64(fdt, qn, "last-avail", &v[6]);
+			get_u64(fdt, qn, "used-idx", &v[7]);
+			q->vq.last_avail = v[6];
+			q->vq.used_idx = v[7];
+		}
+		ret = d->ops->start ? d->ops->start(d) : 0;
+		if (ret)
+			goto fail;
+		d->started = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+fail:
+	reset_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}

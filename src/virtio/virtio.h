@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Transport-agnostic virtio devices (virtio 1.x).
+ *
+ * A device model (blk, fs, ...) fills a struct virtio_dev with its ops, its
+ * feature bits and queue count; a transport (virtio-pci) exposes it to the
+ * guest and calls the virtio_* functions below on register accesses. Each
+ * queue owns a kick eventfd: the PCI transport attaches it to KVM as an
+ * ioeventfd, a benchmark or fuzzer writes it directly, and the device's I/O
+ * threads poll it. Interrupts go back through the transport's notify ops.
+ */
+#ifndef MINIVMM_VIRTIO_H
+#define MINIVMM_VIRTIO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mm/guest_mem.h"
+#include "virtio/virtqueue.h"
+
+#define VIRTIO_MAX_QUEUES 64
+#define VIRTIO_MAX_SHM	  4
+#define VIRTIO_NO_VECTOR  0xffff
+
+/* Device status bits (2.1). */
+#define VIRTIO_S_ACKNOWLEDGE	    1
+#define VIRTIO_S_DRIVER		    2
+#define VIRTIO_S_DRIVER_OK	    4
+#define VIRTIO_S_FEATURES_OK	    8
+#define VIRTIO_S_DEVICE_NEEDS_RESET 64
+#define VIRTIO_S_FAILED		    128
+
+/* Transport feature bits the core offers for every device. */
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+struct virtio_dev;
+
+struct virtio_queue {
+	struct virtqueue vq;
+	uint16_t size_max;
+	uint16_t size; /* as set by the driver */
+	bool enabled;
+	uint64_t desc, avail, used; /* guest-physical, as set by the driver */
+	uint16_t vector;	    /* MSI-X vector, VIRTIO_NO_VECTOR: none */
+	int kick_fd;		    /* eventfd the driver's notifications arrive on */
+	unsigned int index;
+	struct virtio_dev *dev;
+};
+
+/* A shared-memory region (2.10): host memory the guest maps through the transport. */
+struct virtio_shm {
+	uint8_t id;
+	uint64_t size;
+	void *hva;    /* the device owns it: mmap'd, stays valid while the device lives */
+	uint64_t gpa; /* where the transport mapped it, 0: not mapped */
+};
+
+struct virtio_dev_ops {
+	/* Device-specific configuration space (read-only unless config_write). */
+	void (*config_read)(struct virtio_dev *d, unsigned int off, void *buf, unsigned int len);
+	void (*config_write)(struct virtio_dev *d, unsigned int off, const void *buf,
+			     unsigned int len);
+	/* DRIVER_OK with the enabled queues mapped: start serving them. A negative
+	 * errno sets DEVICE_NEEDS_RESET. */
+	int (*start)(struct virtio_dev *d);
+	/* Reset or teardown: stop serving, finish in-flight requests, forget state. */
+	void (*stop)(struct virtio_dev *d);
+	/* Device state beyond what the core saves, into/out of a libfdt node. */
+	int (*save)(struct virtio_dev *d, void *fdt, int node);
+	int (*load)(struct virtio_dev *d, const void *fdt, int node);
+	void (*destroy)(struct virtio_dev *d);
+};
+
+struct virtio_transport_ops {
+	/* Raise queue @q's interrupt (any thread). */
+	void (*notify_queue)(struct virtio_dev *d, unsigned int q);
+	/* Raise the configuration-change interrupt (any thread). */
+	void (*notify_config)(struct virtio_dev *d);
+};
+
+struct virtio_dev {
+	const char *name; /* "virtio-blk0", for messages */
+	uint16_t device_id;
+	uint32_t pci_class;
+	const struct virtio_dev_ops *ops;
+	void *priv;
+	const struct guest_mem *mem;
+	size_t config_size;
+
+	uint64_t features; /* offered: device bits | the core's */
+	uint64_t acked;	   /* accepted by the driver (valid once FEATURES_OK) */
+	atomic_uchar status;
+	uint8_t config_gen;
+	bool started;
+	pthread_mutex_t lock; /* status and queue set-up vs. device threads */
+
+	unsigned int nr_queues;
+	struct virtio_queue *q;
+	uint16_t config_vector;
+
+	struct virtio_shm shm[VIRTIO_MAX_SHM];
+	unsigned int nr_shm;
+
+	const struct virtio_transport_ops *tops;
+	void *transport;
+};
+
+/* Set up @d with @nr_queues queues of at most @qsize entries and the device
+ * feature bits @features (the core adds VERSION_1, EVENT_IDX, INDIRECT_DESC). */
+int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
+		    const struct virtio_dev_ops *ops, void *priv, const struct guest_mem *mem,
+		    unsigned int nr_queues, unsigned int qsize, uint64_t features,
+		    size_t config_size);
+/* Stop the device and free what virtio_dev_init made (not @d, not priv). */
+void virtio_dev_exit(struct virtio_dev *d);
+/* Add a shared-memory region of @size bytes at @hva (before the transport). */
+int virtio_dev_add_shm(struct virtio_dev *d, uint8_t id, void *hva, uint64_t size);
+
+/* Driver accesses (from the transport). */
+uint8_t virtio_get_status(struct virtio_dev *d);
+void virtio_set_status(struct virtio_dev *d, uint8_t status);
+uint32_t virtio_get_features(struct virtio_dev *d, unsigned int word);
+void virtio_set_features(struct virtio_dev *d, unsigned int word, uint32_t val);
+bool virtio_negotiated(const struct virtio_dev *d, unsigned int bit);
+
+/* Device side. */
+/* After pushing used buffers on @q: interrupt the driver if it wants one. */
+void virtio_queue_signal(struct virtio_queue *q);
+/* Something is wrong beyond one request: DEVICE_NEEDS_RESET + config interrupt. */
+void virtio_needs_reset(struct virtio_dev *d, const char *why);
+
+/* Snapshot of the transport-independent state (features, status, queues). */
+int virtio_save(struct virtio_dev *d, void *fdt, int node);
+int virtio_load(struct virtio_dev *d, const void *fdt, int node);
+
+#endif
