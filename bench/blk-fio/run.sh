@@ -2,6 +2,8 @@
 # bench/blk-fio: in-guest fio (4 KiB randread and randwrite, iodepth 32, numjobs = vCPUs,
 # libaio, direct) on the same guest and the same raw image (on tmpfs), side by side:
 #   minivmm      one virtqueue and one I/O thread per vCPU (queues = auto)
+#   minivmm-pin  the same with pin = on (vCPU i and I/O thread i on host CPU i)
+#   minivmm-2q1t one queue per vCPU, all served by one I/O thread (iothreads = 1)
 #   minivmm-1q   queues = 1 (one queue, one I/O thread: the baseline of seed 003)
 #   qemu-iot     QEMU virtio-blk-pci with an IOThread and num-queues = vCPUs
 # Needs /dev/kvm: run through the harness, `make bench-blk-fio ROUNDS=3` or
@@ -51,6 +53,10 @@ run_one() {
 	case $vmm in
 	minivmm) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
 		>"$log" 2>&1 ;;
+	minivmm-pin) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
+		--set disk.0.pin=on >"$log" 2>&1 ;;
+	minivmm-2q1t) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
+		--set disk.0.iothreads=1 >"$log" 2>&1 ;;
 	minivmm-1q) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
 		--set disk.0.queues=1 >"$log" 2>&1 ;;
 	qemu-iot) timeout 300 qemu-system-x86_64 -accel kvm -cpu host -M pc -m "$MEM" -smp "$CPUS" \
@@ -65,7 +71,7 @@ run_one() {
 		END { print found ? v : 0 }'
 }
 
-VMMS="minivmm minivmm-1q qemu-iot"
+VMMS=${MINIVMM_BENCH_VMMS:-minivmm minivmm-pin minivmm-2q1t minivmm-1q qemu-iot}
 echo "bench/blk-fio: $ROUNDS rounds, $CPUS vCPUs, ${MEM} MiB guest, ${DISK} MiB raw image on" \
 	"$(df -T "$W" | awk 'NR==2 { print $2 }'), fio 4k iodepth 32 numjobs $CPUS libaio direct" \
 	"${RUNTIME}s; host (L1) CPUs: $(nproc)"
@@ -74,7 +80,7 @@ for r in $(seq "$ROUNDS"); do
 		for v in $VMMS; do
 			iops=$(run_one "$v" "$rw")
 			echo "$v $rw $iops" >>"$W/results"
-			printf 'round %d %-10s %-9s %8s IOPS\n' "$r" "$v" "$rw" "$iops"
+			printf 'round %d %-12s %-9s %8s IOPS\n' "$r" "$v" "$rw" "$iops"
 			if [ "$iops" = 0 ]; then
 				echo "  $v $rw: no fio result; log tail:"
 				tail -n 8 "$W/$v-$rw.log" | sed 's/^/  | /'
@@ -90,12 +96,22 @@ for line in open(sys.argv[1]):
     v, rw, iops = line.split()
     res.setdefault((v, rw), []).append(float(iops))
 med = {k: st.median(x) for k, x in res.items()}
-print("\n| workload | minivmm per-vCPU queues | minivmm queues=1 | QEMU IOThread | per-vCPU / 1q | per-vCPU / QEMU |")
-print("|---|---|---|---|---|---|")
+names = [("minivmm", "minivmm per-vCPU queues"), ("minivmm-pin", "per-vCPU, pin = on"),
+         ("minivmm-2q1t", "per-vCPU queues, 1 thread"), ("minivmm-1q", "minivmm queues = 1"),
+         ("qemu-iot", "QEMU IOThread")]
+names = [(k, n) for k, n in names if any(v == k for v, _ in med)]
+print("\n| workload | " + " | ".join(n for _, n in names) + " |")
+print("|---" * (len(names) + 1) + "|")
 for rw in ("randread", "randwrite"):
-    a, b, c = (med.get((v, rw), 0) for v in ("minivmm", "minivmm-1q", "qemu-iot"))
-    r1 = f"{a / b:.2f}x" if b else "-"
-    r2 = f"{a / c:.2f}x" if c else "-"
-    print(f"| 4k {rw} | {a:.0f} | {b:.0f} | {c:.0f} | {r1} | {r2} |")
-print("(median IOPS over rounds)")
+    print(f"| 4k {rw} IOPS | " + " | ".join(f"{med.get((k, rw), 0):.0f}" for k, _ in names) + " |")
+print("(median IOPS over rounds)\n")
+print("| ratio | randread | randwrite |")
+print("|---|---|---|")
+for k, n in names:
+    for base, bn in (("minivmm-1q", "minivmm queues = 1"), ("qemu-iot", "QEMU IOThread")):
+        if k == base or k == "qemu-iot" or (k, "randread") not in med or (base, "randread") not in med:
+            continue
+        r = [med[(k, rw)] / med[(base, rw)] if med.get((base, rw)) else float("nan")
+             for rw in ("randread", "randwrite")]
+        print(f"| {n} / {bn} | {r[0]:.2f}x | {r[1]:.2f}x |")
 PY

@@ -37,7 +37,6 @@ struct blk_io {
 	uint8_t *status;
 	uint32_t in_len;
 	uint16_t head;
-	bool busy;
 	struct iovec data[MAX_IOV];
 };
 
@@ -46,7 +45,8 @@ struct blk_vq {
 	struct virtio_queue *q;
 	struct aio_handler kick;
 	struct aio_ctx *ctx; /* the serving thread's, while started */
-	struct blk_io *ios;  /* [size_max] */
+	struct blk_io *ios;  /* [size_max], touched only when used: 4 KiB each */
+	uint8_t *busy;	     /* [size_max]: head in flight */
 	struct iovec scratch[MAX_IOV];
 	unsigned int inflight;
 	bool need_signal;
@@ -135,7 +135,7 @@ static void complete(struct blk_io *io, uint8_t status)
 	if (status != VIRTIO_BLK_S_OK)
 		atomic_fetch_add(&bq->errors, 1);
 	*io->status = status;
-	io->busy = false;
+	bq->busy[io->head] = 0;
 	bq->inflight--;
 	vq_push(&bq->q->vq, io->head, io->in_len);
 	bq->need_signal = true;
@@ -207,7 +207,8 @@ static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *
 	switch (h.type) {
 	case VIRTIO_BLK_T_IN:
 		dlen = e->in_len - 1;
-		if (dlen % SECTOR || !in_range(b, h.sector, dlen))
+		/* The used length is 32 bits; no real request comes near. */
+		if (dlen % SECTOR || dlen >= UINT32_MAX || !in_range(b, h.sector, dlen))
 			return VIRTIO_BLK_S_IOERR;
 		n = iov_slice(in, e->in_num, 0, dlen, io->data, MAX_IOV);
 		if (n < 0)
@@ -289,7 +290,7 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 		taken++;
 		atomic_fetch_add(&bq->requests, 1);
 		io = &bq->ios[e.head];
-		if (io->busy) {
+		if (bq->busy[e.head]) {
 			/* The same head twice in flight: nothing in this ring is safe now. */
 			bq->dead = true;
 			virtio_needs_reset(&b->vdev, "descriptor reused while in flight");
@@ -309,9 +310,10 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 			bq->need_signal = true;
 			continue;
 		}
+		io->bq = bq;
 		io->head = e.head;
 		io->in_len = 1;
-		io->busy = true;
+		bq->busy[e.head] = 1;
 		bq->inflight++;
 		st = prep(b, io, &e);
 		if (st == 0xff) {
@@ -493,6 +495,8 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 		return ret;
 	}
 	t->stop.fn = on_stop;
+	/* A new ring: nothing is polled in it yet (the last one died with its polls). */
+	t->stop.armed = false;
 	ret = aio_watch(&t->aio, &t->stop);
 	if (!ret && b->be->ops->attach)
 		ret = b->be->ops->attach(b->be, &t->aio);
@@ -502,6 +506,7 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 		bq->ctx = &t->aio;
 		bq->kick.fd = bq->q->kick_fd;
 		bq->kick.fn = on_kick;
+		bq->kick.armed = false;
 		ret = aio_watch(&t->aio, &bq->kick);
 	}
 	if (!ret) {
@@ -535,8 +540,7 @@ static int blk_start(struct virtio_dev *d)
 		bq->dead = false;
 		bq->inflight = 0;
 		bq->need_signal = false;
-		for (unsigned int j = 0; j < bq->q->size_max; j++)
-			bq->ios[j].busy = false;
+		memset(bq->busy, 0, bq->q->size_max);
 	}
 	for (i = 0; !ret && i < b->nt; i++)
 		ret = start_thread(b, &b->threads[i]);
@@ -628,13 +632,13 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 	for (i = 0; i < b->nq; i++) {
 		b->vqs[i].dev = b;
 		b->vqs[i].q = &b->vdev.q[i];
+		/* calloc'd pages stay untouched (not resident) until a head uses them. */
 		b->vqs[i].ios = calloc(BLK_QUEUE_SIZE, sizeof(struct blk_io));
-		if (!b->vqs[i].ios) {
+		b->vqs[i].busy = calloc(BLK_QUEUE_SIZE, 1);
+		if (!b->vqs[i].ios || !b->vqs[i].busy) {
 			ret = -ENOMEM;
 			goto fail;
 		}
-		for (unsigned int j = 0; j < BLK_QUEUE_SIZE; j++)
-			b->vqs[i].ios[j].bq = &b->vqs[i];
 	}
 	for (i = 0; i < b->nt; i++) {
 		b->threads[i].dev = b;
@@ -676,8 +680,10 @@ void blk_dev_destroy(struct blk_dev *b)
 		return;
 	virtio_dev_exit(&b->vdev);
 	if (b->vqs)
-		for (i = 0; i < b->nq; i++)
+		for (i = 0; i < b->nq; i++) {
 			free(b->vqs[i].ios);
+			free(b->vqs[i].busy);
+		}
 	free(b->vqs);
 	free(b->threads);
 	if (b->be)

@@ -39,6 +39,8 @@ int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 	if (!d->q)
 		return -ENOMEM;
 	d->nr_queues = nr_queues;
+	for (i = 0; i < nr_queues; i++)
+		d->q[i].kick_fd = -1;
 	for (i = 0; i < nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
@@ -68,7 +70,7 @@ void virtio_dev_exit(struct virtio_dev *d)
 		d->ops->stop(d);
 	d->started = false;
 	for (i = 0; i < d->nr_queues; i++)
-		if (d->q[i].kick_fd > 0)
+		if (d->q[i].kick_fd >= 0)
 			close(d->q[i].kick_fd);
 	free(d->q);
 	d->q = NULL;
@@ -233,7 +235,7 @@ static int get_u64(const void *fdt, int node, const char *name, uint64_t *v)
 
 	if (!p || len != sizeof(*p))
 		return -EINVAL;
-	*v = fdt64_to_cpu(*p);
+	*v = fdt64_ld(p); /* property data is only 4-byte aligned */
 	return 0;
 }
 
