@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* virtio-blk: requests from the rings to a block backend, one I/O thread per queue. */
 #include <errno.h>
+#include <libfdt.h>
 #include <linux/virtio_blk.h>
 #include <pthread.h>
 #include <sched.h>
@@ -556,10 +557,45 @@ static void blk_stop(struct virtio_dev *d)
 	stop_threads(d->priv);
 }
 
+/*
+ * Beyond the core's state (features, status, ring indices) a virtio-blk has
+ * none of its own once quiesced (stop answers every in-flight request first):
+ * record what the guest saw, so a restore onto another disk is refused.
+ */
+static int blk_save(struct virtio_dev *d, void *fdt, int node)
+{
+	struct blk_dev *b = d->priv;
+
+	return fdt_setprop_u64(fdt, node, "capacity", b->cfg.capacity) ?:
+	       fdt_setprop_u32(fdt, node, "num-queues", b->nq) ?:
+	       fdt_setprop(fdt, node, "serial", b->serial, sizeof(b->serial)) ?:
+	       fdt_setprop_u32(fdt, node, "readonly", b->be->readonly);
+}
+
+static int blk_load(struct virtio_dev *d, const void *fdt, int node)
+{
+	struct blk_dev *b = d->priv;
+	const void *cap, *nq, *ser, *ro;
+	int l1, l2, l3, l4;
+
+	cap = fdt_getprop(fdt, node, "capacity", &l1);
+	nq = fdt_getprop(fdt, node, "num-queues", &l2);
+	ser = fdt_getprop(fdt, node, "serial", &l3);
+	ro = fdt_getprop(fdt, node, "readonly", &l4);
+	if (!cap || l1 != 8 || !nq || l2 != 4 || !ser || l3 != sizeof(b->serial) || !ro || l4 != 4)
+		return -EINVAL;
+	if (fdt64_ld(cap) != b->cfg.capacity || fdt32_ld(nq) != b->nq ||
+	    memcmp(ser, b->serial, sizeof(b->serial)) || fdt32_ld(ro) != b->be->readonly)
+		return -ESTALE;
+	return 0;
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.config_read = blk_config_read,
 	.start = blk_start,
 	.stop = blk_stop,
+	.save = blk_save,
+	.load = blk_load,
 };
 
 /* --- creation -------------------------------------------------------------------------- */

@@ -267,6 +267,11 @@ int virtio_save(struct virtio_dev *d, void *fdt, int node)
 		      put_u64(fdt, qn, "last-avail", q->vq.last_avail) ?:
 		      put_u64(fdt, qn, "used-idx", q->vq.used_idx);
 	}
+	if (!ret && d->ops->save) {
+		int dn = fdt_add_subnode(fdt, node, "device");
+
+		ret = dn < 0 ? dn : d->ops->save(d, fdt, dn);
+	}
 	pthread_mutex_unlock(&d->lock);
 	return ret ? -ENOSPC : 0;
 }
@@ -287,6 +292,15 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	reset_locked(d);
+	if (d->ops->load) {
+		/* The device's own part first: it refuses state of another disk, say. */
+		int dn = fdt_subnode_offset(fdt, node, "device");
+
+		ret = dn < 0 ? -EINVAL : d->ops->load(d, fdt, dn);
+		if (ret)
+			goto fail;
+		ret = -EINVAL;
+	}
 	for (i = 0; i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 		char name[24];

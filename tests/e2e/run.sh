@@ -253,17 +253,20 @@ t_blk_rw() { # 2 vCPUs: 2 queues; read a host pattern, write one back, FLUSH rea
 	blk read,write --set vm.vcpus=2 --set "disk.0.path=$T/d.img" \
 		--set disk.0.serial=minivmm-e2e && expect_rc 0 &&
 		expect_out "DISK_vda=sectors:131072 queues:2 ro:0 serial:minivmm-e2e discard:.*" &&
+		expect_out "IRQ_virtio[0-9]*-req.0=0" && expect_out "IRQ_virtio[0-9]*-req.1=1" &&
 		expect_out "READ_SHA256=$(read_sha)" && expect_out WRITE=done &&
 		expect_written "$T/d.img" || return 1
 	grep -q "disk.0: .* [1-9][0-9]* flushes" "$T/err" || { why="no FLUSH reached the host"; return 1; }
 }
-t_blk_queues() { # queues = 1 on 2 vCPUs; queues = 4 on 4 vCPUs; iothreads = 1 for 4 queues
+t_blk_queues() { # queues = 1 on 2 vCPUs; 4 queues on 4 vCPUs with 1 I/O thread; pin = on
 	mkdisk "$T/d.img" 16M
 	blk "" --set vm.vcpus=2 --set "disk.0.path=$T/d.img" --set disk.0.queues=1 &&
 		expect_rc 0 && expect_out "DISK_vda=sectors:32768 queues:1 ro:0 .*" || return 1
 	blk read --set vm.vcpus=4 --set "disk.0.path=$T/d.img" --set disk.0.iothreads=1 &&
 		expect_rc 0 && expect_out "DISK_vda=sectors:32768 queues:4 ro:0 .*" &&
-		expect_out "READ_SHA256=$(read_sha)"
+		expect_out "READ_SHA256=$(read_sha)" || return 1
+	blk read --set vm.vcpus=2 --set "disk.0.path=$T/d.img" --set disk.0.pin=on && expect_rc 0 &&
+		expect_out "READ_SHA256=$(read_sha)" && expect_err "2 I/O threads, pinned"
 }
 t_blk_readonly() {
 	mkdisk "$T/d.img" 16M

@@ -1763,6 +1763,46 @@ START_TEST(t_blk_restart)
 }
 END_TEST
 
+/* The device's own part of a snapshot names the disk the guest saw. */
+START_TEST(t_blk_save_load)
+{
+	static char buf[16384];
+	struct blk_open_opts o = { .format = BLK_FMT_NULL };
+	struct blk_dev_opts bo = { .name = "vdt", .queues = 2, .threads = 1, .serial = SERIAL };
+	const uint64_t sizes[] = { DISK_SIZE, DISK_SIZE * 2, DISK_SIZE };
+	const char *serials[] = { SERIAL, SERIAL, "other" };
+	const int expect[] = { 0, -ESTALE, -ESTALE };
+	struct blk_backend *be2;
+	struct blk_dev *b2;
+	char err[256];
+	int node;
+
+	blk_setup(BE_NULL);
+	ck_assert_int_eq(fdt_create_empty_tree(buf, sizeof(buf)), 0);
+	node = fdt_add_subnode(buf, 0, "blk");
+	ck_assert_int_ge(node, 0);
+	ck_assert_int_eq(virtio_save(vd, buf, node), 0);
+	ck_assert_int_ge(fdt_subnode_offset(buf, node, "device"), 0);
+	for (unsigned int i = 0; i < 3; i++) {
+		o.null_size = sizes[i];
+		bo.serial = serials[i];
+		ck_assert_int_eq(blk_open(&be2, NULL, &o, err, sizeof(err)), 0);
+		ck_assert_int_eq(blk_dev_create(&b2, be2, &mem, &bo), 0);
+		ck_assert_int_eq(virtio_load(blk_dev_virtio(b2), buf, node), expect[i]);
+		blk_dev_destroy(b2);
+	}
+	/* No device node at all: refused too. */
+	ck_assert_int_eq(fdt_del_node(buf, fdt_subnode_offset(buf, node, "device")), 0);
+	o.null_size = DISK_SIZE;
+	bo.serial = SERIAL;
+	ck_assert_int_eq(blk_open(&be2, NULL, &o, err, sizeof(err)), 0);
+	ck_assert_int_eq(blk_dev_create(&b2, be2, &mem, &bo), 0);
+	ck_assert_int_eq(virtio_load(blk_dev_virtio(b2), buf, node), -EINVAL);
+	blk_dev_destroy(b2);
+	blk_teardown();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("virtio_blk");
@@ -1784,6 +1824,7 @@ int main(void)
 	/* Own case: run the others alone with CK_RUN_CASE when this one aborts (UBSan). */
 	tcase_add_checked_fixture(snap, ram_setup, ram_teardown);
 	tcase_add_test(snap, t_core_save_load);
+	tcase_add_test(snap, t_blk_save_load);
 	suite_add_tcase(s, snap);
 
 	tcase_add_checked_fixture(sync, ram_setup, ram_teardown);

@@ -14,6 +14,11 @@ for d in /sys/block/vd*; do
 	echo "DISK_$n=sectors:$(cat "$d/size") queues:$(ls "$d/mq" | wc -l) ro:$(cat "$d/ro")" \
 		"serial:$(cat "$d/serial" 2>/dev/null) discard:$(cat "$d/queue/discard_max_bytes")"
 done
+# Which CPU each request queue's MSI-X vector interrupts (blk-mq: queue i -> CPU i).
+grep -E 'virtio[0-9]+-req\.[0-9]+' /proc/interrupts | while read -r irq rest; do
+	name=${rest##* }
+	echo "IRQ_$name=$(cat "/proc/irq/${irq%:}/effective_affinity_list" 2>/dev/null)"
+done
 ops=$(cmdline_arg minivmm.blk)
 rc=0
 for op in $(echo "$ops" | tr , ' '); do
