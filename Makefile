@@ -103,8 +103,11 @@ guest: $(BIN)
 	$(Q)$(BIN) kernel cache build/guest/vmlinuz
 
 # End-to-end: real guests under minivmm, through the nested harness when needed.
+# A case interrupted by a fault of the emulated L1 (not of minivmm) resumes in a new L1.
 e2e: $(BIN) guest
-	$(Q)tests/harness/in-vm.sh tests/e2e/run.sh
+	$(Q)rm -f $(O)/e2e.progress
+	$(Q)TEST_E2E_PROGRESS=$(abspath $(O))/e2e.progress MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} \
+		tests/harness/in-vm.sh tests/e2e/run.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -131,7 +134,9 @@ bench-blk-model: $(O)/bench/blk_model
 
 # In-guest fio: per-vCPU queues vs one queue vs QEMU with an IOThread.
 bench-blk-fio: $(BIN) guest
-	$(Q)tests/harness/in-vm.sh bench/blk-fio/run.sh $(ROUNDS)
+	$(Q)rm -f $(O)/bench-blk-fio.results
+	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-blk-fio.results \
+		MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-5} tests/harness/in-vm.sh bench/blk-fio/run.sh $(ROUNDS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all guest

@@ -236,6 +236,12 @@ static const struct setting settings[] = {
 	  .parse = parse_disk_serial,
 	  .offset = D(serial),
 	  .flags = S_EMPTY_OK },
+	{ .section = SEC_DISK,
+	  .key = "poll_us",
+	  .parse = parse_uint,
+	  .offset = D(poll_us),
+	  .min = 0,
+	  .max = 1000000 },
 };
 /* clang-format on */
 
@@ -938,8 +944,10 @@ void config_init(struct vm_config *cfg)
 	cfg->nested = NESTED_AUTO;
 	cfg->on_reboot = REBOOT_EXIT;
 	cfg->serial = SERIAL_STDIO;
-	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++)
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
 		cfg->disks[i].backing = 1;
+		cfg->disks[i].poll_us = DISK_POLL_US_DEFAULT;
+	}
 	cfg->cmdline = strdup(DEFAULT_CMDLINE); /* NULL on ENOMEM: config_load fails */
 }
 
@@ -1157,8 +1165,9 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 			fprintf(out, "iothreads = %u\n", d->iothreads);
 		else
 			fprintf(out, "iothreads = per-queue\n");
-		fprintf(out, "pin = %s\nbacking = %s\n", enum_name(onoff_names, 2, d->pin),
-			enum_name(onoff_names, 2, d->backing));
+		fprintf(out, "pin = %s\nbacking = %s\npoll_us = %u\n",
+			enum_name(onoff_names, 2, d->pin), enum_name(onoff_names, 2, d->backing),
+			d->poll_us);
 		if (d->serial)
 			dump_value(out, "serial", "", d->serial);
 	}

@@ -16,10 +16,11 @@ enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 enum disk_format { DISK_RAW, DISK_QCOW2 };
 enum disk_cache { DISK_CACHE_WRITEBACK, DISK_CACHE_NONE };
 
-#define CONFIG_MAX_VCPUS  64
-#define CONFIG_MAX_DISKS  16
-#define CONFIG_MAX_QUEUES 64
-#define DISK_SERIAL_MAX	  20 /* VIRTIO_BLK_ID_BYTES */
+#define CONFIG_MAX_VCPUS     64
+#define CONFIG_MAX_DISKS     16
+#define CONFIG_MAX_QUEUES    64
+#define DISK_SERIAL_MAX	     20 /* VIRTIO_BLK_ID_BYTES */
+#define DISK_POLL_US_DEFAULT 32
 
 /* [disk.N]; present when path is set. */
 struct disk_config {
@@ -31,6 +32,7 @@ struct disk_config {
 	unsigned int iothreads;	 /* 0: per-queue */
 	unsigned int pin;	 /* on|off: I/O thread i next to vCPU i */
 	unsigned int backing;	 /* on|off: qcow2 may open its backing file */
+	unsigned int poll_us;	 /* I/O threads busy-poll the rings this long before sleeping */
 	char *serial;		 /* NULL: none */
 };
 #define CONFIG_MIN_MEMORY (16ULL << 20)

@@ -288,6 +288,10 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
 	console_stop(con);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		pr_info("vcpu%u: %llu port I/O and %llu MMIO exits to minivmm", i,
+			(unsigned long long)vm->vcpus[i]->exits_io,
+			(unsigned long long)vm->vcpus[i]->exits_mmio);
 	pr_info("VMM memory: %ld KiB resident outside guest RAM", vmm_rss_kib(&vm->mem));
 	/* Where was a guest that had to be stopped? */
 	if (log_verbosity >= LOG_DEBUG && atomic_load(&vm->stop_reason) == VM_STOP_TIMEOUT)

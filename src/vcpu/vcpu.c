@@ -120,6 +120,10 @@ static void handle_mmio(struct vcpu *v)
 
 	if (r->mmio.len > 8)
 		return;
+	if (log_verbosity >= 3)
+		log_msg(3, "vcpu%u: mmio %s %#llx len %u", v->id,
+			r->mmio.is_write ? "write" : "read", (unsigned long long)r->mmio.phys_addr,
+			r->mmio.len);
 	if (!io_bus_access(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, r->mmio.len,
 			   r->mmio.is_write))
 		pr_debug("vcpu%u: unhandled mmio %s %#llx len %u", v->id,
@@ -145,9 +149,11 @@ static bool handle_exit(struct vcpu *v)
 
 	switch (r->exit_reason) {
 	case KVM_EXIT_IO:
+		v->exits_io++;
 		handle_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
+		v->exits_mmio++;
 		handle_mmio(v);
 		return true;
 	case KVM_EXIT_INTR:

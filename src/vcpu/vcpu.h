@@ -16,6 +16,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	uint64_t exits_io, exits_mmio; /* exits to userspace, for -v */
 };
 
 /* Create vCPU @id with its CPUID table and initial MSRs. */

@@ -27,6 +27,7 @@ struct blk_dev_opts {
 	unsigned int threads;  /* 1..queues; queue i is served by thread i % threads */
 	const char *serial;    /* GET_ID; NULL: empty */
 	const int *thread_cpu; /* [threads] host CPU to pin each thread to, or NULL */
+	unsigned int poll_us;  /* busy-poll the rings this long before sleeping; 0: never */
 };
 
 /* The device takes ownership of @be (closed by blk_dev_destroy). */
@@ -47,6 +48,9 @@ unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi);
 struct blk_dev_stats {
 	uint64_t requests, errors, bad_chains;
 	uint64_t flushes; /* completed FLUSHes: durable on the host */
+	uint64_t kicks;	  /* guest notifications that woke an I/O thread */
+	uint64_t polled;  /* times polling found requests without a kick */
+	uint64_t irqs;	  /* interrupts sent */
 };
 void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st);
 

@@ -43,7 +43,7 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		.cache = dc->cache == DISK_CACHE_NONE ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK,
 		.allow_backing = dc->backing,
 	};
-	struct blk_dev_opts bo = { .serial = dc->serial };
+	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us };
 	int cpus[CONFIG_MAX_QUEUES];
 	struct blk_backend *be;
 	struct blk_dev *b;
@@ -122,9 +122,12 @@ void vm_remove_disks(struct vm *vm)
 		if (!vm->disks[i])
 			continue;
 		blk_dev_get_stats(vm->disks[i], &st);
-		pr_info("disk.%u: %llu requests, %llu failed, %llu malformed, %llu flushes", i,
-			(unsigned long long)st.requests, (unsigned long long)st.errors,
-			(unsigned long long)st.bad_chains, (unsigned long long)st.flushes);
+		pr_info("disk.%u: %llu requests, %llu failed, %llu malformed, %llu flushes; "
+			"%llu kicks, %llu found by polling, %llu interrupts",
+			i, (unsigned long long)st.requests, (unsigned long long)st.errors,
+			(unsigned long long)st.bad_chains, (unsigned long long)st.flushes,
+			(unsigned long long)st.kicks, (unsigned long long)st.polled,
+			(unsigned long long)st.irqs);
 		blk_dev_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
 	}

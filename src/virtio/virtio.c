@@ -201,12 +201,14 @@ out:
 	pthread_mutex_unlock(&d->lock);
 }
 
-void virtio_queue_signal(struct virtio_queue *q)
+bool virtio_queue_signal(struct virtio_queue *q)
 {
 	struct virtio_dev *d = q->dev;
 
-	if (vq_should_notify(&q->vq) && d->tops && d->tops->notify_queue)
-		d->tops->notify_queue(d, q->index);
+	if (!vq_should_notify(&q->vq) || !d->tops || !d->tops->notify_queue)
+		return false;
+	d->tops->notify_queue(d, q->index);
+	return true;
 }
 
 void virtio_needs_reset(struct virtio_dev *d, const char *why)

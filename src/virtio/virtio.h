@@ -128,8 +128,8 @@ void virtio_set_features(struct virtio_dev *d, unsigned int word, uint32_t val);
 bool virtio_negotiated(const struct virtio_dev *d, unsigned int bit);
 
 /* Device side. */
-/* After pushing used buffers on @q: interrupt the driver if it wants one. */
-void virtio_queue_signal(struct virtio_queue *q);
+/* After pushing used buffers on @q: interrupt the driver if it wants one (true: sent). */
+bool virtio_queue_signal(struct virtio_queue *q);
 /* Something is wrong beyond one request: DEVICE_NEEDS_RESET + config interrupt. */
 void virtio_needs_reset(struct virtio_dev *d, const char *why);
 

@@ -338,14 +338,39 @@ missing=""
 [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initramfs.cpio.gz" ] ||
 	missing="${missing:+$missing; }test guest $GUEST missing (make guest)"
 
+# TEST_E2E_PROGRESS=FILE (make e2e sets it): each case's result is appended there as it
+# ends, and cases already in it are not run again. When the emulated L1 of the nested
+# harness dies (an emulator fault: see tests/harness/in-vm.sh), the harness starts this
+# script again in a fresh L1 and it carries on with the case that was running.
+progress=${TEST_E2E_PROGRESS:-}
+if [ -n "$progress" ] && [ -s "$progress" ]; then
+	echo "e2e: resuming after an L1 failure; $(grep -c '^\(PASS\|FAIL\) ' "$progress") case(s) done"
+	started=$(sed -n 's/^START //p' "$progress" | tail -n 1)
+	if [ -n "$started" ] && ! grep -q "^\(PASS\|FAIL\) $started\b" "$progress"; then
+		echo "e2e: case $started was running when the L1 died; running it again"
+	fi
+fi
+done_before() { [ -n "$progress" ] && grep -q "^\(PASS\|FAIL\) $1\b" "$progress" 2>/dev/null; }
+record() { [ -z "$progress" ] || { echo "$1" >>"$progress" && sync "$progress" 2>/dev/null; }; }
+
 for c in $CASES; do
+	if done_before "$c"; then
+		case $(grep "^\(PASS\|FAIL\) $c\b" "$progress" | tail -n 1) in
+		PASS*) pass=$((pass + 1)) ;;
+		*) fail=$((fail + 1)) ;;
+		esac
+		continue
+	fi
+	record "START $c"
 	if ! declare -F "t_$c" >/dev/null; then
 		echo "FAIL $c: no such case"
+		record "FAIL $c"
 		fail=$((fail + 1))
 		continue
 	fi
 	if [ -n "$missing" ]; then
 		echo "FAIL $c: $missing"
+		record "FAIL $c"
 		fail=$((fail + 1))
 		continue
 	fi
@@ -353,6 +378,7 @@ for c in $CASES; do
 	rm -f "$T/out" "$T/err" "$T/out.txt"
 	if "t_$c"; then
 		echo "PASS $c"
+		record "PASS $c"
 		pass=$((pass + 1))
 	else
 		echo "FAIL $c: ${why:-failed}"
@@ -361,6 +387,7 @@ for c in $CASES; do
 			echo "  --- last lines of $f:"
 			tail -n 15 "$T/$f" | sed 's/^/  | /'
 		done
+		record "FAIL $c"
 		fail=$((fail + 1))
 	fi
 done

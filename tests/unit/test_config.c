@@ -113,6 +113,7 @@ START_TEST(test_disks)
 	ck_assert_uint_eq(cfg.disks[3].iothreads, 0);
 	ck_assert_uint_eq(cfg.disks[3].pin, 1);
 	ck_assert_uint_eq(cfg.disks[3].backing, 1);
+	ck_assert_uint_eq(cfg.disks[3].poll_us, DISK_POLL_US_DEFAULT);
 	config_free(&cfg);
 
 	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nqueues = 0\niothreads = many\n"
