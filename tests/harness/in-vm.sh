@@ -69,6 +69,12 @@ if ! [ -f "$l1/initramfs.cpio.gz" ] || [ "$(cat "$l1/.stamp" 2>/dev/null)" != "$
 	echo "$stamp" >"$l1/.stamp"
 fi
 
+# --- kvm-hold: one idle VM for the L1's lifetime (see kvm-hold.c for why) --------------
+if ! [ -x "$l1/kvm-hold" ] || [ "$here/kvm-hold.c" -nt "$l1/kvm-hold" ]; then
+	${CC:-cc} -O2 -Wall -o "$l1/kvm-hold.tmp" "$here/kvm-hold.c" && mv "$l1/kvm-hold.tmp" "$l1/kvm-hold" ||
+		echo "in-vm: cannot build kvm-hold; running without it" >&2
+fi
+
 # --- the job: environment, cwd and command, in a script on the build share ---------------
 jobdir=$(mktemp -d "$l1/jobs/job.XXXXXX")
 # shellcheck disable=SC2317 # called by the trap
