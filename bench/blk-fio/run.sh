@@ -100,10 +100,13 @@ done
 
 python3 - "$RESULTS" <<'PY'
 import sys, statistics as st
-res = {}
+res, failed = {}, {}
 for line in open(sys.argv[1]):
     _, v, rw, iops = line.split()
-    res.setdefault((v, rw), []).append(float(iops))
+    if float(iops) > 0:
+        res.setdefault((v, rw), []).append(float(iops))
+    else:  # no fio result: the guest or the VMM failed; reported, not averaged in
+        failed[(v, rw)] = failed.get((v, rw), 0) + 1
 med = {k: st.median(x) for k, x in res.items()}
 names = [("minivmm", "minivmm per-vCPU queues"), ("minivmm-pin", "per-vCPU, pin = on"),
          ("minivmm-poll", "per-vCPU, poll_us = 1000"),
@@ -114,7 +117,10 @@ print("\n| workload | " + " | ".join(n for _, n in names) + " |")
 print("|---" * (len(names) + 1) + "|")
 for rw in ("randread", "randwrite"):
     print(f"| 4k {rw} IOPS | " + " | ".join(f"{med.get((k, rw), 0):.0f}" for k, _ in names) + " |")
-print("(median IOPS over rounds)\n")
+print("(median IOPS over the rounds that produced a result)")
+for (v, rw), n in sorted(failed.items()):
+    print(f"runs without a fio result: {v} {rw}: {n}")
+print()
 print("| ratio | randread | randwrite |")
 print("|---|---|---|")
 for k, n in names:
