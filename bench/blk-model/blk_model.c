@@ -540,23 +540,23 @@ static int negotiate(struct virtio_dev *d)
 	uint8_t st;
 
 	if (opt.event_idx)
-		want |= 1ULL << VIRTIO_F_EVENT_IDX;
+		want |= 1ULL << VIRTIO_RING_F_EVENT_IDX;
 	virtio_set_status(d, 0);
-	virtio_set_status(d, VIRTIO_S_ACKNOWLEDGE);
-	virtio_set_status(d, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER);
+	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	offered = virtio_get_features(d, 0) | (uint64_t)virtio_get_features(d, 1) << 32;
 	acked = offered & want;
 	if (!(acked & (1ULL << VIRTIO_F_VERSION_1)) ||
-	    (opt.event_idx && !(acked & (1ULL << VIRTIO_F_EVENT_IDX))) ||
+	    (opt.event_idx && !(acked & (1ULL << VIRTIO_RING_F_EVENT_IDX))) ||
 	    (opt.queues > 1 && !(acked & (1ULL << VIRTIO_BLK_F_MQ)))) {
 		fprintf(stderr, "blk_model: device offers %#" PRIx64 "\n", offered);
 		return -1;
 	}
 	virtio_set_features(d, 0, (uint32_t)acked);
 	virtio_set_features(d, 1, (uint32_t)(acked >> 32));
-	st = VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK;
+	st = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
 	virtio_set_status(d, st);
-	if (!(virtio_get_status(d) & VIRTIO_S_FEATURES_OK)) {
+	if (!(virtio_get_status(d) & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		fprintf(stderr, "blk_model: FEATURES_OK refused\n");
 		return -1;
 	}
@@ -570,9 +570,9 @@ static int negotiate(struct virtio_dev *d)
 		vq->used = base + USED_OFF;
 		vq->enabled = true;
 	}
-	virtio_set_status(d, st | VIRTIO_S_DRIVER_OK);
+	virtio_set_status(d, st | VIRTIO_CONFIG_S_DRIVER_OK);
 	st = virtio_get_status(d);
-	if (!(st & VIRTIO_S_DRIVER_OK) || (st & VIRTIO_S_DEVICE_NEEDS_RESET)) {
+	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) || (st & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 		fprintf(stderr, "blk_model: DRIVER_OK failed, status %#x\n", st);
 		return -1;
 	}

@@ -256,7 +256,7 @@ static void common_write(struct virtio_pci *p, uint64_t off, const void *data, u
 		p->qsel = cc->queue_select;
 	q = p->qsel < d->nr_queues ? &d->q[p->qsel] : NULL;
 	/* A queue's set-up is fixed once it is enabled or the driver is running. */
-	frozen = !q || q->enabled || (virtio_get_status(d) & VIRTIO_S_DRIVER_OK);
+	frozen = !q || q->enabled || (virtio_get_status(d) & VIRTIO_CONFIG_S_DRIVER_OK);
 	if (q && touches(off, len, FIELD(queue_msix_vector)))
 		q->vector = valid_vector(p, cc->queue_msix_vector);
 	if (!frozen) {

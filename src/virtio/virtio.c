@@ -12,8 +12,8 @@
 #include "virtio/virtio.h"
 
 #define CORE_FEATURES                                                                              \
-	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |                             \
-	 (1ULL << VIRTIO_F_INDIRECT_DESC))
+	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_EVENT_IDX) |                        \
+	 (1ULL << VIRTIO_RING_F_INDIRECT_DESC))
 
 int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 		    const struct virtio_dev_ops *ops, void *priv, const struct guest_mem *mem,
@@ -106,7 +106,7 @@ void virtio_set_features(struct virtio_dev *d, unsigned int word, uint32_t val)
 
 	pthread_mutex_lock(&d->lock);
 	/* Features are frozen once FEATURES_OK was accepted. */
-	if (word < 2 && !(atomic_load(&d->status) & VIRTIO_S_FEATURES_OK)) {
+	if (word < 2 && !(atomic_load(&d->status) & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		mask = 0xffffffffULL << (32 * word);
 		d->acked = (d->acked & ~mask) | ((uint64_t)val << (32 * word));
 	}
@@ -141,8 +141,8 @@ static void reset_locked(struct virtio_dev *d)
 /* DRIVER_OK: map every enabled queue, then let the device run. */
 static int start_locked(struct virtio_dev *d)
 {
-	bool ev = virtio_negotiated(d, VIRTIO_F_EVENT_IDX);
-	bool ind = virtio_negotiated(d, VIRTIO_F_INDIRECT_DESC);
+	bool ev = virtio_negotiated(d, VIRTIO_RING_F_EVENT_IDX);
+	bool ind = virtio_negotiated(d, VIRTIO_RING_F_INDIRECT_DESC);
 	unsigned int i;
 	int ret;
 
@@ -177,20 +177,20 @@ void virtio_set_status(struct virtio_dev *d, uint8_t val)
 	}
 	old = atomic_load(&d->status);
 	/* The driver sets bits one step at a time and never clears them (3.1.1). */
-	val |= old & VIRTIO_S_DEVICE_NEEDS_RESET;
-	if ((val & VIRTIO_S_FEATURES_OK) && !(old & VIRTIO_S_FEATURES_OK)) {
+	val |= old & VIRTIO_CONFIG_S_NEEDS_RESET;
+	if ((val & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		/* Only what we offered, and only the modern interface. */
 		if ((d->acked & ~d->features) || !virtio_negotiated(d, VIRTIO_F_VERSION_1)) {
 			pr_debug("%s: refusing features %#llx", d->name,
 				 (unsigned long long)d->acked);
-			val &= ~VIRTIO_S_FEATURES_OK;
+			val &= ~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
 	}
 	atomic_store(&d->status, val);
-	if ((val & VIRTIO_S_DRIVER_OK) && !(old & VIRTIO_S_DRIVER_OK) && !d->started &&
-	    !(val & VIRTIO_S_FAILED)) {
-		if (!(val & VIRTIO_S_FEATURES_OK) || start_locked(d)) {
-			atomic_fetch_or(&d->status, VIRTIO_S_DEVICE_NEEDS_RESET);
+	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    !d->started && !(val & VIRTIO_CONFIG_S_FAILED)) {
+		if (!(val & VIRTIO_CONFIG_S_FEATURES_OK) || start_locked(d)) {
+			atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
 			pthread_mutex_unlock(&d->lock);
 			if (d->tops && d->tops->notify_config)
 				d->tops->notify_config(d);
@@ -213,9 +213,9 @@ bool virtio_queue_signal(struct virtio_queue *q)
 
 void virtio_needs_reset(struct virtio_dev *d, const char *why)
 {
-	uint8_t old = atomic_fetch_or(&d->status, VIRTIO_S_DEVICE_NEEDS_RESET);
+	uint8_t old = atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
 
-	if (old & VIRTIO_S_DEVICE_NEEDS_RESET)
+	if (old & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
 	pr_warn("%s: device needs reset: %s", d->name, why);
 	d->config_gen++;
@@ -329,10 +329,10 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 	d->acked = acked;
 	d->config_vector = cv;
 	atomic_store(&d->status, status);
-	if ((status & VIRTIO_S_DRIVER_OK) && !(status & VIRTIO_S_DEVICE_NEEDS_RESET)) {
+	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 		/* vq_init zeroes the indices: map first, then put them back, then start. */
-		bool ev = virtio_negotiated(d, VIRTIO_F_EVENT_IDX);
-		bool ind = virtio_negotiated(d, VIRTIO_F_INDIRECT_DESC);
+		bool ev = virtio_negotiated(d, VIRTIO_RING_F_EVENT_IDX);
+		bool ind = virtio_negotiated(d, VIRTIO_RING_F_INDIRECT_DESC);
 
 		for (i = 0; i < d->nr_queues; i++) {
 			struct virtio_queue *q = &d->q[i];

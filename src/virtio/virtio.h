@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
 #include "mm/guest_mem.h"
 #include "virtio/virtqueue.h"
 
@@ -24,18 +27,11 @@
 #define VIRTIO_MAX_SHM	  4
 #define VIRTIO_NO_VECTOR  0xffff
 
-/* Device status bits (2.1). */
-#define VIRTIO_S_ACKNOWLEDGE	    1
-#define VIRTIO_S_DRIVER		    2
-#define VIRTIO_S_DRIVER_OK	    4
-#define VIRTIO_S_FEATURES_OK	    8
-#define VIRTIO_S_DEVICE_NEEDS_RESET 64
-#define VIRTIO_S_FAILED		    128
-
-/* Transport feature bits the core offers for every device. */
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1     32
+/*
+ * Status bits (VIRTIO_CONFIG_S_*) and the transport feature bits the core
+ * offers for every device (VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+ * VIRTIO_RING_F_INDIRECT_DESC) come from the kernel's UAPI headers.
+ */
 
 struct virtio_dev;
 

@@ -151,7 +151,7 @@ static void check_used(struct virtio_dev *d, uint16_t *seen)
 	uint16_t n = vq->used_idx - *seen, i;
 
 	if (vq->broken) {
-		if (!(virtio_get_status(d) & VIRTIO_S_DEVICE_NEEDS_RESET))
+		if (!(virtio_get_status(d) & VIRTIO_CONFIG_S_NEEDS_RESET))
 			abort();
 		return;
 	}

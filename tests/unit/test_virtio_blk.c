@@ -338,15 +338,16 @@ static uint64_t offered(struct virtio_dev *d)
 /* ACKNOWLEDGE, DRIVER, features, FEATURES_OK: the status read back. */
 static uint8_t handshake(struct virtio_dev *d, uint64_t f)
 {
-	virtio_set_status(d, VIRTIO_S_ACKNOWLEDGE);
-	virtio_set_status(d, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER);
+	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	set_features(d, f);
-	virtio_set_status(d, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+				 VIRTIO_CONFIG_S_FEATURES_OK);
 	return virtio_get_status(d);
 }
 
-#define S_FEAT (VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK)
-#define S_LIVE (S_FEAT | VIRTIO_S_DRIVER_OK)
+#define S_FEAT (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK)
+#define S_LIVE (S_FEAT | VIRTIO_CONFIG_S_DRIVER_OK)
 
 /* Queue @qi of @d with its rings where @q's driver has them. */
 static void place_queue(struct virtio_dev *d, unsigned int qi, struct vdrv *q)
@@ -365,8 +366,8 @@ START_TEST(t_core_features)
 	core_init(&cdev);
 	f = offered(&cdev);
 	ck_assert(f & (1ULL << VIRTIO_F_VERSION_1));
-	ck_assert(f & (1ULL << VIRTIO_F_EVENT_IDX));
-	ck_assert(f & (1ULL << VIRTIO_F_INDIRECT_DESC));
+	ck_assert(f & (1ULL << VIRTIO_RING_F_EVENT_IDX));
+	ck_assert(f & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
 	ck_assert((f & CORE_DEV_FEATURES) == CORE_DEV_FEATURES);
 	ck_assert_uint_eq(virtio_get_features(&cdev, 2), 0);
 
@@ -375,7 +376,7 @@ START_TEST(t_core_features)
 	ck_assert_uint_eq(handshake(&cdev, f), S_FEAT);
 	ck_assert(virtio_negotiated(&cdev, 3));
 	ck_assert(!virtio_negotiated(&cdev, 7));
-	ck_assert(!virtio_negotiated(&cdev, VIRTIO_F_EVENT_IDX));
+	ck_assert(!virtio_negotiated(&cdev, VIRTIO_RING_F_EVENT_IDX));
 	ck_assert(!virtio_negotiated(&cdev, 64));
 	set_features(&cdev, f | (1ULL << 7));
 	ck_assert(!virtio_negotiated(&cdev, 7));
@@ -394,7 +395,8 @@ START_TEST(t_core_features_refused)
 		f &= ~(1ULL << VIRTIO_F_VERSION_1);
 	if (_i != 0)
 		f |= 1ULL << 40;
-	ck_assert_uint_eq(handshake(&cdev, f), VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER);
+	ck_assert_uint_eq(handshake(&cdev, f),
+			  VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	/* Still negotiable: fix the features and try again. */
 	set_features(&cdev, offered(&cdev));
 	virtio_set_status(&cdev, S_FEAT);
@@ -414,13 +416,13 @@ START_TEST(t_core_driver_ok_bad)
 	place_queue(&cdev, 0, &q);
 	cdev.q[0].used = FAR_GPA;
 	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 0);
 	ck_assert(!cdev.started);
 	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
 	/* NEEDS_RESET sticks until a reset. */
 	virtio_set_status(&cdev, S_LIVE);
-	ck_assert(virtio_get_status(&cdev) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 
 	/* Misaligned rings are refused the same way. */
 	virtio_set_status(&cdev, 0);
@@ -428,14 +430,15 @@ START_TEST(t_core_driver_ok_bad)
 	place_queue(&cdev, 0, &q);
 	cdev.q[0].desc += 8;
 	virtio_set_status(&cdev, S_LIVE);
-	ck_assert(virtio_get_status(&cdev) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 0);
 
 	/* DRIVER_OK before FEATURES_OK. */
 	virtio_set_status(&cdev, 0);
-	virtio_set_status(&cdev, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER);
-	virtio_set_status(&cdev, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_DRIVER_OK);
-	ck_assert(virtio_get_status(&cdev) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+				     VIRTIO_CONFIG_S_DRIVER_OK);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 0);
 
 	/* The device's own start failing. */
@@ -444,7 +447,7 @@ START_TEST(t_core_driver_ok_bad)
 	place_queue(&cdev, 0, &q);
 	core_start_ret = -ENOMEM;
 	virtio_set_status(&cdev, S_LIVE);
-	ck_assert(virtio_get_status(&cdev) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 1);
 	ck_assert(!cdev.started);
 	virtio_dev_exit(&cdev);
@@ -770,8 +773,8 @@ START_TEST(t_blk_config)
 
 	f = offered(vd);
 	ck_assert(f & (1ULL << VIRTIO_F_VERSION_1));
-	ck_assert(f & (1ULL << VIRTIO_F_EVENT_IDX));
-	ck_assert(f & (1ULL << VIRTIO_F_INDIRECT_DESC));
+	ck_assert(f & (1ULL << VIRTIO_RING_F_EVENT_IDX));
+	ck_assert(f & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
 	ck_assert(f & (1ULL << VIRTIO_BLK_F_MQ));
 	ck_assert(f & (1ULL << VIRTIO_BLK_F_FLUSH));
 	ck_assert(f & (1ULL << VIRTIO_BLK_F_SEG_MAX));
@@ -1156,7 +1159,7 @@ START_TEST(t_blk_errors)
 	blk_dev_get_stats(blk, &st);
 	ck_assert_uint_eq(st.requests, 11);
 	ck_assert_uint_eq(st.errors, 9);
-	ck_assert(!(virtio_get_status(vd) & VIRTIO_S_DEVICE_NEEDS_RESET));
+	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
 	blk_teardown();
 }
 END_TEST
@@ -1348,7 +1351,7 @@ START_TEST(t_blk_malformed)
 	expect_used(q, head, 513);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d), 7 * 512, 512);
-	ck_assert(!(virtio_get_status(vd) & VIRTIO_S_DEVICE_NEEDS_RESET));
+	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
 	blk_teardown();
 }
 END_TEST
@@ -1396,7 +1399,7 @@ START_TEST(t_blk_head_reuse)
 	ck_assert_uint_eq(blk_dev_inflight(blk, 0), 1);
 	drv_publish(q, head);
 	blk_dev_process(blk, 0, &ctx);
-	ck_assert(virtio_get_status(vd) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_ge(atomic_load(&tt.config_irqs), 1);
 	/* The first one still completes, once. */
 	while (blk_dev_inflight(blk, 0)) {
@@ -1430,7 +1433,7 @@ START_TEST(t_blk_broken_ring)
 	q = sync_queue(0, 16, false, false);
 	q->avail->idx = 17;
 	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 0);
-	ck_assert(virtio_get_status(vd) & VIRTIO_S_DEVICE_NEEDS_RESET);
+	ck_assert(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_eq(q->used->idx, 0);
 	ck_assert_uint_eq(atomic_load(&tt.queue_irqs[0]), 0);
 	blk_teardown();
@@ -1638,7 +1641,7 @@ START_TEST(t_blk_threads)
 	threads_setup();
 	f = offered(vd);
 	if (!_i)
-		f &= ~(1ULL << VIRTIO_F_EVENT_IDX);
+		f &= ~(1ULL << VIRTIO_RING_F_EVENT_IDX);
 	drv_start(f);
 	for (unsigned int k = 0; k < 16; k++) {
 		/* Queue 0 writes sectors 0..15, queue 1 reads 100..115. */
@@ -1745,13 +1748,13 @@ START_TEST(t_blk_restart)
 	static struct treq t;
 
 	threads_setup();
-	drv_start(offered(vd) & ~(1ULL << VIRTIO_F_EVENT_IDX));
+	drv_start(offered(vd) & ~(1ULL << VIRTIO_RING_F_EVENT_IDX));
 	post_read(&drv[0], &t, 1, 512, false);
 	kick(0);
 	ck_assert(wait_used(0, 1, 5000));
 	virtio_set_status(vd, 0);
 
-	drv_start(offered(vd) & ~(1ULL << VIRTIO_F_EVENT_IDX));
+	drv_start(offered(vd) & ~(1ULL << VIRTIO_RING_F_EVENT_IDX));
 	post_read(&drv[1], &t, 2, 512, false);
 	kick(1);
 	/* On failure the threads are left running: stopping them would hang too. */
