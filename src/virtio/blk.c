@@ -80,6 +80,13 @@ struct blk_dev {
 	struct blk_thread *threads;
 };
 
+/* Statistics: each queue's counters have one writer, its I/O thread; no locked add. */
+static inline void stat_inc(atomic_uint_fast64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 /* --- iovec helpers --------------------------------------------------------------------- */
 
 /* Copy @len bytes at byte @skip of @iov into @dst; false if the iovecs are too short. */
@@ -137,7 +144,7 @@ static void complete(struct blk_io *io, uint8_t status)
 	struct blk_vq *bq = io->bq;
 
 	if (status != VIRTIO_BLK_S_OK)
-		atomic_fetch_add(&bq->errors, 1);
+		stat_inc(&bq->errors);
 	*io->status = status;
 	bq->busy[io->head] = 0;
 	bq->inflight--;
@@ -292,7 +299,7 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 			break;
 		}
 		taken++;
-		atomic_fetch_add(&bq->requests, 1);
+		stat_inc(&bq->requests);
 		io = &bq->ios[e.head];
 		if (bq->busy[e.head]) {
 			/* The same head twice in flight: nothing in this ring is safe now. */
@@ -301,7 +308,7 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 			break;
 		}
 		if (ret == VQ_BAD_CHAIN) {
-			atomic_fetch_add(&bq->bad_chains, 1);
+			stat_inc(&bq->bad_chains);
 			vq_push(vq, e.head, 0);
 			bq->need_signal = true;
 			continue;
@@ -309,7 +316,7 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 		io->status = status_byte(&e);
 		if (!io->status || e.out_len < sizeof(struct virtio_blk_outhdr)) {
 			/* Nowhere to put a status, or no header: fail it without writing. */
-			atomic_fetch_add(&bq->errors, 1);
+			stat_inc(&bq->errors);
 			vq_push(vq, e.head, 0);
 			bq->need_signal = true;
 			continue;
@@ -383,9 +390,7 @@ static void on_kick(struct aio_ctx *ctx, struct aio_handler *h)
 
 	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		pr_debug("%s: kick read: %s", bq->dev->name, strerror(errno));
-	atomic_store_explicit(&bq->kicks,
-			      atomic_load_explicit(&bq->kicks, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	stat_inc(&bq->kicks);
 	serve(bq, ctx);
 }
 
@@ -409,10 +414,7 @@ static void signal_queues(struct blk_thread *t)
 		if (bq->need_signal) {
 			bq->need_signal = false;
 			if (virtio_queue_signal(bq->q))
-				atomic_store_explicit(
-				    &bq->irqs,
-				    atomic_load_explicit(&bq->irqs, memory_order_relaxed) + 1,
-				    memory_order_relaxed);
+				stat_inc(&bq->irqs);
 		}
 	}
 }
@@ -441,10 +443,7 @@ static void poll_rings(struct blk_thread *t)
 			if (bq->dead || !bq->q->enabled || !vq_has_avail(&bq->q->vq))
 				continue;
 			found = true;
-			atomic_store_explicit(
-			    &bq->polled,
-			    atomic_load_explicit(&bq->polled, memory_order_relaxed) + 1,
-			    memory_order_relaxed);
+			stat_inc(&bq->polled);
 			drain_ring(bq, &t->aio);
 		}
 		if (found || io_uring_cq_ready(&t->aio.ring)) {
