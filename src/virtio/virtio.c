@@ -138,8 +138,11 @@ static void reset_locked(struct virtio_dev *d)
 	atomic_store(&d->status, 0);
 }
 
-/* DRIVER_OK: map every enabled queue, then let the device run. */
-static int start_locked(struct virtio_dev *d)
+/*
+ * DRIVER_OK: map every enabled queue, then let the device run. A restore
+ * passes the ring indices to put back (vq_init starts them at zero).
+ */
+static int start_locked(struct virtio_dev *d, const uint16_t *last_avail, const uint16_t *used_idx)
 {
 	bool ev = virtio_negotiated(d, VIRTIO_RING_F_EVENT_IDX);
 	bool ind = virtio_negotiated(d, VIRTIO_RING_F_INDIRECT_DESC);
@@ -157,6 +160,10 @@ static int start_locked(struct virtio_dev *d)
 			    "%s: queue %u: the driver placed its rings outside RAM or misaligned",
 			    d->name, i);
 			return ret;
+		}
+		if (last_avail) {
+			q->vq.last_avail = last_avail[i];
+			q->vq.used_idx = used_idx[i];
 		}
 	}
 	ret = d->ops->start ? d->ops->start(d) : 0;
@@ -189,7 +196,7 @@ void virtio_set_status(struct virtio_dev *d, uint8_t val)
 	atomic_store(&d->status, val);
 	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	    !d->started && !(val & VIRTIO_CONFIG_S_FAILED)) {
-		if (!(val & VIRTIO_CONFIG_S_FEATURES_OK) || start_locked(d)) {
+		if (!(val & VIRTIO_CONFIG_S_FEATURES_OK) || start_locked(d, NULL, NULL)) {
 			atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
 			pthread_mutex_unlock(&d->lock);
 			if (d->tops && d->tops->notify_config)
@@ -282,6 +289,7 @@ int virtio_save(struct virtio_dev *d, void *fdt, int node)
 int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 {
 	uint64_t features, acked, status, cv, nq, v[8];
+	uint16_t last_avail[VIRTIO_MAX_QUEUES], used_idx[VIRTIO_MAX_QUEUES];
 	unsigned int i;
 	int ret = -EINVAL;
 
@@ -325,35 +333,16 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 		q->avail = v[3];
 		q->used = v[4];
 		q->vector = v[5];
+		last_avail[i] = v[6];
+		used_idx[i] = v[7];
 	}
 	d->acked = acked;
 	d->config_vector = cv;
 	atomic_store(&d->status, status);
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_NEEDS_RESET)) {
-		/* vq_init zeroes the indices: map first, then put them back, then start. */
-		bool ev = virtio_negotiated(d, VIRTIO_RING_F_EVENT_IDX);
-		bool ind = virtio_negotiated(d, VIRTIO_RING_F_INDIRECT_DESC);
-
-		for (i = 0; i < d->nr_queues; i++) {
-			struct virtio_queue *q = &d->q[i];
-			char name[24];
-			int qn;
-
-			if (!q->enabled)
-				continue;
-			if (vq_init(&q->vq, d->mem, q->size, q->desc, q->avail, q->used, ev, ind))
-				goto fail;
-			snprintf(name, sizeof(name), "queue@%u", i);
-			qn = fdt_subnode_offset(fdt, node, name);
-			get_u64(fdt, qn, "last-avail", &v[6]);
-			get_u64(fdt, qn, "used-idx", &v[7]);
-			q->vq.last_avail = v[6];
-			q->vq.used_idx = v[7];
-		}
-		ret = d->ops->start ? d->ops->start(d) : 0;
+		ret = start_locked(d, last_avail, used_idx);
 		if (ret)
 			goto fail;
-		d->started = true;
 	}
 	pthread_mutex_unlock(&d->lock);
 	return 0;
