@@ -45,9 +45,8 @@ struct blk_vq {
 	struct blk_dev *dev;
 	struct virtio_queue *q;
 	struct aio_handler kick;
-	struct aio_ctx *ctx; /* the serving thread's, while started */
-	struct blk_io *ios;  /* [size_max], touched only when used: 4 KiB each */
-	uint8_t *busy;	     /* [size_max]: head in flight */
+	struct blk_io *ios; /* [size_max], touched only when used: 4 KiB each */
+	uint8_t *busy;	    /* [size_max]: head in flight */
 	struct iovec scratch[MAX_IOV];
 	unsigned int inflight;
 	bool need_signal;
@@ -562,7 +561,6 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 	for (i = t->id; !ret && i < b->nq; i += b->nt) {
 		struct blk_vq *bq = &b->vqs[i];
 
-		bq->ctx = &t->aio;
 		bq->kick.fd = bq->q->kick_fd;
 		bq->kick.fn = on_kick;
 		bq->kick.armed = false;

@@ -44,7 +44,6 @@ struct virtio_pci {
 	uint16_t qsel;
 	atomic_uchar isr;
 	uint64_t bar0; /* where BAR 0 is mapped, 0: not */
-	bool ioeventfds;
 	unsigned int nr_vec;
 	struct msix_vec *vec;
 	bool msix_on, msix_fmask;
