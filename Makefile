@@ -52,7 +52,7 @@ export MINIVMM_BUILD := $(abspath $(O))
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
 .PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
-	bench-blk-fio clean format
+	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg clean format
 all: $(BIN)
 
 $(O)/%.o: %.c
@@ -132,11 +132,37 @@ $(O)/bench/blk_model: bench/blk-model/blk_model.c $(LIB)
 bench-blk-model: $(O)/bench/blk_model
 	$(Q)bench/blk-model/run.sh $(O)/bench/blk_model $(ROUNDS)
 
+# The snapshot memory image without a VM: save/restore speeds, lazy start latency.
+$(O)/bench/memimg_bench: bench/memimg/memimg_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+bench-memimg: $(O)/bench/memimg_bench
+	$(Q)$(O)/bench/memimg_bench speed $(O)/bench/memimg.scratch 512
+	$(Q)$(O)/bench/memimg_bench lazy $(O)/bench/memimg.scratch 64 1024
+	$(Q)rm -f $(O)/bench/memimg.scratch
+
 # In-guest fio: per-vCPU queues vs one queue vs QEMU with an IOThread.
 bench-blk-fio: $(BIN) guest
 	$(Q)rm -f $(O)/bench-blk-fio.results
 	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-blk-fio.results \
 		MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-5} tests/harness/in-vm.sh bench/blk-fio/run.sh $(ROUNDS)
+
+# Snapshots: minivmm LZO vs uncompressed vs QEMU migrate-to-file (one round unless ROUNDS=N).
+bench-snapshot: $(BIN) guest
+	$(Q)rm -f $(O)/bench-snapshot.results
+	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-snapshot.results \
+		MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} \
+		bench/snapshot/run.sh $(if $(filter command line,$(origin ROUNDS)),$(ROUNDS),1)
+
+# Shared filesystem: ext4 on virtio-blk vs virtio-fs with and without DAX vs QEMU 9p
+# (one round unless ROUNDS=N).
+bench-sharedfs: $(BIN) guest
+	$(Q)rm -f $(O)/bench-sharedfs.results
+	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-sharedfs.results \
+		MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} MINIVMM_L1_TIMEOUT=$${MINIVMM_L1_TIMEOUT:-5400} \
+		tests/harness/in-vm.sh bench/sharedfs/run.sh $(if $(filter command line,$(origin ROUNDS)),$(ROUNDS),1)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all guest

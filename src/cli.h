@@ -13,5 +13,8 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
 
 #endif

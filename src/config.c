@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -33,6 +34,8 @@
 _Static_assert(sizeof(enum nested_mode) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum reboot_action) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum serial_mode) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum share_dax) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum share_cache) == sizeof(unsigned int), "enum size");
 
 struct parse_ctx;
 struct setting;
@@ -50,18 +53,23 @@ struct section_desc {
 	size_t stride;	    /* offset between instances in struct vm_config */
 };
 
-enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, N_SECTIONS };
+enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, N_SECTIONS };
 
 static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_VM] = { .name = "vm" },
 	[SEC_BOOT] = { .name = "boot" },
 	[SEC_CONSOLE] = { .name = "console" },
+	[SEC_API] = { .name = "api" },
 	/* Indexed: settings use offsetof(struct vm_config, disks[0].field). */
 	[SEC_DISK] = { .name = "disk",
 		       .count = CONFIG_MAX_DISKS,
 		       .stride = sizeof(struct disk_config) },
+	[SEC_SHARE] = { .name = "share",
+			.count = CONFIG_MAX_SHARES,
+			.stride = sizeof(struct share_config) },
 };
 _Static_assert(CONFIG_MAX_DISKS <= MAX_INSTANCES, "instances");
+_Static_assert(CONFIG_MAX_SHARES <= MAX_INSTANCES, "instances");
 
 #define S_REQUIRED 1u /* must be set (in every instance that appears) */
 #define S_EMPTY_OK 2u /* "" is allowed and means unset/empty */
@@ -112,6 +120,14 @@ static int parse_disk_serial(struct parse_ctx *, const struct setting *, void *,
 static int check_file(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_disk(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_serial(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_api_socket(struct parse_ctx *, const struct setting *, const void *, char **);
+static int parse_share_tag(struct parse_ctx *, const struct setting *, void *, const char *,
+			   char **);
+static int parse_window(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_idmap(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int check_share_dir(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_share_tag(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_share_window(struct parse_ctx *, const struct setting *, const void *, char **);
 
 static const char *const nested_names[] = {
 	[NESTED_AUTO] = "auto", [NESTED_ON] = "on", [NESTED_OFF] = "off", NULL
@@ -131,9 +147,18 @@ static const char *const cache_names[] = {
 /* The word that means 0 for parse_auto_uint. */
 static const char *const queues_auto[] = { "auto", NULL };
 static const char *const iothreads_auto[] = { "per-queue", NULL };
+static const char *const share_dax_names[] = { [SHARE_DAX_INODE] = "inode",
+					       [SHARE_DAX_ALWAYS] = "always",
+					       [SHARE_DAX_NEVER] = "never",
+					       NULL };
+static const char *const share_cache_names[] = { [SHARE_CACHE_AUTO] = "auto",
+						 [SHARE_CACHE_ALWAYS] = "always",
+						 [SHARE_CACHE_NONE] = "none",
+						 NULL };
 
-#define F(field) offsetof(struct vm_config, field)
-#define D(field) offsetof(struct vm_config, disks[0].field)
+#define F(field)  offsetof(struct vm_config, field)
+#define D(field)  offsetof(struct vm_config, disks[0].field)
+#define SH(field) offsetof(struct vm_config, shares[0].field)
 
 /* clang-format off: one row per setting reads better than one field per line */
 static const struct setting settings[] = {
@@ -186,6 +211,12 @@ static const struct setting settings[] = {
 	  .parse = parse_serial,
 	  .offset = F(serial),
 	  .check = check_serial },
+	{ .section = SEC_API,
+	  .key = "socket",
+	  .parse = parse_path,
+	  .offset = F(api_socket),
+	  .flags = S_EMPTY_OK,
+	  .check = check_api_socket },
 	{ .section = SEC_DISK,
 	  .key = "path",
 	  .parse = parse_path,
@@ -242,6 +273,52 @@ static const struct setting settings[] = {
 	  .offset = D(poll_us),
 	  .min = 0,
 	  .max = 1000000 },
+	{ .section = SEC_SHARE,
+	  .key = "path",
+	  .parse = parse_path,
+	  .offset = SH(path),
+	  .flags = S_REQUIRED,
+	  .check = check_share_dir },
+	{ .section = SEC_SHARE,
+	  .key = "tag",
+	  .parse = parse_share_tag,
+	  .offset = SH(tag),
+	  .check = check_share_tag },
+	{ .section = SEC_SHARE,
+	  .key = "readonly",
+	  .parse = parse_enum,
+	  .offset = SH(readonly),
+	  .names = onoff_names },
+	{ .section = SEC_SHARE,
+	  .key = "dax",
+	  .parse = parse_enum,
+	  .offset = SH(dax),
+	  .names = share_dax_names },
+	{ .section = SEC_SHARE,
+	  .key = "dax_window",
+	  .parse = parse_window,
+	  .offset = SH(dax_window),
+	  .max = SHARE_DAX_WINDOW_MAX,
+	  .check = check_share_window },
+	{ .section = SEC_SHARE,
+	  .key = "cache",
+	  .parse = parse_enum,
+	  .offset = SH(cache),
+	  .names = share_cache_names },
+	{ .section = SEC_SHARE,
+	  .key = "xattr",
+	  .parse = parse_enum,
+	  .offset = SH(xattr),
+	  .names = onoff_names },
+	{ .section = SEC_SHARE, .key = "uid_map", .parse = parse_idmap, .offset = SH(uid_map) },
+	{ .section = SEC_SHARE, .key = "gid_map", .parse = parse_idmap, .offset = SH(gid_map) },
+	{ .section = SEC_SHARE,
+	  .key = "max_fds",
+	  .parse = parse_auto_uint,
+	  .offset = SH(max_fds),
+	  .min = 16,
+	  .max = 1U << 20,
+	  .names = queues_auto },
 };
 /* clang-format on */
 
@@ -647,6 +724,164 @@ static int check_serial(struct parse_ctx *ctx, const struct setting *s, const vo
 	return ret;
 }
 
+/* --- [share.N] ------------------------------------------------------------------------- */
+
+/* The share a field of [share.N] belongs to, and N. */
+static unsigned int share_index(const struct parse_ctx *ctx, const struct setting *s,
+				const void *field)
+{
+	return ((const char *)field - ((const char *)ctx->cfg + s->offset)) /
+	       sizeof(struct share_config);
+}
+
+const char *config_share_tag(const struct vm_config *cfg, unsigned int idx, char *buf, size_t size)
+{
+	if (cfg->shares[idx].tag)
+		return cfg->shares[idx].tag;
+	snprintf(buf, size, "share%u", idx);
+	return buf;
+}
+
+/* What `mount -t virtiofs TAG` takes: printable ASCII, no blanks, at most 35 bytes. */
+static int parse_share_tag(struct parse_ctx *ctx, const struct setting *s, void *field,
+			   const char *val, char **why)
+{
+	const char *p;
+
+	if (strlen(val) > SHARE_TAG_MAX)
+		return failf(why, "'%s' is longer than %d bytes", val, SHARE_TAG_MAX);
+	for (p = val; *p; p++)
+		if (*p <= 0x20 || *p > 0x7e)
+			return failf(why,
+				     "only printable ASCII characters without blanks are allowed");
+	return parse_string(ctx, s, field, val, why);
+}
+
+/* A size in whole 2 MiB units (the guest maps 2 MiB ranges); 0 is "no window". */
+static int parse_window(struct parse_ctx *ctx, const struct setting *s, void *field,
+			const char *val, char **why)
+{
+	uint64_t v;
+
+	(void)ctx;
+	if (config_parse_size(val, &v))
+		return failf(why, "bad size '%s' (use e.g. 1G or 256M)", val);
+	if (v % (2ULL << 20))
+		return failf(why, "%s is not a multiple of 2M", val);
+	if (v > s->max)
+		return failf(why, "%s is larger than %lluG", val,
+			     (unsigned long long)(s->max >> 30));
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+/* "GUEST:HOST:COUNT": guest ids [GUEST, GUEST+COUNT) are host ids [HOST, HOST+COUNT). */
+static int parse_idmap(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		       char **why)
+{
+	unsigned long long v[3];
+	const char *p = val;
+	char *end;
+	int i;
+
+	(void)ctx;
+	(void)s;
+	for (i = 0; i < 3; i++) {
+		if (!isdigit((unsigned char)*p))
+			goto bad;
+		errno = 0;
+		v[i] = strtoull(p, &end, 10);
+		if (errno || v[i] > UINT32_MAX || *end != (i < 2 ? ':' : '\0'))
+			goto bad;
+		p = end + 1;
+	}
+	if (!v[2])
+		return failf(why, "'%s': COUNT must be at least 1", val);
+	if (v[0] + v[2] > 1ULL << 32 || v[1] + v[2] > 1ULL << 32)
+		return failf(why, "'%s': the range goes past id 4294967295", val);
+	*(struct share_idmap *)field =
+	    (struct share_idmap){ .guest = v[0], .host = v[1], .count = v[2] };
+	return 0;
+bad:
+	return failf(why, "bad value '%s' (expected GUEST:HOST:COUNT, e.g. 0:1000:1)", val);
+}
+
+/* The shared directory: exists, is a directory we may read (and write unless readonly). */
+static int check_share_dir(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			   char **why)
+{
+	const struct share_config *sh = &ctx->cfg->shares[share_index(ctx, s, field)];
+	const char *path = *(char *const *)field;
+	struct stat st;
+
+	if (!path)
+		return 0;
+	if (stat(path, &st))
+		return failf(why, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return failf(why, "%s: %s", path, strerror(ENOTDIR));
+	if (access(path, sh->readonly ? R_OK | X_OK : R_OK | W_OK | X_OK))
+		return failf(why, "%s: %s%s", path, strerror(errno),
+			     sh->readonly ? "" : " (set readonly = on for a read-only share)");
+	return 0;
+}
+
+/* Tags name shares in the guest: no two alike, defaults ("share<N>") included. */
+static int check_share_tag(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			   char **why)
+{
+	unsigned int idx = share_index(ctx, s, field), i;
+	char mine[16], other[16];
+	const char *t = config_share_tag(ctx->cfg, idx, mine, sizeof(mine));
+
+	for (i = 0; i < idx; i++) {
+		if (!ctx->cfg->shares[i].path)
+			continue;
+		if (!strcmp(t, config_share_tag(ctx->cfg, i, other, sizeof(other))))
+			return failf(why, "'%s' is also the tag of [share.%u]", t, i);
+	}
+	return 0;
+}
+
+static int check_share_window(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			      char **why)
+{
+	const struct share_config *sh = &ctx->cfg->shares[share_index(ctx, s, field)];
+
+	if (!*(const uint64_t *)field && sh->dax != SHARE_DAX_NEVER)
+		return failf(why, "0 (no DAX window) needs dax = never");
+	return 0;
+}
+
+/* The socket is created at start-up: its directory must exist, and the path fit sun_path. */
+static int check_api_socket(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			    char **why)
+{
+	const char *path = *(char *const *)field, *slash;
+	struct sockaddr_un addr;
+	char *dir;
+	struct stat st;
+	int ret = 0;
+
+	(void)ctx;
+	(void)s;
+	if (!path)
+		return 0;
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return failf(why, "%s: too long for a Unix socket (at most %zu bytes)", path,
+			     sizeof(addr.sun_path) - 1);
+	slash = strrchr(path, '/');
+	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return -ENOMEM;
+	if (stat(dir, &st))
+		ret = failf(why, "%s: %s: %s", path, dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		ret = failf(why, "%s: %s: %s", path, dir, strerror(ENOTDIR));
+	free(dir);
+	return ret;
+}
+
 /* Apply one value of a known setting; @o says where it came from. */
 static void apply(struct parse_ctx *ctx, const struct origin *o, const struct setting *s,
 		  unsigned int idx, const char *section, const char *val)
@@ -948,6 +1183,10 @@ void config_init(struct vm_config *cfg)
 		cfg->disks[i].backing = 1;
 		cfg->disks[i].poll_us = DISK_POLL_US_DEFAULT;
 	}
+	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
+		cfg->shares[i].dax_window = SHARE_DAX_WINDOW_DEFAULT;
+		cfg->shares[i].max_fds = 0; /* auto */
+	}
 	cfg->cmdline = strdup(DEFAULT_CMDLINE); /* NULL on ENOMEM: config_load fails */
 }
 
@@ -959,10 +1198,17 @@ void config_free(struct vm_config *cfg)
 	free(cfg->cmdline);
 	free(cfg->serial_path);
 	cfg->path = cfg->kernel = cfg->initrd = cfg->cmdline = cfg->serial_path = NULL;
+	free(cfg->api_socket);
+	cfg->api_socket = NULL;
 	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].serial);
 		cfg->disks[i].path = cfg->disks[i].serial = NULL;
+	}
+	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
+		free(cfg->shares[i].path);
+		free(cfg->shares[i].tag);
+		cfg->shares[i].path = cfg->shares[i].tag = NULL;
 	}
 }
 
@@ -1146,6 +1392,10 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 		dump_value(out, "serial", "file:", cfg->serial_path ? cfg->serial_path : "");
 		break;
 	}
+	if (cfg->api_socket) {
+		fprintf(out, "\n[api]\n");
+		dump_value(out, "socket", "", cfg->api_socket);
+	}
 	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
 		const struct disk_config *d = &cfg->disks[i];
 
@@ -1170,5 +1420,31 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 			d->poll_us);
 		if (d->serial)
 			dump_value(out, "serial", "", d->serial);
+	}
+	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
+		const struct share_config *sh = &cfg->shares[i];
+		const struct share_idmap *m[2] = { &sh->uid_map, &sh->gid_map };
+		static const char *const mkey[2] = { "uid_map", "gid_map" };
+
+		if (!sh->path)
+			continue;
+		fprintf(out, "\n[share.%u]\n", i);
+		dump_value(out, "path", "", sh->path);
+		if (sh->tag)
+			dump_value(out, "tag", "", sh->tag);
+		format_size(size, sizeof(size), sh->dax_window);
+		fprintf(out, "readonly = %s\ndax = %s\ndax_window = %s\ncache = %s\nxattr = %s\n",
+			enum_name(onoff_names, 2, sh->readonly),
+			enum_name(share_dax_names, 3, sh->dax), size,
+			enum_name(share_cache_names, 3, sh->cache),
+			enum_name(onoff_names, 2, sh->xattr));
+		for (unsigned int k = 0; k < 2; k++)
+			if (m[k]->count)
+				fprintf(out, "%s = %u:%u:%u\n", mkey[k], m[k]->guest, m[k]->host,
+					m[k]->count);
+		if (sh->max_fds)
+			fprintf(out, "max_fds = %u\n", sh->max_fds);
+		else
+			fprintf(out, "max_fds = auto\n");
 	}
 }

@@ -35,6 +35,30 @@ struct disk_config {
 	unsigned int poll_us;	 /* I/O threads busy-poll the rings this long before sleeping */
 	char *serial;		 /* NULL: none */
 };
+/* [share.N]: a host directory over virtio-fs; present when path is set. */
+#define CONFIG_MAX_SHARES	 8
+#define SHARE_TAG_MAX		 35 /* bytes; the device's field is 36 */
+#define SHARE_DAX_WINDOW_DEFAULT (1ULL << 30)
+#define SHARE_DAX_WINDOW_MAX	 (32ULL << 30) /* the PCI 64-bit window is 64 GiB */
+/* max_fds = auto: this many, within half the process's hard descriptor limit */
+#define SHARE_MAX_FDS_AUTO 65536
+enum share_dax { SHARE_DAX_INODE, SHARE_DAX_ALWAYS, SHARE_DAX_NEVER };
+enum share_cache { SHARE_CACHE_AUTO, SHARE_CACHE_ALWAYS, SHARE_CACHE_NONE };
+struct share_idmap {
+	uint32_t guest, host, count; /* count 0: identity */
+};
+struct share_config {
+	char *path;			     /* the directory the guest sees as its root */
+	char *tag;			     /* NULL: "share<N>" */
+	unsigned int readonly;		     /* on|off, enforced on the host */
+	enum share_dax dax;		     /* inode|always|never */
+	uint64_t dax_window;		     /* bytes, multiple of 2 MiB; 0 only with dax = never */
+	enum share_cache cache;		     /* auto|always|none */
+	unsigned int xattr;		     /* on|off */
+	struct share_idmap uid_map, gid_map; /* "GUEST:HOST:COUNT" */
+	unsigned int max_fds;		     /* host descriptors the share may hold; 0: auto */
+};
+
 #define CONFIG_MIN_MEMORY (16ULL << 20)
 #define CONFIG_MAX_MEMORY (1ULL << 40)
 
@@ -50,7 +74,9 @@ struct vm_config {
 	enum decompress_mode decompress; /* [boot] decompress = host|guest */
 	enum serial_mode serial;	 /* [console] serial */
 	char *serial_path;		 /* for SERIAL_FILE */
+	char *api_socket;		 /* [api] socket, NULL when none */
 	struct disk_config disks[CONFIG_MAX_DISKS];
+	struct share_config shares[CONFIG_MAX_SHARES];
 };
 
 /*
@@ -83,6 +109,9 @@ int config_parse_size(const char *s, uint64_t *out);
  */
 int config_load_string(struct vm_config *cfg, const char *name, const char *data, size_t len,
 		       char *const *overrides, int n_overrides, FILE *err);
+
+/* The tag [share.@idx] is mounted by: its tag, else "share<idx>" (in @buf). */
+const char *config_share_tag(const struct vm_config *cfg, unsigned int idx, char *buf, size_t size);
 
 /* Print the effective configuration as a guest.cfg that loads back the same. */
 void config_dump(const struct vm_config *cfg, FILE *out);

@@ -16,7 +16,7 @@
 #define EBDA_START	  0x9fc00ULL /* top of usable low RAM */
 #define ACPI_TABLES_ADDR  0xe0000ULL /* RSDP first; found by the BIOS-area scan too */
 #define ACPI_TABLES_SIZE  0x20000ULL
-#define RESET_VECTOR_ADDR 0xffff0ULL  /* f000:fff0, inside the ACPI/BIOS area */
+#define RESET_VECTOR_ADDR 0xffff0ULL /* f000:fff0, inside the ACPI/BIOS area */
 #define HIGH_MEM_START	  0x100000ULL
 
 /* The 32-bit hole: [MMIO32_START, 4 GiB) is never RAM. */

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "log.h"
 #include "qcow2/img.h"
+#include "util.h"
 
 static const char usage[] =
     "usage: minivmm COMMAND [ARGS]\n"
@@ -14,8 +15,11 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run CONFIG [options]   boot a guest (minivmm run --help)\n"
+    "  restore SNAPSHOT [options]   start a VM from a snapshot (minivmm restore --help)\n"
     "  img create|info|check  qcow2 images (minivmm img --help)\n"
     "  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
+    "  save --socket PATH SNAPSHOT  snapshot a running VM (minivmm save --help)\n"
+    "  ctl --socket PATH COMMAND    pause|resume|status|stop a running VM (minivmm ctl --help)\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -23,6 +27,7 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+	minivmm_start_ns = now_ns();
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;
@@ -33,6 +38,12 @@ int main(int argc, char **argv)
 		return img_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "kernel"))
 		return cmd_kernel(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "save"))
+		return cmd_save(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("minivmm %s\n", MINIVMM_VERSION);
 		return 0;

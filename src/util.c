@@ -73,6 +73,8 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+uint64_t minivmm_start_ns;
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -9,10 +9,12 @@
 #define ARRAY_SIZE(a)	 (sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a)	 (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
 #define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
-#define MIN(a, b)	 ((a) < (b) ? (a) : (b))
-#define MAX(a, b)	 ((a) > (b) ? (a) : (b))
-#define MiB		 (1ULL << 20)
-#define GiB		 (1ULL << 30)
+/* The structure holding @p as its @member. */
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#define MIN(a, b)		      ((a) < (b) ? (a) : (b))
+#define MAX(a, b)		      ((a) > (b) ? (a) : (b))
+#define MiB			      (1ULL << 20)
+#define GiB			      (1ULL << 30)
 
 /* Read a whole file (at most @max bytes) into a malloc'd buffer. */
 int read_file(const char *path, size_t max, void **buf, size_t *len);
@@ -20,5 +22,7 @@ int read_file(const char *path, size_t max, void **buf, size_t *len);
 int write_all(int fd, const void *buf, size_t len);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
+/* now_ns() when main() began (0 in tests). */
+extern uint64_t minivmm_start_ns;
 
 #endif

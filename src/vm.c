@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acpi/acpi.h"
@@ -35,6 +36,67 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, int code)
 	vm->stop_code = code;
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
 		pr_debug("stop eventfd: %s", strerror(errno));
+	/* Parked vCPUs and a waiting vm_pause() must see it. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_vcpu_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !vm_stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->paused)
+		return 0;
+	atomic_store(&vm->pause_req, true);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < vm->nr_vcpus && !vm_stopping(vm)) {
+		struct timespec ts;
+
+		/* Kick again now and then: a vCPU clearing immediate_exit just as the
+		 * first kick landed would otherwise sleep in the guest's HLT. */
+		for (i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(vm->vcpus[i]);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (vm_stopping(vm)) {
+		atomic_store(&vm->pause_req, false);
+		return -ESHUTDOWN;
+	}
+	/* No vCPU runs: no new kicks; let the devices answer what they hold. */
+	pci_bus_quiesce(vm->pci, true);
+	vm->paused = true;
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	if (!vm->paused)
+		return;
+	pci_bus_quiesce(vm->pci, false);
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	vm->paused = false;
 }
 
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
@@ -127,7 +189,7 @@ static int setup_devices(struct vm *vm, const struct acpi_config *ac)
 		pr_err("cannot register the platform devices: %s", strerror(-ret));
 		return ret;
 	}
-	return vm_add_disks(vm);
+	return vm_add_disks(vm) ?: vm_add_shares(vm);
 }
 
 static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
@@ -171,7 +233,7 @@ static int decide_nested(struct vm *vm)
 	return -EINVAL;
 }
 
-int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
+static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg, bool restoring)
 {
 	struct boot_info bi;
 	struct acpi_config ac;
@@ -184,6 +246,8 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 	vm->fd = -1;
 	vm->serial_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	io_bus_init(&vm->pio);
 	io_bus_init(&vm->mmio);
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -219,12 +283,12 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 	ret = setup_devices(vm, &ac);
 	if (ret)
 		return ret;
-	ret = setup_acpi(vm, &ac);
-	if (ret)
-		return ret;
-	ret = boot_load(vm, &bi);
-	if (ret)
-		return ret;
+	vm->restoring = restoring;
+	if (!restoring) {
+		ret = setup_acpi(vm, &ac) ?: boot_load(vm, &bi);
+		if (ret)
+			return ret;
+	}
 
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -234,7 +298,7 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 		if (ret)
 			return ret;
 	}
-	ret = boot_setup_bsp(vm->vcpus[0]->fd, &bi);
+	ret = restoring ? 0 : boot_setup_bsp(vm->vcpus[0]->fd, &bi);
 	if (ret) {
 		pr_err("setting up the boot vCPU: %s", strerror(-ret));
 		return ret;
@@ -243,6 +307,16 @@ int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 		vm->nr_vcpus > 1 ? "s" : "", (unsigned long long)(vm->mem.total >> 20),
 		vm->nested ? "on" : "off");
 	return 0;
+}
+
+int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
+{
+	return create(vm, kvm, cfg, false);
+}
+
+int vm_create_for_restore(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
+{
+	return create(vm, kvm, cfg, true);
 }
 
 enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
@@ -311,6 +385,7 @@ void vm_destroy(struct vm *vm)
 	}
 	pci_bus_destroy(vm->pci);
 	vm_remove_disks(vm);
+	vm_remove_shares(vm);
 	vm_irq_exit(vm);
 	rtc_destroy(vm->rtc);
 	serial_destroy(vm->serial);
@@ -323,6 +398,8 @@ void vm_destroy(struct vm *vm)
 	guest_mem_free(&vm->mem);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 	io_bus_destroy(&vm->pio);
 	io_bus_destroy(&vm->mmio);
 	memset(vm, 0, sizeof(*vm));

@@ -17,6 +17,7 @@ struct serial;
 struct pci_bus;
 struct rtc;
 struct blk_dev;
+struct vm_share;
 
 enum vm_stop {
 	VM_RUNNING = 0,
@@ -27,6 +28,7 @@ enum vm_stop {
 	VM_STOP_TIMEOUT,
 	VM_STOP_SIGNAL, /* code = signal number */
 	VM_STOP_USER,	/* console escape */
+	VM_STOP_API,	/* "stop" on the API socket, or save --stop */
 	VM_STOP_ERROR,
 };
 
@@ -53,10 +55,20 @@ struct vm {
 	unsigned int next_gsi;
 	bool routes_committed;
 	int next_slot;
-	struct blk_dev *disks[CONFIG_MAX_DISKS]; /* [disk.N], by N */
+	struct blk_dev *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
+	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
 	int *host_cpus; /* the CPUs we may run on; vCPU i and its I/O thread pin to [i % n] */
 	unsigned int nr_host_cpus;
 	bool pin_vcpus;
+
+	/* vm_pause(): vCPUs park outside KVM_RUN with their state consistent. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_req;
+	unsigned int parked;
+	bool paused;	/* vm_pause() returned and vm_resume() was not called yet */
+	bool restoring; /* vm_create: state comes from a snapshot, no kernel is loaded */
+	uint64_t started_ns;
 
 	atomic_int stop_reason;
 	int stop_code;
@@ -64,10 +76,23 @@ struct vm {
 };
 
 int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg);
+/* The same machine without a kernel or ACPI tables: a snapshot fills memory and state. */
+int vm_create_for_restore(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg);
 /* Start the vCPUs and wait until the VM stops, @timeout_ms (<= 0: none) passes,
  * or a signal arrives on @sig_fd (a signalfd, or -1). */
 enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd);
 void vm_destroy(struct vm *vm);
+
+/*
+ * Park every vCPU outside KVM_RUN (pending I/O completed first, as KVM wants
+ * before its state is read) and quiesce the devices: in-flight requests are
+ * answered, the queues keep their state. -ESHUTDOWN when the VM stops meanwhile.
+ * Not nestable: one caller (the API thread) pauses and resumes.
+ */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* vCPU threads: park here while a pause is requested. */
+void vm_vcpu_park(struct vm *vm);
 
 /* Any thread: ask the VM to stop; the first reason wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop reason, int code);
@@ -82,6 +107,12 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 /* virtio/disks.c: the [disk.N] virtio-blk devices */
 int vm_add_disks(struct vm *vm);
 void vm_remove_disks(struct vm *vm);
+/* virtio/shares.c: the [share.N] virtio-fs devices (after the disks: same CPU list) */
+int vm_add_shares(struct vm *vm);
+void vm_remove_shares(struct vm *vm);
+/* A vCPU's KVM_RUN failed with EFAULT: let every DAX window clamp mappings that reach
+ * past the end of their files. Returns how many changed (0: nothing to retry for). */
+int vm_fault_repair(struct vm *vm);
 /* The host CPU vCPU @i (and I/O thread @i) is pinned to. */
 int vm_host_cpu(const struct vm *vm, unsigned int i);
 

@@ -11,6 +11,8 @@ int i8042_init(struct vm *vm);
 /* CMOS RTC at 0x70/0x71, reading the host's clock. */
 struct rtc *rtc_create(struct vm *vm);
 void rtc_destroy(struct rtc *rtc);
+int rtc_save(struct rtc *rtc, void *fdt, int node);
+int rtc_load(struct rtc *rtc, const void *fdt, int node);
 /* Exit port 0x501 and the ACPI sleep control/status registers. */
 int power_init(struct vm *vm);
 /* pvpanic-pci (1b36:0011): the guest reports a panic. */

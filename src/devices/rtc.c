@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* MC146818 CMOS RTC: the guest reads the host's wall clock (UTC, BCD, 24 h). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "devices/legacy.h"
 #include "layout.h"
+#include "snapshot/state.h"
 #include "vm.h"
 
 #define RTC_SECONDS 0x00
@@ -121,4 +123,31 @@ void rtc_destroy(struct rtc *r)
 	io_bus_unregister(&r->vm->pio, PORT_CMOS_INDEX, r);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
+}
+
+/* CMOS RAM and the index; the time registers are read from the host clock anyway. */
+int rtc_save(struct rtc *r, void *fdt, int node)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = st_put_blob(fdt, node, "ram", r->ram, sizeof(r->ram))
+		  ?: st_put_u64(fdt, node, "index", r->index);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int rtc_load(struct rtc *r, const void *fdt, int node)
+{
+	uint8_t ram[sizeof(r->ram)];
+	uint64_t idx;
+
+	if (st_get_blob(fdt, node, "ram", ram, sizeof(ram)) ||
+	    st_get_u64(fdt, node, "index", &idx) || idx > 0xff)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	memcpy(r->ram, ram, sizeof(ram));
+	r->index = (uint8_t)idx;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }

@@ -14,5 +14,8 @@ struct serial *serial_create(struct vm *vm, uint16_t port, unsigned int irq, int
 void serial_destroy(struct serial *s);
 /* Queue input for the guest; returns how many bytes fit. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
+/* Register state into / out of a snapshot node. */
+int serial_save(struct serial *s, void *fdt, int node);
+int serial_load(struct serial *s, const void *fdt, int node);
 
 #endif

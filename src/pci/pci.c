@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "log.h"
 #include "pci/pci.h"
 #include "util.h"
+#include "snapshot/state.h"
 #include "vm.h"
 
 #define CONF_ENABLE (1U << 31)
@@ -352,4 +354,82 @@ void pci_bus_destroy(struct pci_bus *bus)
 	io_bus_unregister(&bus->vm->pio, PORT_PCI_CONF_ADDR, bus);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
+}
+
+void pci_bus_quiesce(struct pci_bus *bus, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < PCI_MAX_DEVS; i++)
+		if (bus->devs[i] && bus->devs[i]->quiesce)
+			bus->devs[i]->quiesce(bus->devs[i], on);
+}
+
+int pci_bus_save(struct pci_bus *bus, void *fdt, int node)
+{
+	unsigned int i;
+	int ret = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	ret = st_put_u64(fdt, node, "conf-addr", bus->conf_addr);
+	for (i = 0; !ret && i < PCI_MAX_DEVS; i++) {
+		struct pci_dev *dev = bus->devs[i];
+		char name[16];
+		int n;
+
+		if (!dev)
+			continue;
+		snprintf(name, sizeof(name), "dev@%u", i);
+		n = st_add_node(fdt, node, name);
+		ret = n < 0 ? n : st_put_blob(fdt, n, "cfg", dev->cfg, sizeof(dev->cfg));
+		if (!ret && dev->save)
+			ret = dev->save(dev, fdt, n);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return ret;
+}
+
+int pci_bus_load(struct pci_bus *bus, const void *fdt, int node)
+{
+	uint8_t cfg[PCI_CFG_SIZE];
+	unsigned int i, b;
+	uint64_t ca;
+	int ret = 0;
+
+	if (st_get_u64(fdt, node, "conf-addr", &ca) || ca > 0xffffffffu)
+		return -EINVAL;
+	pthread_mutex_lock(&bus->lock);
+	bus->conf_addr = (uint32_t)ca;
+	for (i = 0; !ret && i < PCI_MAX_DEVS; i++) {
+		struct pci_dev *dev = bus->devs[i];
+		char name[16];
+		int n;
+
+		snprintf(name, sizeof(name), "dev@%u", i);
+		n = fdt_subnode_offset(fdt, node, name);
+		if (!dev != (n < 0)) {
+			pr_err("snapshot: PCI slot %u: %s", i,
+			       dev ? "device missing from the snapshot" : "unknown device");
+			ret = -EINVAL;
+			break;
+		}
+		if (!dev)
+			continue;
+		if (st_get_blob(fdt, n, "cfg", cfg, sizeof(cfg)) || memcmp(cfg, dev->cfg, 4) ||
+		    cfg[PCI_HEADER_TYPE] != dev->cfg[PCI_HEADER_TYPE]) {
+			pr_err("snapshot: PCI slot %u holds another device", i);
+			ret = -EINVAL;
+			break;
+		}
+		memcpy(dev->cfg, cfg, sizeof(cfg));
+		/* BAR type bits come from the device model, not the file. */
+		for (b = 0; b < PCI_NUM_BARS; b++)
+			if (dev->bar[b].type != PCI_BAR_NONE)
+				bar_set_addr(dev, b, bar_addr(dev, b) & ~(dev->bar[b].size - 1));
+		bars_update(bus, dev);
+		if (dev->load)
+			ret = dev->load(dev, fdt, n);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return ret;
 }

@@ -57,6 +57,11 @@ struct pci_dev {
 	void (*cfg_written)(struct pci_dev *dev, unsigned int off, unsigned int len);
 	/* Called when a BAR becomes mapped at @addr (0: unmapped). */
 	void (*bar_moved)(struct pci_dev *dev, unsigned int bar, uint64_t addr);
+	/* Stop (@on) or restart the device's own threads around a snapshot. */
+	void (*quiesce)(struct pci_dev *dev, bool on);
+	/* Snapshot state beyond config space (the bus saves and restores that). */
+	int (*save)(struct pci_dev *dev, void *fdt, int node);
+	int (*load)(struct pci_dev *dev, const void *fdt, int node);
 	/* Called by pci_bus_destroy for each registered device but the host bridge. */
 	void (*release)(struct pci_dev *dev);
 	void *priv;
@@ -85,6 +90,11 @@ void pci_dev_set_bar(struct pci_dev *dev, unsigned int bar, enum pci_bar_type ty
 int pci_dev_add_cap(struct pci_dev *dev, uint8_t id, unsigned int len);
 /* Place @dev in the next free slot, assign and map its BARs. */
 int pci_register(struct pci_bus *bus, struct pci_dev *dev);
+
+/* Every device's config space and its own state; load remaps the BARs. */
+void pci_bus_quiesce(struct pci_bus *bus, bool on);
+int pci_bus_save(struct pci_bus *bus, void *fdt, int node);
+int pci_bus_load(struct pci_bus *bus, const void *fdt, int node);
 
 /* Config-space access as the guest sees it (also used by tests). */
 uint32_t pci_cfg_read(struct pci_bus *bus, unsigned int slot, unsigned int off, unsigned int len);

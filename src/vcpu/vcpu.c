@@ -14,6 +14,8 @@
 #include "vm.h"
 
 #define SIG_KICK SIGUSR1
+/* KVM_RUN -EFAULTs in a row that a DAX window repair may answer before we give up. */
+#define MAX_FAULT_REPAIRS 8
 
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MSR_MTRR_DEF_TYPE    0x2ff
@@ -190,6 +192,7 @@ static bool handle_exit(struct vcpu *v)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
+	unsigned int repairs = 0;
 	sigset_t set;
 	char name[16];
 
@@ -210,8 +213,22 @@ static void *vcpu_thread(void *arg)
 
 	while (!vm_stopping(v->vm)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			int err = errno;
+
+			/* A DAX window page past EOF (the host truncated a mapped file): KVM
+			 * cannot say which, so every window clamps to its files and the
+			 * guest retries the access; bounded, and only if something changed. */
+			if (err == EFAULT && repairs < MAX_FAULT_REPAIRS &&
+			    vm_fault_repair(v->vm) > 0) {
+				repairs++;
+				continue;
+			}
+			errno = err;
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
+				/* Only here: KVM finished any half-done I/O instruction. */
+				if (atomic_load(&v->vm->pause_req))
+					vm_vcpu_park(v->vm);
 				continue;
 			}
 			pr_err("vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
@@ -219,6 +236,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR, 0);
 			break;
 		}
+		repairs = 0;
 		if (!handle_exit(v))
 			break;
 	}

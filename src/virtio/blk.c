@@ -27,8 +27,6 @@
 #define MAX_DISCARD	 (1U << 22) /* sectors per discard / write-zeroes segment (2 GiB) */
 #define AIO_RING_ENTRIES 256
 
-#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
-
 struct blk_vq;
 
 /* One request in flight, indexed by its head descriptor. */
@@ -750,6 +748,20 @@ fail:
 struct virtio_dev *blk_dev_virtio(struct blk_dev *b)
 {
 	return &b->vdev;
+}
+
+struct blk_backend *blk_dev_backend(struct blk_dev *b)
+{
+	return b->be;
+}
+
+struct blk_backend *blk_dev_swap_backend(struct blk_dev *b, struct blk_backend *be)
+{
+	struct blk_backend *old = b->be;
+
+	/* The threads attach the backend when they start: none runs now. */
+	b->be = be;
+	return old;
 }
 
 void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st)

@@ -35,6 +35,10 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 		   const struct blk_dev_opts *o);
 struct virtio_dev *blk_dev_virtio(struct blk_dev *b);
 void blk_dev_destroy(struct blk_dev *b);
+/* The backend; swapping it is only allowed while the device is quiesced or
+ * not started, and to one of the same size. Returns the old one (the caller's). */
+struct blk_backend *blk_dev_backend(struct blk_dev *b);
+struct blk_backend *blk_dev_swap_backend(struct blk_dev *b, struct blk_backend *be);
 
 /*
  * Serve queue @qi on the calling thread with @ctx, as its I/O thread would

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "pci/pci.h"
+#include "snapshot/state.h"
 #include "util.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_pci.h"
@@ -363,7 +364,9 @@ static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
 			set_ioeventfds(p, addr, true);
 	} else if (bar == SHM_BAR) {
 		for (i = 0; i < d->nr_shm; i++) {
-			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, d->shm[i].hva);
+			/* KVM refuses to delete a slot it does not have (and we would warn). */
+			if (d->shm[i].gpa)
+				vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, d->shm[i].hva);
 			d->shm[i].gpa = 0;
 			if (addr && !vm_memslot_set(p->vm, p->shm_slot[i], addr + p->shm_off[i],
 						    d->shm[i].size, d->shm[i].hva))
@@ -412,7 +415,8 @@ static void vpci_release(struct pci_dev *dev)
 	if (p->bar0)
 		set_ioeventfds(p, p->bar0, false);
 	for (i = 0; i < p->d->nr_shm; i++)
-		vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
+		if (p->d->shm[i].gpa)
+			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
 	for (i = 0; i < p->nr_vec; i++) {
 		if (p->vec[i].fd < 0)
 			continue;
@@ -524,6 +528,99 @@ static int setup_vectors(struct virtio_pci *p)
 	return 0;
 }
 
+/* --- snapshots --------------------------------------------------------------------------- */
+
+static void vpci_quiesce(struct pci_dev *dev, bool on)
+{
+	struct virtio_pci *p = dev->priv;
+
+	if (on)
+		virtio_quiesce(p->d);
+	else if (virtio_unquiesce(p->d))
+		pr_err("%s: cannot restart after the snapshot; the device needs a reset",
+		       p->d->name);
+}
+
+static int vpci_save(struct pci_dev *dev, void *fdt, int node)
+{
+	struct virtio_pci *p = dev->priv;
+	uint32_t *tab = calloc(p->nr_vec, 5 * sizeof(uint32_t));
+	unsigned int v;
+	int vn, ret;
+
+	if (!tab)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->msix_lock);
+	for (v = 0; v < p->nr_vec; v++) {
+		uint32_t *e = tab + 5 * v;
+
+		e[0] = p->vec[v].addr_lo, e[1] = p->vec[v].addr_hi, e[2] = p->vec[v].data;
+		e[3] = p->vec[v].ctrl, e[4] = p->vec[v].pending;
+	}
+	pthread_mutex_unlock(&p->msix_lock);
+	pthread_mutex_lock(&p->cfg_lock);
+	ret = st_put_blob(fdt, node, "msix", tab, p->nr_vec * 5 * sizeof(uint32_t)) ?:
+	      st_put_u64(fdt, node, "dfselect", p->dfselect) ?:
+	      st_put_u64(fdt, node, "gfselect", p->gfselect) ?:
+	      st_put_u64(fdt, node, "qsel", p->qsel) ?:
+	      st_put_u64(fdt, node, "isr", atomic_load(&p->isr));
+	pthread_mutex_unlock(&p->cfg_lock);
+	free(tab);
+	if (ret)
+		return ret;
+	vn = st_add_node(fdt, node, "virtio");
+	return vn < 0 ? vn : virtio_save(p->d, fdt, vn);
+}
+
+static int vpci_load(struct pci_dev *dev, const void *fdt, int node)
+{
+	struct virtio_pci *p = dev->priv;
+	uint32_t *tab = calloc(p->nr_vec, 5 * sizeof(uint32_t));
+	uint64_t df, gf, qs, isr;
+	unsigned int v, q;
+	int vn, ret = -EINVAL;
+
+	if (!tab)
+		return -ENOMEM;
+	if (st_get_blob(fdt, node, "msix", tab, p->nr_vec * 5 * sizeof(uint32_t)) ||
+	    st_get_u64(fdt, node, "dfselect", &df) || st_get_u64(fdt, node, "gfselect", &gf) ||
+	    st_get_u64(fdt, node, "qsel", &qs) || st_get_u64(fdt, node, "isr", &isr) ||
+	    df > 0xffffffffu || gf > 0xffffffffu || qs > 0xffff || isr > 0xff) {
+		pr_err("%s: transport state missing or malformed", p->d->name);
+		goto out;
+	}
+	pthread_mutex_lock(&p->cfg_lock);
+	p->dfselect = (uint32_t)df, p->gfselect = (uint32_t)gf, p->qsel = (uint16_t)qs;
+	atomic_store(&p->isr, (uint8_t)isr);
+	pthread_mutex_unlock(&p->cfg_lock);
+	pthread_mutex_lock(&p->msix_lock);
+	for (v = 0; v < p->nr_vec; v++) {
+		struct msix_vec *m = &p->vec[v];
+		const uint32_t *e = tab + 5 * v;
+
+		m->addr_lo = e[0], m->addr_hi = e[1], m->data = e[2];
+		m->ctrl = e[3] & MSIX_VEC_MASKED, m->pending = e[4] != 0;
+		if (vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
+			pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
+	}
+	pthread_mutex_unlock(&p->msix_lock);
+	msix_ctrl_written(p); /* enable/mask from the restored config space */
+	vn = st_node(fdt, node, "virtio");
+	ret = vn < 0 ? vn : virtio_load(p->d, fdt, vn);
+	if (ret) {
+		pr_err("%s: cannot restore the device state", p->d->name);
+		goto out;
+	}
+	/* An interrupt raised just before the save may not have reached the saved
+	 * LAPIC: one spurious interrupt per queue is harmless, a lost one hangs. */
+	for (q = 0; q < p->d->nr_queues; q++)
+		if (p->d->q[q].enabled && p->d->started)
+			vpci_notify_queue(p->d, q);
+out:
+	free(tab);
+	return ret;
+}
+
 int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
 {
 	struct virtio_pci *p = calloc(1, sizeof(*p));
@@ -545,6 +642,9 @@ int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
 	p->pci.cfg_written = vpci_cfg_written;
 	p->pci.bar_moved = vpci_bar_moved;
 	p->pci.release = vpci_release;
+	p->pci.save = vpci_save;
+	p->pci.quiesce = vpci_quiesce;
+	p->pci.load = vpci_load;
 	pci_dev_set_bar(&p->pci, 0, PCI_BAR_MEM32, false, VPCI_BAR0_SIZE, &bar0_ops, p);
 	for (i = 0; i < d->nr_shm; i++) {
 		/* Each region aligned to its own size (a power of two, at least a page). */

@@ -66,9 +66,10 @@ void virtio_dev_exit(struct virtio_dev *d)
 
 	if (!d->q)
 		return;
-	if (d->started && d->ops->stop)
+	if (d->started && !d->quiesced && d->ops->stop)
 		d->ops->stop(d);
 	d->started = false;
+	d->quiesced = false;
 	for (i = 0; i < d->nr_queues; i++)
 		if (d->q[i].kick_fd >= 0)
 			close(d->q[i].kick_fd);
@@ -118,9 +119,10 @@ static void reset_locked(struct virtio_dev *d)
 	unsigned int i;
 	uint64_t v;
 
-	if (d->started && d->ops->stop)
+	if (d->started && !d->quiesced && d->ops->stop)
 		d->ops->stop(d);
 	d->started = false;
+	d->quiesced = false;
 	for (i = 0; i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
@@ -170,7 +172,44 @@ static int start_locked(struct virtio_dev *d, const uint16_t *last_avail, const 
 	if (ret)
 		return ret;
 	d->started = true;
+	/* Resumed mid-stream (restore, unquiesce): a kick may have been eaten by the
+	 * threads that stopped; look at every ring once. */
+	for (i = 0; last_avail && i < d->nr_queues; i++)
+		if (d->q[i].enabled && write(d->q[i].kick_fd, &(uint64_t){ 1 }, 8) < 0)
+			pr_debug("%s: kick: %s", d->name, strerror(errno));
 	return 0;
+}
+
+void virtio_quiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->started && !d->quiesced) {
+		if (d->ops->stop)
+			d->ops->stop(d);
+		d->quiesced = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_unquiesce(struct virtio_dev *d)
+{
+	uint16_t la[VIRTIO_MAX_QUEUES], ui[VIRTIO_MAX_QUEUES];
+	unsigned int i;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->quiesced) {
+		d->quiesced = false;
+		for (i = 0; i < d->nr_queues; i++) {
+			la[i] = d->q[i].vq.last_avail;
+			ui[i] = d->q[i].vq.used_idx;
+		}
+		ret = start_locked(d, la, ui);
+		if (ret)
+			atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
 }
 
 void virtio_set_status(struct virtio_dev *d, uint8_t val)

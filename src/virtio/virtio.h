@@ -92,6 +92,7 @@ struct virtio_dev {
 	atomic_uchar status;
 	uint8_t config_gen;
 	bool started;
+	bool quiesced;	      /* started, but the device threads are stopped for a snapshot */
 	pthread_mutex_t lock; /* status and queue set-up vs. device threads */
 
 	unsigned int nr_queues;
@@ -129,6 +130,10 @@ bool virtio_queue_signal(struct virtio_queue *q);
 /* Something is wrong beyond one request: DEVICE_NEEDS_RESET + config interrupt. */
 void virtio_needs_reset(struct virtio_dev *d, const char *why);
 
+/* Finish in-flight requests and stop serving the queues, keeping their state
+ * (a running VM's snapshot); unquiesce serves them again. */
+void virtio_quiesce(struct virtio_dev *d);
+int virtio_unquiesce(struct virtio_dev *d);
 /* Snapshot of the transport-independent state (features, status, queues). */
 int virtio_save(struct virtio_dev *d, void *fdt, int node);
 int virtio_load(struct virtio_dev *d, const void *fdt, int node);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # minivmm - build the test guest: OUTDIR/vmlinuz (the host's newest Debian kernel) and
 # OUTDIR/initramfs.cpio.gz (busybox, virtio/pvpanic/kvm/fuse modules, tests/guest/init,
-# tests/guest/scenarios/*.sh).  OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its
+# tests/guest/scenarios/*.sh, /bin/fstool from tests/guest/tools/fstool.c; a copy of it for
+# the host side of the e2e tests is OUTDIR/fstool).  OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its
 # shared libraries (~85 MB: too heavy to boot for every test, so it is a separate file).
 # Rebuilds only when an input changed.
 #
@@ -16,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/initramfs-lib.sh"
 
 MODULES="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
-	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse"
+	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse 9p 9pnet_virtio ext4 crc32c_generic"
 
 kernel=$(newest_kernel)
 kver=$(kernel_version "$kernel")
@@ -24,15 +25,16 @@ fio=$(command -v fio || true)
 
 # Everything the result depends on: our own files, the kernel and its modules, busybox, fio.
 stamp=$({
-	cat "$0" "$here/initramfs-lib.sh" "$here/init" "$here"/scenarios/*.sh
+	cat "$0" "$here/initramfs-lib.sh" "$here/init" "$here"/scenarios/*.sh "$here"/tools/*.c
+	gcc --version | head -n 1
 	echo "$MODULES"
 	# shellcheck disable=SC2012
 	stat -L -c '%n %s %Y' "$kernel" "/lib/modules/$kver/modules.dep" /bin/busybox ${fio:+"$fio"} 2>/dev/null
-	ls "$here/scenarios"
+	ls "$here/scenarios" "$here/tools"
 } | sha256sum | cut -d' ' -f1)
 
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
-	[ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+	[ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] && [ -x "$out/fstool" ]; then
 	exit 0
 fi
 
@@ -51,6 +53,10 @@ chmod 755 "$root/init"
 mkdir -p "$root/scenarios"
 cp "$here"/scenarios/*.sh "$root/scenarios/"
 chmod 755 "$root"/scenarios/*.sh
+# fstool (mmap, xattrs, SEEK_DATA/SEEK_HOLE for the fs scenario); the e2e host side runs
+# the copy in OUTDIR to compute what the guest should print.
+gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/fstool" "$here/tools/fstool.c"
+cp "$stage/fstool" "$root/bin/fstool"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 pack_cpio "$root" "$out/initramfs.cpio.gz"
@@ -69,6 +75,8 @@ else
 	echo "  GUEST   warning: fio not installed, no $out/initramfs-fio.cpio.gz" >&2
 fi
 
+cp "$stage/fstool" "$out/fstool.tmp.$$"
+mv -f "$out/fstool.tmp.$$" "$out/fstool"
 cp "$kernel" "$out/vmlinuz.tmp.$$"
 mv -f "$out/vmlinuz.tmp.$$" "$out/vmlinuz"
 echo "$stamp" >"$out/.stamp"

@@ -134,6 +134,141 @@ START_TEST(test_disks)
 }
 END_TEST
 
+START_TEST(test_api_socket)
+{
+	char *const set[] = { "api.socket=run.sock" };
+	char longpath[128], text[256], *dump = NULL;
+	size_t len;
+	FILE *f;
+
+	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
+	ck_assert_ptr_null(cfg.api_socket);
+	ck_assert_int_eq(load_text(BOOT "[api]\nsocket =\n", NULL, 0), 0);
+	ck_assert_ptr_null(cfg.api_socket);
+	/* Relative to the config file, like every path; the socket need not exist. */
+	write_file("sub/guest.cfg", BOOT "[api]\nsocket = vm.sock\n");
+	ck_assert_int_eq(load_args("sub/guest.cfg", NULL, 0), 0);
+	ck_assert_str_eq(cfg.api_socket, "sub/vm.sock");
+	f = open_memstream(&dump, &len);
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(dump, "\n[api]\nsocket = sub/vm.sock\n"));
+	free(dump);
+	ck_assert_int_eq(load_args("sub/guest.cfg", set, 1), 0);
+	ck_assert_str_eq(cfg.api_socket, "run.sock");
+
+	ck_assert_int_eq(load_text(BOOT "[api]\nsocket = nodir/vm.sock\n", NULL, 0), -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:4: [api] socket: nodir/vm.sock: nodir: No such file or "
+			       "directory\n");
+	ck_assert_int_eq(load_text(BOOT "[api]\nsocket = bzImage/vm.sock\n", NULL, 0), -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:4: [api] socket: bzImage/vm.sock: bzImage: Not a "
+			       "directory\n");
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	snprintf(text, sizeof(text), BOOT "[api]\nsocket = %s\n", longpath);
+	ck_assert_int_eq(load_text(text, NULL, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(errs, "too long for a Unix socket (at most 107 bytes)\n"));
+	ck_assert_int_eq(load_text(BOOT "[api]\npath = x\n", NULL, 0), -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:4: [api] path: unknown key\n");
+}
+END_TEST
+
+START_TEST(test_shares)
+{
+	char *const set[] = { "share.7.path=sub", "share.7.readonly=on", "share.7.dax=never",
+			      "share.7.dax_window=0" };
+	char tag[16], *dump = NULL;
+	size_t len;
+	FILE *f;
+
+	ck_assert_int_eq(load_text(BOOT
+				   "[share.0]\npath = kdir\ntag = my-tag\ndax = always\n"
+				   "dax_window = 256M\ncache = none\nxattr = on\n"
+				   "uid_map = 0:1000:1\ngid_map = 100:2000:65536\nmax_fds = 100\n",
+				   set, 4),
+			 0);
+	ck_assert_str_eq(cfg.shares[0].path, "kdir");
+	ck_assert_str_eq(config_share_tag(&cfg, 0, tag, sizeof(tag)), "my-tag");
+	ck_assert_int_eq(cfg.shares[0].dax, SHARE_DAX_ALWAYS);
+	ck_assert_uint_eq(cfg.shares[0].dax_window, 256ULL << 20);
+	ck_assert_int_eq(cfg.shares[0].cache, SHARE_CACHE_NONE);
+	ck_assert_uint_eq(cfg.shares[0].xattr, 1);
+	ck_assert_uint_eq(cfg.shares[0].uid_map.guest, 0);
+	ck_assert_uint_eq(cfg.shares[0].uid_map.host, 1000);
+	ck_assert_uint_eq(cfg.shares[0].uid_map.count, 1);
+	ck_assert_uint_eq(cfg.shares[0].gid_map.guest, 100);
+	ck_assert_uint_eq(cfg.shares[0].gid_map.count, 65536);
+	ck_assert_uint_eq(cfg.shares[0].max_fds, 100);
+	ck_assert_ptr_null(cfg.shares[1].path);
+	/* Defaults: share<N>, writable, dax inode, 1G window, cache auto, no xattrs, identity. */
+	ck_assert_str_eq(cfg.shares[7].path, "sub");
+	ck_assert_str_eq(config_share_tag(&cfg, 7, tag, sizeof(tag)), "share7");
+	ck_assert_uint_eq(cfg.shares[7].readonly, 1);
+	ck_assert_uint_eq(cfg.shares[7].dax_window, 0);
+	ck_assert_int_eq(cfg.shares[7].cache, SHARE_CACHE_AUTO);
+	ck_assert_uint_eq(cfg.shares[7].xattr, 0);
+	ck_assert_uint_eq(cfg.shares[7].uid_map.count, 0);
+	ck_assert_uint_eq(cfg.shares[7].max_fds, 0); /* auto */
+	f = open_memstream(&dump, &len);
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(dump,
+				     "\n[share.0]\npath = kdir\ntag = my-tag\nreadonly = off\n"
+				     "dax = always\ndax_window = 256M\ncache = none\n"
+				     "xattr = on\nuid_map = 0:1000:1\n"
+				     "gid_map = 100:2000:65536\nmax_fds = 100\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "\n[share.7]\npath = sub\nreadonly = on\ndax = never\n"
+					   "dax_window = 0\n"));
+	free(dump);
+	ck_assert_int_eq(load_text(BOOT "[share.1]\npath = sub\n", NULL, 0), 0);
+	ck_assert_int_eq(cfg.shares[1].dax, SHARE_DAX_INODE);
+	ck_assert_uint_eq(cfg.shares[1].dax_window, 1ULL << 30);
+
+	/* Every way to get it wrong, each on its line. */
+	ck_assert_int_eq(load_text(BOOT "[share.0]\npath = nosuch\ntag = a b\ndax = sometimes\n"
+					"dax_window = 3M\ncache = maybe\nuid_map = 1:2\n"
+					"gid_map = 0:4294967295:2\nmax_fds = 8\n"
+					"[share.1]\npath = bzImage\n"
+					"tag = 0123456789012345678901234567890123456\n"
+					"[share.2]\npath = kdir\ndax_window = 0\n"
+					"[share.3]\ntag = x\n[share.8]\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(
+	    errs,
+	    "guest.cfg:5: [share.0] tag: only printable ASCII characters without blanks are "
+	    "allowed\n"
+	    "guest.cfg:6: [share.0] dax: bad value 'sometimes' (expected inode|always|never)\n"
+	    "guest.cfg:7: [share.0] dax_window: 3M is not a multiple of 2M\n"
+	    "guest.cfg:8: [share.0] cache: bad value 'maybe' (expected auto|always|none)\n"
+	    "guest.cfg:9: [share.0] uid_map: bad value '1:2' (expected GUEST:HOST:COUNT, e.g. "
+	    "0:1000:1)\n"
+	    "guest.cfg:10: [share.0] gid_map: '0:4294967295:2': the range goes past id "
+	    "4294967295\n"
+	    "guest.cfg:11: [share.0] max_fds: 8 out of range (16..1048576)\n"
+	    "guest.cfg:14: [share.1] tag: '0123456789012345678901234567890123456' is longer than "
+	    "35 bytes\n"
+	    "guest.cfg:20: [share.8]: bad instance number (use [share.N], N = 0..7)\n"
+	    "guest.cfg:4: [share.0] path: nosuch: No such file or directory\n"
+	    "guest.cfg:13: [share.1] path: bzImage: Not a directory\n"
+	    "guest.cfg: [share.3] path: required key missing\n"
+	    "guest.cfg:17: [share.2] dax_window: 0 (no DAX window) needs dax = never\n");
+	/* Tags are unique, the default ones included. */
+	ck_assert_int_eq(load_text(BOOT
+				   "[share.0]\npath = kdir\ntag = share1\n[share.1]\npath = sub\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg: [share.1] tag: 'share1' is also the tag of [share.0]\n");
+	ck_assert_int_eq(load_text(BOOT "[share.0]\npath = kdir\ntag = t\n[share.2]\npath = sub\n"
+					"tag = t\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:8: [share.2] tag: 't' is also the tag of [share.0]\n");
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	char *const set[] = { "boot.kernel=bzImage" };
@@ -450,9 +585,9 @@ START_TEST(test_error_messages)
 	ck_assert_int_eq(load_text("[boot]\nkernel =\n", NULL, 0), -EINVAL);
 	ck_assert_str_eq(errs, "guest.cfg:2: [boot] kernel: empty path\n");
 
-	/* [share.N] is not defined (yet); a disk's path must exist. */
-	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = x\n[share.3]\n", NULL, 0), -EINVAL);
-	ck_assert_str_eq(errs, "guest.cfg:5: [share.3]: unknown section\n"
+	/* [net.N] is not defined (yet); a disk's path must exist. */
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = x\n[net.3]\n", NULL, 0), -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:5: [net.3]: unknown section\n"
 			       "guest.cfg:4: [disk.0] path: x: No such file or directory\n");
 	ck_assert_int_eq(load_text(BOOT "[vm.0]\n", NULL, 0), -EINVAL);
 	ck_assert_str_eq(errs, "guest.cfg:3: [vm.0]: unknown section\n");
@@ -705,6 +840,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_string_entry);
 	tcase_add_test(tc, test_dump_round_trip);
 	tcase_add_test(tc, test_disks);
+	tcase_add_test(tc, test_api_socket);
+	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The control socket's server: one thread polls the listening socket, every
+ * open connection and a stop eventfd, and runs requests one at a time as
+ * their lines complete. Connections are served side by side, so one that
+ * sends nothing only holds its own slot until its idle timeout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "util.h"
+
+#define API_MAX_CONNS 8 /* more wait in the listen backlog */
+#define API_BACKLOG   16
+
+struct api_conn {
+	int fd; /* -1: free slot */
+	uint64_t deadline_ns;
+	size_t len;
+	char buf[API_LINE_MAX + 1]; /* a longest line and its '\n' */
+};
+
+struct api_server {
+	const struct api_ops *ops;
+	void *ctx;
+	char *path;
+	dev_t dev; /* of the socket we bound: only that one is removed */
+	ino_t ino;
+	int listen_fd, wake_fd;
+	int timeout_ms;
+	pthread_t thread;
+	struct api_conn conns[API_MAX_CONNS];
+};
+
+static bool stop_requested(struct api_server *s)
+{
+	struct pollfd p = { .fd = s->wake_fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Send all of @len, waiting at most the idle timeout for a slow reader. */
+static int send_line(struct api_server *s, int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+			n = poll(&p, 1, s->timeout_ms);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n ? -errno : -ETIMEDOUT;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* A reply is one line: control characters from an op's message become spaces. */
+static int reply(struct api_server *s, struct api_conn *c, int err, const char *msg)
+{
+	char line[API_MSG_MAX + 256], name[16];
+	char *p;
+	int n;
+
+	if (err >= 0)
+		n = snprintf(line, sizeof(line), *msg ? "ok %s" : "ok", msg);
+	else
+		n = snprintf(line, sizeof(line), "error %s: %s", api_errno_name(-err, name),
+			     *msg ? msg : strerror(-err));
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n > sizeof(line) - 1) /* truncated: the '\n' replaces the NUL */
+		n = sizeof(line) - 1;
+	for (p = line; p < line + n; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	line[n++] = '\n';
+	return send_line(s, c->fd, line, n);
+}
+
+static int __attribute__((format(printf, 4, 5)))
+reply_err(struct api_server *s, struct api_conn *c, int err, const char *fmt, ...)
+{
+	char msg[API_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply(s, c, err, msg);
+}
+
+static int do_simple(struct api_server *s, struct api_conn *c, int (*op)(void *), const char *name)
+{
+	if (!op)
+		return reply_err(s, c, -ENOTSUP, "'%s' is not supported", name);
+	pr_info("api: %s", name);
+	return reply(s, c, op(s->ctx), "");
+}
+
+static int do_status(struct api_server *s, struct api_conn *c)
+{
+	char json[API_MSG_MAX] = "";
+	int ret;
+
+	if (!s->ops->status)
+		return reply_err(s, c, -ENOTSUP, "'status' is not supported");
+	ret = s->ops->status(s->ctx, json, sizeof(json));
+	json[sizeof(json) - 1] = '\0';
+	return reply(s, c, ret, json);
+}
+
+static int do_save(struct api_server *s, struct api_conn *c, const struct api_request *req)
+{
+	char msg[API_MSG_MAX] = "";
+	int ret;
+
+	if (!s->ops->save)
+		return reply_err(s, c, -ENOTSUP, "'save' is not supported");
+	pr_info("api: save%s%s %s", req->stop ? " --stop" : "", req->raw ? " --raw" : "",
+		req->path);
+	ret = s->ops->save(s->ctx, req->path, req->stop, req->raw, msg, sizeof(msg));
+	msg[sizeof(msg) - 1] = '\0';
+	return reply(s, c, ret, msg);
+}
+
+/* One request line (NUL-terminated, without '\n'). */
+static int handle_line(struct api_server *s, struct api_conn *c, char *line, size_t len)
+{
+	const struct api_ops *ops = s->ops;
+	struct api_request req;
+	char err[API_MSG_MAX];
+
+	if (len && line[len - 1] == '\r') /* nc -C, telnet */
+		line[--len] = '\0';
+	if (strlen(line) != len)
+		return reply_err(s, c, -EINVAL, "NUL byte in request");
+	pr_debug("api: request '%s'", line);
+	if (api_parse_request(line, &req, err, sizeof(err)))
+		return reply(s, c, -EINVAL, err);
+	switch (req.cmd) {
+	case API_PAUSE:
+		return do_simple(s, c, ops->pause, "pause");
+	case API_RESUME:
+		return do_simple(s, c, ops->resume, "resume");
+	case API_STATUS:
+		return do_status(s, c);
+	case API_SAVE:
+		return do_save(s, c, &req);
+	case API_STOP:
+		return do_simple(s, c, ops->stop, "stop");
+	}
+	return reply_err(s, c, -EINVAL, "unknown command");
+}
+
+static void conn_close(struct api_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+/* Read what @c sent and run its complete lines; false: close it. */
+static bool conn_input(struct api_server *s, struct api_conn *c)
+{
+	ssize_t n;
+	char *nl;
+
+	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false; /* an unterminated last line is not a request */
+	c->len += n;
+	while ((nl = memchr(c->buf, '\n', c->len))) {
+		size_t used = nl - c->buf + 1;
+
+		*nl = '\0';
+		if (handle_line(s, c, c->buf, used - 1))
+			return false;
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+		c->deadline_ns = now_ns() + s->timeout_ms * 1000000ULL;
+		if (stop_requested(s))
+			return false;
+	}
+	if (c->len == sizeof(c->buf)) {
+		reply_err(s, c, -EMSGSIZE, "request longer than %d bytes", API_LINE_MAX);
+		return false;
+	}
+	return true;
+}
+
+static void accept_conns(struct api_server *s)
+{
+	for (int i = 0; i < API_MAX_CONNS; i++) {
+		struct api_conn *c = &s->conns[i];
+
+		if (c->fd >= 0)
+			continue;
+		c->fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (c->fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				pr_warn("api socket %s: accept: %s", s->path, strerror(errno));
+			return;
+		}
+		c->len = 0;
+		c->deadline_ns = now_ns() + s->timeout_ms * 1000000ULL;
+	}
+}
+
+static void *server_thread(void *arg)
+{
+	struct pollfd p[2 + API_MAX_CONNS];
+	struct api_server *s = arg;
+	uint64_t now, next;
+	int i, n;
+
+	pthread_setname_np(pthread_self(), "api");
+	for (;;) {
+		p[0] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = -1, .events = POLLIN };
+		next = UINT64_MAX;
+		for (i = 0; i < API_MAX_CONNS; i++) {
+			struct api_conn *c = &s->conns[i];
+
+			if (c->fd < 0)
+				p[1].fd = s->listen_fd; /* a free slot */
+			else if (c->deadline_ns < next)
+				next = c->deadline_ns;
+			p[2 + i] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+		}
+		now = now_ns();
+		n = poll(p, ARRAY_SIZE(p),
+			 next == UINT64_MAX ? -1
+			 : next <= now	    ? 0
+					    : (int)((next - now + 999999) / 1000000));
+		if (n < 0 && errno != EINTR) {
+			pr_err("api socket %s: poll: %s", s->path, strerror(errno));
+			break;
+		}
+		if (n < 0)
+			continue;
+		if (p[0].revents)
+			break;
+		for (i = 0; i < API_MAX_CONNS; i++) {
+			struct api_conn *c = &s->conns[i];
+
+			if (p[2 + i].revents && c->fd >= 0 && !conn_input(s, c))
+				conn_close(c);
+		}
+		if (stop_requested(s))
+			break;
+		/*
+		 * Only connections that sent nothing in this round time out: one
+		 * whose request arrived while a long save ran is still served.
+		 */
+		now = now_ns();
+		for (i = 0; i < API_MAX_CONNS; i++) {
+			struct api_conn *c = &s->conns[i];
+
+			if (c->fd >= 0 && !p[2 + i].revents && c->deadline_ns <= now) {
+				pr_debug("api: closing a connection idle for %d ms", s->timeout_ms);
+				reply_err(s, c, -ETIMEDOUT, "no request within %d ms",
+					  s->timeout_ms);
+				conn_close(c);
+			}
+		}
+		if (p[1].revents)
+			accept_conns(s);
+	}
+	for (i = 0; i < API_MAX_CONNS; i++)
+		if (s->conns[i].fd >= 0)
+			conn_close(&s->conns[i]);
+	return NULL;
+}
+
+static int make_addr(const char *path, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(addr->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr->sun_path, path);
+	return 0;
+}
+
+/* A socket nobody listens on (a minivmm that died) is removed; anything else stays. */
+static int clear_stale(const char *path, const struct sockaddr_un *addr)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		pr_err("api socket %s: exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) ? -errno : 0;
+	close(fd);
+	if (ret == -ECONNREFUSED) {
+		pr_info("api socket %s: replacing a stale socket", path);
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	if (!ret || ret == -EAGAIN) { /* EAGAIN: alive, its backlog is full */
+		pr_err("api socket %s: in use (another process listens on it)", path);
+		return -EADDRINUSE;
+	}
+	return ret;
+}
+
+static int start_thread(struct api_server *s)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* Signals go to the threads that wait for them, never to this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = -pthread_create(&s->thread, NULL, server_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+int api_server_start_timeout(const char *path, const struct api_ops *ops, void *ctx,
+			     int client_timeout_ms, struct api_server **out)
+{
+	struct api_server *s;
+	struct sockaddr_un addr;
+	bool bound = false;
+	struct stat st;
+	int i, ret;
+
+	*out = NULL;
+	if (client_timeout_ms <= 0)
+		return -EINVAL;
+	ret = make_addr(path, &addr);
+	if (ret) {
+		pr_err("api socket %s: path too long (at most %zu bytes)", path,
+		       sizeof(addr.sun_path) - 1);
+		return ret;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ops = ops;
+	s->ctx = ctx;
+	s->timeout_ms = client_timeout_ms;
+	s->wake_fd = -1;
+	for (i = 0; i < API_MAX_CONNS; i++)
+		s->conns[i].fd = -1;
+	s->path = strdup(path);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (!s->path || s->listen_fd < 0) {
+		ret = s->path ? -errno : -ENOMEM;
+		goto fail;
+	}
+	ret = clear_stale(path, &addr);
+	if (ret == -EEXIST || ret == -EADDRINUSE)
+		goto fail_quiet;
+	if (ret)
+		goto fail;
+	/*
+	 * bind() gives the new inode the socket's own mode minus the umask, so
+	 * this makes it owner-only from the start, without touching the
+	 * process-wide umask under other threads.
+	 */
+	if (fchmod(s->listen_fd, 0600)) {
+		ret = -errno;
+		goto fail;
+	}
+	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr))) {
+		ret = -errno;
+		if (ret == -EADDRINUSE) { /* created since clear_stale() */
+			pr_err("api socket %s: in use", path);
+			goto fail_quiet;
+		}
+		goto fail;
+	}
+	bound = true;
+	if (lstat(path, &st)) {
+		ret = -errno;
+		goto fail;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	/* An odd umask (0277) may have taken the owner's bits too. */
+	if ((st.st_mode & 0600) != 0600 && !chmod(path, 0600))
+		st.st_mode |= 0600;
+	if (st.st_mode & 077) { /* a kernel that ignored the fchmod */
+		ret = -EPERM;
+		pr_err("api socket %s: mode %03o is not owner-only", path, st.st_mode & 0777);
+		goto fail_quiet;
+	}
+	if (listen(s->listen_fd, API_BACKLOG)) {
+		ret = -errno;
+		goto fail;
+	}
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = start_thread(s);
+	if (ret)
+		goto fail;
+	pr_info("api socket %s: listening", path);
+	*out = s;
+	return 0;
+fail:
+	pr_err("api socket %s: %s", path, strerror(-ret));
+fail_quiet:
+	if (bound)
+		unlink(path);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	free(s->path);
+	free(s);
+	return ret;
+}
+
+int api_server_start(const char *path, const struct api_ops *ops, void *ctx,
+		     struct api_server **out)
+{
+	return api_server_start_timeout(path, ops, ctx, API_CLIENT_TIMEOUT_MS, out);
+}
+
+void api_server_stop(struct api_server *s)
+{
+	uint64_t one = 1;
+	struct stat st;
+
+	if (!s)
+		return;
+	if (write(s->wake_fd, &one, sizeof(one)) < 0)
+		pr_debug("api stop: %s", strerror(errno));
+	pthread_join(s->thread, NULL);
+	/* Someone may have replaced it since (a new minivmm on the same path). */
+	if (!lstat(s->path, &st) && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	close(s->listen_fd);
+	close(s->wake_fd);
+	free(s->path);
+	free(s);
+}

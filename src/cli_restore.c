@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* minivmm restore: start a VM from a snapshot and run it like `minivmm run`. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "session.h"
+#include "snapshot/snapshot.h"
+#include "util.h"
+
+static const char restore_usage[] =
+    "usage: minivmm restore SNAPSHOT [options]\n"
+    "\n"
+    "Start the VM saved in SNAPSHOT (minivmm save, or `save` on the API socket)\n"
+    "where it was, and run it like `minivmm run`: same console, exit statuses,\n"
+    "timeout and API socket. See docs/snapshot.md.\n"
+    "\n"
+    "options:\n"
+    "  --clone DIR              give this VM its own overlay of each qcow2 disk in DIR\n"
+    "                           (kept); one snapshot can run as many clones at once.\n"
+    "                           Without it, the overlays are temporary.\n"
+    "  --lazy                   start at once and fetch memory on first touch\n"
+    "                           (userfaultfd) instead of loading it all first\n"
+    "  --set SECTION.KEY=VALUE  override a key of the saved configuration, e.g.\n"
+    "                           --set console.serial=file:out.log (repeatable)\n"
+    "  --timeout SECONDS        stop the guest after SECONDS and exit 124\n"
+    "  --api-socket PATH        control socket (see minivmm run --help)\n"
+    "  -v, --verbose            more messages on stderr (repeat for debug)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "exit status: as `minivmm run` (1 also when the snapshot is unusable: truncated,\n"
+    "corrupt, another version, or its disks changed; nothing runs then).\n";
+
+static int parse_timeout(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400.0 * 365)
+		return -EINVAL;
+	*ms = (int)ceil(v * 1000);
+	return 0;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "set", required_argument, NULL, 's' },
+		{ "clone", required_argument, NULL, 'c' },
+		{ "lazy", no_argument, NULL, 'l' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "api-socket", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct session_opts so = { .compress = true };
+	const char *clone = NULL, *text;
+	struct snapshot *snap = NULL;
+	struct vm_config cfg;
+	char **sets;
+	int nsets = 0, c, ret;
+	bool loaded = false;
+	size_t len;
+
+	sets = calloc(argc, sizeof(*sets));
+	if (!sets)
+		return EXIT_VM_ERROR;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sets[nsets++] = optarg;
+			break;
+		case 'c':
+			clone = optarg;
+			break;
+		case 'l':
+			so.lazy = true;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &so.timeout_ms)) {
+				pr_err("--timeout %s: expected a positive number of seconds",
+				       optarg);
+				ret = EXIT_USAGE;
+				goto out;
+			}
+			break;
+		case 'a':
+			so.api_socket = optarg;
+			break;
+		case 'v':
+			log_verbosity++;
+			break;
+		case 'h':
+			fputs(restore_usage, stdout);
+			ret = 0;
+			goto out;
+		default:
+			fputs(restore_usage, stderr);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (optind != argc - 1) {
+		pr_err(optind == argc ? "restore: missing SNAPSHOT"
+				      : "restore: too many arguments");
+		fputs(restore_usage, stderr);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	ret = EXIT_VM_ERROR;
+	if (snapshot_open(argv[optind], &snap))
+		goto out;
+	pr_debug("restore: snapshot open after %.1f ms", (now_ns() - minivmm_start_ns) / 1e6);
+	text = snapshot_config(snap, &len);
+	if (config_load_string(&cfg, argv[optind], text, len, sets, nsets, stderr)) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	loaded = true;
+	if (snapshot_prepare_disks(snap, &cfg, clone))
+		goto out;
+	pr_debug("restore: configuration and disks ready after %.1f ms",
+		 (now_ns() - minivmm_start_ns) / 1e6);
+	so.snap = snap;
+	ret = session_run(&cfg, &so);
+out:
+	if (loaded)
+		config_free(&cfg);
+	snapshot_close(snap);
+	free(sets);
+	return ret;
+}

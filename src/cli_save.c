@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* minivmm save / minivmm ctl: requests to a running VM's control socket (docs/api.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cli.h"
+#include "log.h"
+
+#define CTL_TIMEOUT_MS 30000
+
+static const char save_usage[] =
+    "usage: minivmm save --socket PATH SNAPSHOT [--stop] [options]\n"
+    "\n"
+    "Snapshot the VM whose control socket is PATH ([api] socket) into the file\n"
+    "SNAPSHOT: the VM pauses, is written out, then resumes (or stops with --stop).\n"
+    "\n"
+    "options:\n"
+    "  --socket PATH       the VM's control socket (required)\n"
+    "  --stop              stop the VM once the snapshot is written\n"
+    "  --raw               store guest memory uncompressed (default: LZO1X-1)\n"
+    "  --timeout SECONDS   give up after SECONDS (default: wait as long as it takes)\n"
+    "  -v, --verbose       print what was written on stderr\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "exit status:\n"
+    "  0    the snapshot was written\n"
+    "  1    no VM answered, or the VM could not save\n"
+    "  2    bad command line\n";
+
+static const char ctl_usage[] =
+    "usage: minivmm ctl --socket PATH COMMAND [options]\n"
+    "\n"
+    "Send COMMAND to the VM whose control socket is PATH ([api] socket):\n"
+    "  pause    stop running the vCPUs\n"
+    "  resume   run them again\n"
+    "  status   print the VM's state as JSON on stdout\n"
+    "  stop     stop the VM (minivmm run exits 0)\n"
+    "\n"
+    "options:\n"
+    "  --socket PATH       the VM's control socket (required)\n"
+    "  --timeout SECONDS   give up after SECONDS (default 30)\n"
+    "  -v, --verbose       more messages on stderr\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "exit status: 0 done, 1 no VM answered or the VM refused, 2 bad command line\n";
+
+static int parse_seconds(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > INT_MAX / 1000)
+		return -EINVAL;
+	*ms = (int)ceil(v * 1000);
+	return 0;
+}
+
+/*
+ * The server's cwd is not ours: send an absolute path. The directory must
+ * exist (realpath), the file need not.
+ */
+static int absolute_snapshot(const char *arg, char **out)
+{
+	const char *slash = strrchr(arg, '/');
+	const char *base = slash ? slash + 1 : arg;
+	char *dir, *real;
+	int ret;
+
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		pr_err("save: %s: not a file name", arg);
+		return -EINVAL;
+	}
+	dir = slash ? strndup(arg, slash == arg ? 1 : (size_t)(slash - arg)) : strdup(".");
+	if (!dir)
+		return -ENOMEM;
+	real = realpath(dir, NULL);
+	if (!real) {
+		ret = -errno;
+		pr_err("save: %s: %s", dir, strerror(errno));
+		free(dir);
+		return ret;
+	}
+	ret = asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base) < 0 ? -ENOMEM : 0;
+	free(real);
+	free(dir);
+	return ret;
+}
+
+/* One request; 0 on "ok" (*body set), else an exit status after an error message. */
+static int call(const char *what, const char *socket, const char *request, int timeout_ms,
+		char *reply, size_t len, const char **body)
+{
+	char name[16];
+	int ret;
+
+	ret = api_call(socket, request, reply, len, timeout_ms);
+	if (ret == -ETIMEDOUT) {
+		pr_err("%s: no reply from %s within %.3g s", what, socket, timeout_ms / 1000.0);
+		return EXIT_VM_ERROR;
+	}
+	if (ret == -EPROTO) {
+		pr_err("%s: %s closed the connection without a reply", what, socket);
+		return EXIT_VM_ERROR;
+	}
+	if (ret && ret != -EMSGSIZE) {
+		pr_err("%s: cannot connect to %s: %s", what, socket, strerror(-ret));
+		return EXIT_VM_ERROR;
+	}
+	ret = api_reply_parse(reply, body);
+	if (ret == -EPROTO) {
+		pr_err("%s: unexpected reply from %s: '%.200s'", what, socket, reply);
+		return EXIT_VM_ERROR;
+	}
+	if (ret) {
+		pr_err("%s failed: %s: %s", what, api_errno_name(-ret, name), *body);
+		return EXIT_VM_ERROR;
+	}
+	return 0;
+}
+
+/* The number after "key": in a flat JSON object, or -1. */
+static long long json_number(const char *json, const char *key)
+{
+	char pat[32];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+static bool save_raw;
+
+static int parse_opts(int argc, char **argv, const char *usage, const char **socket, bool *stop,
+		      int *timeout_ms)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "stop", no_argument, NULL, 'S' },
+		{ "raw", no_argument, NULL, 'R' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			*socket = optarg;
+			break;
+		case 'S':
+			if (!stop)
+				goto bad;
+			*stop = true;
+			break;
+		case 'R':
+			if (!stop) /* save only */
+				goto bad;
+			save_raw = true;
+			break;
+		case 't':
+			if (parse_seconds(optarg, timeout_ms)) {
+				pr_err("--timeout %s: expected a positive number of seconds",
+				       optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'v':
+			log_verbosity++;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return -1;
+		default:
+			goto bad;
+		}
+	}
+	if (!*socket) {
+		pr_err("%s: --socket PATH is required", argv[0]);
+		goto bad;
+	}
+	if (optind != argc - 1) {
+		pr_err(optind == argc ? "%s: missing argument" : "%s: too many arguments", argv[0]);
+		goto bad;
+	}
+	return 0;
+bad:
+	fputs(usage, stderr);
+	return EXIT_USAGE;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	const char *socket = NULL, *body;
+	char *snap = NULL, *req = NULL, reply[API_MSG_MAX + 256];
+	int timeout_ms = 0, ret;
+	bool stop = false;
+
+	ret = parse_opts(argc, argv, save_usage, &socket, &stop, &timeout_ms);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	ret = absolute_snapshot(argv[optind], &snap);
+	if (ret)
+		return ret == -ENOMEM ? EXIT_VM_ERROR : EXIT_USAGE;
+	if (asprintf(&req, "save %s%s%s", stop ? "--stop " : "", save_raw ? "--raw " : "", snap) <
+	    0) {
+		req = NULL;
+		ret = EXIT_VM_ERROR;
+		goto out;
+	}
+	if (strlen(req) > API_LINE_MAX || strchr(snap, '\n')) {
+		pr_err("save: %s: path too long or has a newline", snap);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	pr_debug("save: sending '%s' to %s", req, socket);
+	ret = call("save", socket, req, timeout_ms, reply, sizeof(reply), &body);
+	if (ret)
+		goto out;
+	if (json_number(body, "bytes") >= 0 && json_number(body, "ms") >= 0)
+		pr_info("saved %s: %lld bytes in %lld ms%s", snap, json_number(body, "bytes"),
+			json_number(body, "ms"), stop ? ", VM stopped" : "");
+	else
+		pr_info("saved %s%s%s%s", snap, *body ? ": " : "", body,
+			stop ? ", VM stopped" : "");
+out:
+	free(req);
+	free(snap);
+	return ret;
+}
+
+int cmd_ctl(int argc, char **argv)
+{
+	static const char *const cmds[] = { "pause", "resume", "status", "stop" };
+	const char *socket = NULL, *body, *cmd;
+	int timeout_ms = CTL_TIMEOUT_MS, ret;
+	char reply[API_MSG_MAX + 256], what[16];
+	size_t i;
+
+	ret = parse_opts(argc, argv, ctl_usage, &socket, NULL, &timeout_ms);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	cmd = argv[optind];
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmd, cmds[i]))
+			break;
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		pr_err("ctl: unknown command '%s' (pause, resume, status or stop)", cmd);
+		fputs(ctl_usage, stderr);
+		return EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "ctl %s", cmd);
+	ret = call(what, socket, cmd, timeout_ms, reply, sizeof(reply), &body);
+	if (ret)
+		return ret;
+	if (*body)
+		printf("%s\n", body);
+	pr_info("%s: ok", what);
+	return 0;
+}

@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * In-process FUSE server for virtio-fs: message parsing, replies, dispatch
+ * and INIT. The opcodes live in fuse_ops.c (names and attributes) and
+ * fuse_io.c (handles, data, directories, DAX, xattrs); node ids and handles
+ * in fuse_table.c. docs/virtiofs.md ("The FUSE server") has the rules.
+ *
+ * Parsing: the in-header is gathered from the readable segments; its len
+ * must be >= 40 and <= the bytes the chain really carries. The arguments
+ * (everything after the header, up to len) are gathered into one bounded
+ * buffer, except WRITE whose data stays in the guest's segments (pwritev from
+ * there). Replies are written into the writable segments, never past them: a
+ * reply that does not fit becomes an error reply (the header always fits or
+ * the chain is refused with a negative return).
+ *
+ * Ownership of new files (SYMLINK, MKNOD, MKDIR, CREATE): when minivmm runs
+ * as root, a new object is chowned to the requesting guest uid/gid mapped
+ * through uid_map/gid_map (ids outside a map become 65534), except that in a
+ * setgid directory the group is the directory's (as the kernel does) and a
+ * new subdirectory inherits S_ISGID. Like the kernel's mode_strip_sgid()
+ * (CVE-2022-0358), a new non-directory keeps S_ISGID|S_IXGRP only if the
+ * caller is guest root or the caller's gid is the file's group. The mode is
+ * set exactly as the guest asked (it applied its umask already), not through
+ * the VMM's umask. Not running as root, new objects belong to the VMM's user.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <linux/limits.h>
+#include <linux/openat2.h>
+
+#include "fs/fuse_priv.h"
+
+enum {
+	OP_RO = 1 << 0,	   /* modifies the share: EROFS when readonly */
+	OP_XATTR = 1 << 1, /* ENOSYS unless xattr = on */
+	OP_NOREPLY = 1 << 2,
+};
+
+struct fuse_opdesc {
+	ssize_t (*fn)(struct fuse_req *r);
+	uint16_t in;  /* fixed argument bytes */
+	uint16_t out; /* fixed reply payload: checked before the opcode runs */
+	uint8_t flags;
+};
+
+static ssize_t op_init(struct fuse_req *r);
+static ssize_t op_destroy(struct fuse_req *r);
+static ssize_t op_interrupt(struct fuse_req *r);
+
+#define ENTRY_SZ sizeof(struct fuse_entry_out)
+static const struct fuse_opdesc ops[] = {
+	[FUSE_LOOKUP] = { fuse_op_lookup, 0, ENTRY_SZ, 0 },
+	[FUSE_FORGET] = { fuse_op_forget, sizeof(struct fuse_forget_in), 0, OP_NOREPLY },
+	[FUSE_BATCH_FORGET] = { fuse_op_batch_forget, sizeof(struct fuse_batch_forget_in), 0,
+				OP_NOREPLY },
+	[FUSE_INTERRUPT] = { op_interrupt, 0, 0, OP_NOREPLY },
+	[FUSE_GETATTR] = { fuse_op_getattr, sizeof(struct fuse_getattr_in),
+			   sizeof(struct fuse_attr_out), 0 },
+	[FUSE_SETATTR] = { fuse_op_setattr, sizeof(struct fuse_setattr_in),
+			   sizeof(struct fuse_attr_out), OP_RO },
+	[FUSE_READLINK] = { fuse_op_readlink, 0, 0, 0 },
+	[FUSE_SYMLINK] = { fuse_op_symlink, 0, ENTRY_SZ, OP_RO },
+	[FUSE_MKNOD] = { fuse_op_mknod, sizeof(struct fuse_mknod_in), ENTRY_SZ, OP_RO },
+	[FUSE_MKDIR] = { fuse_op_mkdir, sizeof(struct fuse_mkdir_in), ENTRY_SZ, OP_RO },
+	[FUSE_UNLINK] = { fuse_op_unlink, 0, 0, OP_RO },
+	[FUSE_RMDIR] = { fuse_op_rmdir, 0, 0, OP_RO },
+	[FUSE_RENAME] = { fuse_op_rename, sizeof(struct fuse_rename_in), 0, OP_RO },
+	[FUSE_RENAME2] = { fuse_op_rename2, sizeof(struct fuse_rename2_in), 0, OP_RO },
+	[FUSE_LINK] = { fuse_op_link, sizeof(struct fuse_link_in), ENTRY_SZ, OP_RO },
+	[FUSE_OPEN] = { fuse_op_open, sizeof(struct fuse_open_in), sizeof(struct fuse_open_out),
+			0 },
+	[FUSE_READ] = { fuse_op_read, sizeof(struct fuse_read_in), 0, 0 },
+	[FUSE_WRITE] = { fuse_op_write, sizeof(struct fuse_write_in), sizeof(struct fuse_write_out),
+			 OP_RO },
+	[FUSE_STATFS] = { fuse_op_statfs, 0, sizeof(struct fuse_statfs_out), 0 },
+	[FUSE_RELEASE] = { fuse_op_release, sizeof(struct fuse_release_in), 0, 0 },
+	[FUSE_FSYNC] = { fuse_op_fsync, sizeof(struct fuse_fsync_in), 0, 0 },
+	[FUSE_SETXATTR] = { fuse_op_setxattr, FUSE_COMPAT_SETXATTR_IN_SIZE, 0, OP_RO | OP_XATTR },
+	[FUSE_GETXATTR] = { fuse_op_getxattr, sizeof(struct fuse_getxattr_in), 0, OP_XATTR },
+	[FUSE_LISTXATTR] = { fuse_op_listxattr, sizeof(struct fuse_getxattr_in), 0, OP_XATTR },
+	[FUSE_REMOVEXATTR] = { fuse_op_removexattr, 0, 0, OP_RO | OP_XATTR },
+	[FUSE_FLUSH] = { fuse_op_flush, sizeof(struct fuse_flush_in), 0, 0 },
+	[FUSE_INIT] = { op_init, 16, 0, 0 },
+	[FUSE_OPENDIR] = { fuse_op_opendir, sizeof(struct fuse_open_in),
+			   sizeof(struct fuse_open_out), 0 },
+	[FUSE_READDIR] = { fuse_op_readdir, sizeof(struct fuse_read_in), 0, 0 },
+	[FUSE_RELEASEDIR] = { fuse_op_releasedir, sizeof(struct fuse_release_in), 0, 0 },
+	[FUSE_FSYNCDIR] = { fuse_op_fsync, sizeof(struct fuse_fsync_in), 0, 0 },
+	[FUSE_ACCESS] = { fuse_op_access, sizeof(struct fuse_access_in), 0, 0 },
+	[FUSE_CREATE] = { fuse_op_create, sizeof(struct fuse_create_in),
+			  ENTRY_SZ + sizeof(struct fuse_open_out), OP_RO },
+	[FUSE_DESTROY] = { op_destroy, 0, 0, 0 },
+	[FUSE_FALLOCATE] = { fuse_op_fallocate, sizeof(struct fuse_fallocate_in), 0, OP_RO },
+	[FUSE_READDIRPLUS] = { fuse_op_readdirplus, sizeof(struct fuse_read_in), 0, 0 },
+	[FUSE_LSEEK] = { fuse_op_lseek, sizeof(struct fuse_lseek_in), sizeof(struct fuse_lseek_out),
+			 0 },
+	[FUSE_COPY_FILE_RANGE] = { fuse_op_copy_file_range, sizeof(struct fuse_copy_file_range_in),
+				   sizeof(struct fuse_write_out), OP_RO },
+	[FUSE_SETUPMAPPING] = { fuse_op_setupmapping, sizeof(struct fuse_setupmapping_in), 0, 0 },
+	[FUSE_REMOVEMAPPING] = { fuse_op_removemapping, sizeof(struct fuse_removemapping_in), 0,
+				 0 },
+};
+
+/* Copy @n bytes to byte @off of the writable segments; returns bytes copied. */
+size_t fuse_copy_out(const struct iovec *out, unsigned int nout, size_t off, const void *p,
+		     size_t n)
+{
+	const uint8_t *src = p;
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < nout && done < n; i++) {
+		size_t len = out[i].iov_len, c;
+
+		if (off >= len) {
+			off -= len;
+			continue;
+		}
+		c = len - off < n - done ? len - off : n - done;
+		memcpy((uint8_t *)out[i].iov_base + off, src + done, c);
+		done += c;
+		off = 0;
+	}
+	return done;
+}
+
+/* Copy @n bytes from byte @off of the readable segments. */
+static size_t copy_in(const struct iovec *in, unsigned int nin, size_t off, void *p, size_t n)
+{
+	uint8_t *dst = p;
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < nin && done < n; i++) {
+		size_t len = in[i].iov_len, c;
+
+		if (off >= len) {
+			off -= len;
+			continue;
+		}
+		c = len - off < n - done ? len - off : n - done;
+		memcpy(dst + done, (const uint8_t *)in[i].iov_base + off, c);
+		done += c;
+		off = 0;
+	}
+	return done;
+}
+
+/* Sum of segment lengths, saturating (a chain can never carry that much). */
+static size_t iov_total(const struct iovec *v, unsigned int n)
+{
+	size_t t = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (v[i].iov_len > SIZE_MAX / 2 - t)
+			return SIZE_MAX / 2;
+		t += v[i].iov_len;
+	}
+	return t;
+}
+
+static ssize_t reply_raw(struct fuse_req *r, int err, const void *p1, size_t n1, const void *p2,
+			 size_t n2)
+{
+	struct fuse_out_header oh;
+
+	if (sizeof(oh) + n1 + n2 > r->room) {
+		if (err == 0)
+			return -ERANGE;
+		n1 = n2 = 0;
+	}
+	oh.len = (uint32_t)(sizeof(oh) + n1 + n2);
+	oh.error = err;
+	oh.unique = r->hdr.unique;
+	fuse_copy_out(r->out, r->nout, 0, &oh, sizeof(oh));
+	if (n1)
+		fuse_copy_out(r->out, r->nout, sizeof(oh), p1, n1);
+	if (n2)
+		fuse_copy_out(r->out, r->nout, sizeof(oh) + n1, p2, n2);
+	return oh.len;
+}
+
+ssize_t fuse_reply(struct fuse_req *r, const void *p, size_t n)
+{
+	return reply_raw(r, 0, p, n, NULL, 0);
+}
+
+ssize_t fuse_reply2(struct fuse_req *r, const void *p1, size_t n1, const void *p2, size_t n2)
+{
+	return reply_raw(r, 0, p1, n1, p2, n2);
+}
+
+static ssize_t reply_err(struct fuse_req *r, int err)
+{
+	return reply_raw(r, err, NULL, 0, NULL, 0);
+}
+
+/*
+ * A name argument: NUL-terminated inside @len, 1..NAME_MAX bytes, no '/',
+ * not "." or "..". @used gets the bytes consumed including the NUL.
+ */
+int fuse_check_name(const uint8_t *p, size_t len, const char **name, size_t *used)
+{
+	const uint8_t *nul = memchr(p, 0, len);
+	size_t n;
+
+	if (!nul)
+		return -EINVAL;
+	n = (size_t)(nul - p);
+	if (n == 0 || memchr(p, '/', n))
+		return -EINVAL;
+	if (n > NAME_MAX)
+		return -ENAMETOOLONG;
+	if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+		return -EINVAL;
+	*name = (const char *)p;
+	*used = n + 1;
+	return 0;
+}
+
+/* The only way a name is resolved on the host: one component, never a link. */
+int fuse_open_beneath(int dirfd, const char *name, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+		.mode = (flags & O_CREAT) ? (mode & 07777) : 0,
+		.resolve =
+		    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int fuse_stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/*
+ * Open a node for I/O. The node is an O_PATH descriptor of exactly one inode
+ * inside the share; opening "/proc/self/fd/N" (as virtiofsd does) follows
+ * that magic link to the very same inode, with no name lookup a guest could
+ * race. Only regular files and directories get here: device nodes, FIFOs and
+ * sockets are never opened (CVE-2020-35517), and symlinks are never followed.
+ * The type is the one recorded at lookup (an inode's type cannot change) and
+ * the opened file is checked to be that inode again.
+ */
+int fuse_reopen(struct fuse_server *s, const struct fuse_iref *n, int flags)
+{
+	struct stat a, b;
+	char name[16];
+	int fd;
+
+	if (n->type != S_IFREG && n->type != S_IFDIR)
+		return n->type == S_IFLNK ? -ELOOP : -EPERM;
+	flags &= ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_TMPFILE | O_PATH);
+	if (n->type == S_IFDIR)
+		flags |= O_DIRECTORY;
+	snprintf(name, sizeof(name), "%d", n->fd);
+	fd = openat(s->proc_fd, name, flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &a) < 0 || fuse_stat_fd(n->fd, &b) < 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino || (a.st_mode & S_IFMT) != n->type) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+uint32_t fuse_uid_to_host(const struct fs_idmap *m, uint32_t id)
+{
+	if (m->count == 0)
+		return id;
+	if (id >= m->guest && id - m->guest < m->count)
+		return m->host + (id - m->guest);
+	return 65534;
+}
+
+uint32_t fuse_uid_to_guest(const struct fs_idmap *m, uint32_t id)
+{
+	if (m->count == 0)
+		return id;
+	if (id >= m->host && id - m->host < m->count)
+		return m->guest + (id - m->host);
+	return 65534;
+}
+
+static uint32_t encode_dev(dev_t d)
+{
+	unsigned int ma = major(d), mi = minor(d);
+
+	return (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12);
+}
+
+void fuse_fill_attr(struct fuse_server *s, struct fuse_attr *a, const struct stat *st)
+{
+	uint64_t flags;
+
+	memset(a, 0, sizeof(*a));
+	a->ino = st->st_ino;
+	a->size = (uint64_t)st->st_size;
+	a->blocks = (uint64_t)st->st_blocks;
+	a->atime = (uint64_t)st->st_atim.tv_sec;
+	a->mtime = (uint64_t)st->st_mtim.tv_sec;
+	a->ctime = (uint64_t)st->st_ctim.tv_sec;
+	a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+	a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+	a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+	a->mode = st->st_mode;
+	a->nlink = (uint32_t)st->st_nlink;
+	a->uid = fuse_uid_to_guest(&s->o.uid_map, st->st_uid);
+	a->gid = fuse_uid_to_guest(&s->o.gid_map, st->st_gid);
+	a->rdev = encode_dev(st->st_rdev);
+	a->blksize = (uint32_t)st->st_blksize;
+	pthread_mutex_lock(&s->lock);
+	flags = s->flags;
+	pthread_mutex_unlock(&s->lock);
+	/*
+	 * A guest that may map files (it asked for FUSE_MAP_ALIGNMENT) takes blksize for
+	 * the inode's i_blkbits, and Linux's DAX writeback (dax_writeback_mapping_range(),
+	 * run by every close() of a DAX file) warns and fails with EIO unless that is the
+	 * page size. Hosts whose st_blksize differs (9p: 256 KiB, NFS, ZFS) would have
+	 * every close() of a mapped file fail, ld.so's of each shared library included.
+	 */
+	if (flags & FUSE_MAP_ALIGNMENT)
+		a->blksize = FUSE_SRV_DAX_ALIGN;
+	/*
+	 * dax=inode: the guest maps a file through the DAX window only when we
+	 * say so. Rule: regular files of 32 KiB and more; smaller ones are
+	 * cheaper through the guest page cache than a 2 MiB window slot.
+	 */
+	if ((flags & FUSE_HAS_INODE_DAX) && S_ISREG(st->st_mode) &&
+	    st->st_size >= FUSE_SRV_DAX_MIN_FILE)
+		a->flags |= FUSE_ATTR_DAX;
+}
+
+void fuse_fill_entry(struct fuse_server *s, struct fuse_entry_out *e, uint64_t nodeid, uint32_t gen,
+		     const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->nodeid = nodeid;
+	e->generation = gen;
+	e->entry_valid = s->tmo;
+	e->attr_valid = s->tmo;
+	fuse_fill_attr(s, &e->attr, st);
+}
+
+static ssize_t op_init(struct fuse_req *r)
+{
+	struct fuse_server *s = r->s;
+	struct fuse_init_in in;
+	struct fuse_init_out o;
+	uint64_t want, ours;
+
+	memset(&in, 0, sizeof(in));
+	memcpy(&in, r->arg, r->arglen < sizeof(in) ? r->arglen : sizeof(in));
+	if (in.major != FUSE_KERNEL_VERSION || in.minor < FUSE_SRV_MIN_MINOR)
+		return -EPROTO;
+	want = in.flags;
+	if ((in.flags & FUSE_INIT_EXT) && r->arglen >= offsetof(struct fuse_init_in, unused))
+		want |= (uint64_t)in.flags2 << 32;
+
+	ours = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_DO_READDIRPLUS |
+	       FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
+	if (s->o.cache == FS_CACHE_AUTO)
+		ours |= FUSE_AUTO_INVAL_DATA;
+	if (s->o.xattr)
+		ours |= FUSE_SETXATTR_EXT;
+	if (s->dax && s->o.dax_window && s->o.dax != FS_DAX_NEVER) {
+		ours |= FUSE_MAP_ALIGNMENT;
+		if (s->o.dax == FS_DAX_INODE)
+			ours |= FUSE_HAS_INODE_DAX;
+	}
+	want &= ours;
+
+	memset(&o, 0, sizeof(o));
+	o.major = FUSE_KERNEL_VERSION;
+	o.minor = in.minor < FUSE_SRV_MINOR ? in.minor : FUSE_SRV_MINOR;
+	o.max_readahead =
+	    in.max_readahead < FUSE_SRV_MAX_WRITE ? in.max_readahead : FUSE_SRV_MAX_WRITE;
+	o.flags = (uint32_t)want;
+	o.flags2 = (uint32_t)(want >> 32);
+	o.max_background = 64;
+	o.congestion_threshold = 48;
+	o.max_write = FUSE_SRV_MAX_WRITE;
+	o.time_gran = 1;
+	o.max_pages = FUSE_SRV_MAX_PAGES;
+	if (want & FUSE_MAP_ALIGNMENT)
+		o.map_alignment = FUSE_SRV_DAX_MAP_BITS;
+
+	pthread_mutex_lock(&s->lock);
+	s->got_init = true;
+	s->minor = o.minor;
+	s->flags = want;
+	pthread_mutex_unlock(&s->lock);
+	return fuse_reply(r, &o, sizeof(o));
+}
+
+static ssize_t op_destroy(struct fuse_req *r)
+{
+	fuse_server_reset(r->s);
+	return fuse_reply(r, NULL, 0);
+}
+
+static ssize_t op_interrupt(struct fuse_req *r)
+{
+	(void)r; /* every request completes synchronously: nothing to interrupt */
+	return 0;
+}
+
+#define ARG_STACK 4096
+
+ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned int nin,
+			   const struct iovec *out, unsigned int nout)
+{
+	uint8_t stackbuf[ARG_STACK], *buf = stackbuf;
+	const struct fuse_opdesc *d = NULL;
+	struct fuse_req r = { .s = s, .in = in, .nin = nin, .out = out, .nout = nout };
+	size_t total = iov_total(in, nin), want;
+	bool got_init;
+	ssize_t ret;
+
+	if (copy_in(in, nin, 0, &r.hdr, sizeof(r.hdr)) < sizeof(r.hdr))
+		return -EINVAL;
+	r.room = iov_total(out, nout);
+	if (r.hdr.opcode < sizeof(ops) / sizeof(ops[0]) && ops[r.hdr.opcode].fn)
+		d = &ops[r.hdr.opcode];
+	if (!(d && (d->flags & OP_NOREPLY)) && r.room < sizeof(struct fuse_out_header))
+		return -EINVAL;
+
+	if (r.hdr.len < sizeof(r.hdr) || r.hdr.len > total) {
+		ret = -EINVAL;
+		goto err;
+	}
+	r.arglen = r.hdr.len - sizeof(r.hdr);
+	if (!d) {
+		ret = -ENOSYS;
+		goto err;
+	}
+	if (r.arglen < d->in) {
+		ret = -EINVAL;
+		goto err;
+	}
+	/* WRITE data stays in the guest's buffers: gather only fuse_write_in. */
+	want = r.hdr.opcode == FUSE_WRITE ? sizeof(struct fuse_write_in) : r.arglen;
+	if (want > FUSE_SRV_ARG_MAX) {
+		ret = -E2BIG;
+		goto err;
+	}
+	if (want > sizeof(stackbuf)) {
+		buf = malloc(want);
+		if (!buf) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	copy_in(in, nin, sizeof(r.hdr), buf, want);
+	r.arg = buf;
+
+	pthread_mutex_lock(&s->lock);
+	got_init = s->got_init;
+	pthread_mutex_unlock(&s->lock);
+	if (!got_init && r.hdr.opcode != FUSE_INIT) {
+		ret = -EIO;
+	} else if ((d->flags & OP_XATTR) && !s->o.xattr) {
+		ret = -ENOSYS;
+	} else if ((d->flags & OP_RO) && s->o.readonly) {
+		ret = -EROFS;
+	} else if (!(d->flags & OP_NOREPLY) && sizeof(struct fuse_out_header) + d->out > r.room) {
+		ret = -ERANGE; /* checked first: a LOOKUP must not count a reference it cannot
+				  return */
+	} else {
+		ret = d->fn(&r);
+	}
+	if (buf != stackbuf)
+		free(buf);
+	if (ret >= 0)
+		return ret;
+err:
+	if (d && (d->flags & OP_NOREPLY))
+		return 0;
+	return reply_err(&r, (int)ret);
+}
+
+void fuse_server_reset(struct fuse_server *s)
+{
+	fuse_table_reset(s, false);
+	pthread_mutex_lock(&s->lock);
+	s->got_init = false;
+	s->flags = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int fuse_server_new(const struct fs_share_opts *o, const struct fuse_dax_ops *dax, void *dax_ctx,
+		    struct fuse_server **out)
+{
+	struct fuse_server *s;
+	struct stat st;
+	int fd, ret;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->o = *o;
+	s->proc_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	s->path = strdup(o->path ? o->path : "");
+	if (!s->path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	s->o.path = s->path;
+	s->dax = dax;
+	s->dax_ctx = dax_ctx;
+	s->as_root = geteuid() == 0;
+	s->max_fds = o->max_fds ? o->max_fds : FUSE_SRV_DEF_MAX_FDS;
+	if (s->max_fds > FUSE_SRV_MAX_MAX_FDS)
+		s->max_fds = FUSE_SRV_MAX_MAX_FDS;
+	if (s->max_fds < 2)
+		s->max_fds = 2;
+	s->tmo = o->cache == FS_CACHE_ALWAYS ? 86400 : o->cache == FS_CACHE_NONE ? 0 : 1;
+	ret = fuse_table_init(s);
+	if (ret)
+		goto fail;
+	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->proc_fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "virtio-fs: /proc/self/fd: %s\n", strerror(-ret));
+		goto fail;
+	}
+	fd = open(s->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		fprintf(stderr, "virtio-fs: share %s: %s\n", s->path, strerror(-ret));
+		goto fail;
+	}
+	/* openat2 (Linux 5.6) is the confinement: refuse to run without it. */
+	ret = fuse_open_beneath(fd, ".", O_PATH, 0);
+	if (ret < 0) {
+		close(fd);
+		fprintf(stderr, "virtio-fs: openat2 on %s: %s\n", s->path, strerror(-ret));
+		goto fail;
+	}
+	close(ret);
+	fuse_table_set_root(s, fd, &st);
+	*out = s;
+	return 0;
+fail:
+	fuse_server_free(s);
+	return ret;
+}
+
+void fuse_server_free(struct fuse_server *s)
+{
+	if (!s)
+		return;
+	fuse_table_free(s);
+	if (s->proc_fd >= 0)
+		close(s->proc_fd);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	st->forgets = s->forgets;
+	st->fds = s->nfds;
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* One VM from start to stop, for `run` and `restore`, with its API socket. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+#include "console.h"
+#include "kvm.h"
+#include "log.h"
+#include "session.h"
+#include "snapshot/snapshot.h"
+#include "term.h"
+#include "util.h"
+#include "vcpu/vcpu.h"
+#include "vm.h"
+
+struct session {
+	struct vm *vm; /* NULL between boots */
+	pthread_mutex_t lock;
+	uint64_t start_ns;
+	bool compress;
+	struct snapshot *snap; /* restore in progress (lazy) */
+	pthread_t lazy_thr;
+	bool lazy_running;
+};
+
+/* --- API ops (the API thread) ----------------------------------------------------------- */
+
+static int api_pause(void *ctx)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm)
+		ret = vm_pause(s->vm);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int api_resume(void *ctx)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm) {
+		vm_resume(s->vm);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int api_save(void *ctx, const char *path, bool stop, bool raw, char *msg, size_t len)
+{
+	struct snapshot_save_opts o = { .compress = true };
+	struct session *s = ctx;
+	struct snapshot_result r = { 0 };
+	bool was_paused;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->vm)
+		goto out;
+	o.compress = s->compress && !raw;
+	was_paused = s->vm->paused;
+	ret = vm_pause(s->vm);
+	if (ret)
+		goto out;
+	ret = snapshot_save(s->vm, path, &o, &r);
+	if (!ret) {
+		char p[API_MSG_MAX / 2] = "";
+
+		if (api_json_append_string(p, sizeof(p), path))
+			snprintf(p, sizeof(p), "\"\"");
+		snprintf(msg, len, "{\"path\":%s,\"bytes\":%llu,\"ms\":%llu,\"zero_pages\":%llu}",
+			 p, (unsigned long long)r.bytes, (unsigned long long)(r.ns / 1000000),
+			 (unsigned long long)r.zero_pages);
+		pr_info("snapshot %s: %llu MiB in %.2f s", path,
+			(unsigned long long)(r.bytes >> 20), r.ns / 1e9);
+	} else {
+		snprintf(msg, len, "saving %s: %s", path, strerror(-ret));
+	}
+	if (!ret && stop)
+		vm_request_stop(s->vm, VM_STOP_API, 0);
+	else if (!was_paused)
+		vm_resume(s->vm);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int api_status(void *ctx, char *json, size_t len)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm) {
+		snprintf(json, len,
+			 "{\"state\":\"%s\",\"vcpus\":%u,\"memory\":%llu,\"uptime_ms\":%llu}",
+			 s->vm->paused ? "paused" : "running", s->vm->nr_vcpus,
+			 (unsigned long long)s->vm->mem.total,
+			 (unsigned long long)((now_ns() - s->start_ns) / 1000000));
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int api_stop(void *ctx)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm) {
+		vm_request_stop(s->vm, VM_STOP_API, 0);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static const struct api_ops session_api = {
+	.pause = api_pause,
+	.resume = api_resume,
+	.save = api_save,
+	.status = api_status,
+	.stop = api_stop,
+};
+
+/* --- exit status ------------------------------------------------------------------------- */
+
+static int stop_status(enum vm_stop why, int code, int timeout_ms)
+{
+	switch (why) {
+	case VM_STOP_POWEROFF:
+		pr_info("guest powered off");
+		return 0;
+	case VM_STOP_REBOOT:
+		pr_info("guest rebooted");
+		return 0;
+	case VM_STOP_EXIT_PORT:
+		pr_info("guest exit port: status %d", code);
+		return code;
+	case VM_STOP_PANIC:
+		pr_err("guest kernel panic (reported through pvpanic)");
+		return EXIT_PANIC;
+	case VM_STOP_TIMEOUT:
+		pr_err("timeout: guest still running after %.3g s, stopped it",
+		       timeout_ms / 1000.0);
+		return EXIT_TIMEOUT;
+	case VM_STOP_SIGNAL:
+		pr_err("stopped by signal %s", strsignal(code));
+		return 128 + code;
+	case VM_STOP_USER:
+		pr_info("stopped from the console");
+		return 0;
+	case VM_STOP_API:
+		pr_info("stopped through the API socket");
+		return 0;
+	case VM_STOP_ERROR:
+	case VM_RUNNING:
+		break;
+	}
+	pr_err("the VM failed");
+	return EXIT_VM_ERROR;
+}
+
+/* --- restore ------------------------------------------------------------------------------ */
+
+/* Lazy restore: the rest of memory arrives while the guest runs; a bad chunk stops it. */
+static void *lazy_fn(void *arg)
+{
+	struct session *s = arg;
+	uint64_t t0 = now_ns();
+	int ret = snapshot_lazy_finish(s->snap);
+
+	if (ret) {
+		pr_err("lazy restore: %s: stopping the VM", strerror(-ret));
+		vm_request_stop(s->vm, VM_STOP_ERROR, 0);
+	} else {
+		pr_info("lazy restore: all memory in after %.1f ms", (now_ns() - t0) / 1e6);
+	}
+	return NULL;
+}
+
+static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_config *cfg,
+		   const struct session_opts *o, struct vm *vm)
+{
+	uint64_t t0 = now_ns(), t1;
+	int ret;
+
+	ret = vm_create_for_restore(vm, kvm, cfg);
+	if (ret)
+		return ret;
+	t1 = now_ns();
+	ret = snapshot_restore(o->snap, vm, o->lazy, true);
+	if (ret)
+		return ret;
+	/* Also the benchmark's time to the first guest instruction (bench/snapshot). */
+	pr_info("restored %s in %.1f ms (%s; VM set-up %.1f ms, memory and state %.1f ms); "
+		"%.1f ms since minivmm started",
+		cfg->path ? cfg->path : "snapshot", (now_ns() - t0) / 1e6,
+		o->lazy ? "lazy: memory follows" : "eager", (t1 - t0) / 1e6, (now_ns() - t1) / 1e6,
+		(now_ns() - minivmm_start_ns) / 1e6);
+	if (o->lazy) {
+		s->snap = o->snap;
+		ret = -pthread_create(&s->lazy_thr, NULL, lazy_fn, s);
+		if (ret)
+			return ret;
+		s->lazy_running = true;
+	}
+	return 0;
+}
+
+/* --- the loop ----------------------------------------------------------------------------- */
+
+int session_run(const struct vm_config *cfg, const struct session_opts *o)
+{
+	const char *sock = o->api_socket ? o->api_socket : cfg->api_socket;
+	struct session s = { .compress = o->compress };
+	struct api_server *api = NULL;
+	int sig_fd, ret, left = o->timeout_ms;
+	uint64_t start = now_ns();
+	struct kvm_sys kvm;
+	bool first = true;
+	enum vm_stop why;
+	struct vm vm;
+
+	pthread_mutex_init(&s.lock, NULL);
+	sig_fd = console_signals_fd();
+	vcpu_signals_init();
+	/* A reader that goes away must not kill the VM: console writes just fail. */
+	signal(SIGPIPE, SIG_IGN);
+	ret = kvm_sys_open(&kvm);
+	if (ret) {
+		ret = EXIT_VM_ERROR;
+		goto out_sig;
+	}
+	if (sock && api_server_start(sock, &session_api, &s, &api)) {
+		ret = EXIT_VM_ERROR;
+		goto out_kvm;
+	}
+	if (cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO))
+		term_raw_enter(STDIN_FILENO);
+	pr_debug("KVM open after %.1f ms", (now_ns() - minivmm_start_ns) / 1e6);
+	for (;;) {
+		if (first && o->snap)
+			ret = restore(&s, &kvm, cfg, o, &vm);
+		else
+			ret = vm_create(&vm, &kvm, cfg);
+		first = false;
+		if (ret) {
+			if (s.lazy_running) {
+				vm_request_stop(&vm, VM_STOP_ERROR, 0);
+				pthread_join(s.lazy_thr, NULL);
+				s.lazy_running = false;
+			}
+			vm_destroy(&vm);
+			ret = EXIT_VM_ERROR;
+			break;
+		}
+		pthread_mutex_lock(&s.lock);
+		s.vm = &vm;
+		s.start_ns = now_ns();
+		pthread_mutex_unlock(&s.lock);
+		why = vm_run(&vm, left, sig_fd);
+		/* The API thread may be in the middle of a save: it ends first. */
+		pthread_mutex_lock(&s.lock);
+		s.vm = NULL;
+		pthread_mutex_unlock(&s.lock);
+		ret = stop_status(why, vm.stop_code, o->timeout_ms);
+		if (s.lazy_running) {
+			pthread_join(s.lazy_thr, NULL);
+			s.lazy_running = false;
+		}
+		vm_destroy(&vm);
+		if (why != VM_STOP_REBOOT || cfg->on_reboot != REBOOT_RESTART)
+			break;
+		/* The timeout covers the whole run, restarts included. */
+		if (o->timeout_ms > 0) {
+			left = o->timeout_ms - (int)((now_ns() - start) / 1000000);
+			if (left <= 0) {
+				ret = stop_status(VM_STOP_TIMEOUT, 0, o->timeout_ms);
+				break;
+			}
+		}
+		pr_info("restarting the guest ([vm] on_reboot = restart)");
+	}
+	term_restore();
+	api_server_stop(api);
+out_kvm:
+	kvm_sys_close(&kvm);
+out_sig:
+	if (sig_fd >= 0)
+		close(sig_fd);
+	pthread_mutex_destroy(&s.lock);
+	return ret;
+}

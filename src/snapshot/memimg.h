@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Guest memory as one self-contained section of a snapshot file: zero pages
+ * in a per-chunk bitmap, the other pages of each chunk LZO1X-1 compressed
+ * (or raw), an index with file offsets and checksums at the end. See
+ * docs/snapshot.md, "Memory image".
+ */
+#ifndef MINIVMM_SNAPSHOT_MEMIMG_H
+#define MINIVMM_SNAPSHOT_MEMIMG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mm/guest_mem.h"
+
+/* Called with the bytes of guest memory handled so far; never concurrently. */
+struct memimg_progress {
+	void (*fn)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+};
+
+struct memimg_save_opts {
+	bool compress;	      /* false: non-zero pages stored raw */
+	unsigned int threads; /* 0: online CPUs */
+	const struct memimg_progress *progress;
+};
+
+struct memimg_stats {
+	uint64_t pages;	       /* guest pages in the image */
+	uint64_t zero_pages;   /* of which zero (not stored) */
+	uint64_t unread_pages; /* of which never touched: skipped without reading */
+	uint64_t chunks;
+	uint64_t lzo_chunks;   /* chunks stored compressed */
+	uint64_t stored_bytes; /* page data in the file (without header and index) */
+	uint64_t ns;	       /* wall time */
+};
+
+struct memimg;
+struct memimg_lazy;
+
+/*
+ * Write @m as a section at offset @off of @fd (pwrite only; the file position
+ * is not used); *@len is the section's length. @m's regions must be private
+ * anonymous mappings for untouched pages to be skipped unread (anything else
+ * is scanned). The guest must not run meanwhile. @o and @st may be NULL.
+ */
+int memimg_save(int fd, uint64_t off, const struct guest_mem *m, const struct memimg_save_opts *o,
+		uint64_t *len, struct memimg_stats *st);
+
+/*
+ * Parse and check the section [@off, @off+@len) of @fd: header, version,
+ * layout (must equal @m's regions), the whole index. Reads no page data.
+ * Keeps its own duplicate of @fd.
+ */
+int memimg_open(int fd, uint64_t off, uint64_t len, const struct guest_mem *m, struct memimg **out);
+
+/* Fill fresh (all zero, untouched) @m with every chunk, checksums verified.
+ * @threads 0: online CPUs. @p may be NULL. */
+int memimg_restore(struct memimg *mi, const struct guest_mem *m, unsigned int threads,
+		   const struct memimg_progress *p);
+
+/*
+ * Lazy restore into fresh, untouched @m: register it with userfaultfd and
+ * return at once; a fault thread fills the chunk of each first touch, a
+ * prefetch thread the rest in order. @mi must stay open until
+ * memimg_lazy_finish().
+ */
+int memimg_lazy_start(struct memimg *mi, const struct guest_mem *m, struct memimg_lazy **out);
+
+/* Wait until every chunk is in, unregister, free @l. Returns 0 or the first
+ * error (-EBADMSG: a corrupt chunk, which reads as zero pages). */
+int memimg_lazy_finish(struct memimg_lazy *l);
+
+/* Without waiting: the first error so far (0: none), so that a caller can stop
+ * the VM as soon as a corrupt chunk turned up; and whether all chunks are in. */
+int memimg_lazy_error(const struct memimg_lazy *l, bool *complete);
+
+void memimg_close(struct memimg *mi);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared between snapshot.c (the file) and snap_disks.c (frozen images, overlays). */
+#ifndef MINIVMM_SNAPSHOT_INT_H
+#define MINIVMM_SNAPSHOT_INT_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct vm;
+struct memimg;
+struct memimg_lazy;
+
+struct snapshot {
+	int fd;
+	char *path;
+	char *config;
+	void *state;
+	uint64_t config_len, state_len;
+	uint64_t mem_off, mem_len, mem_size;
+	unsigned int vcpus;
+	struct memimg *mi;
+	struct memimg_lazy *lazy;
+	char *tmp_overlays[CONFIG_MAX_DISKS]; /* restore without --clone: removed at close */
+};
+
+/* Freeze qcow2 disks, record every disk's identity under @node. */
+int snap_disks_save(struct vm *vm, const char *snap, void *fdt, int node);
+/* Remove the temporary overlays. */
+void snap_disks_cleanup(struct snapshot *s);
+
+#endif

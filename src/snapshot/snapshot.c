@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The snapshot file: header, configuration, state tree, memory image.
+ *
+ *   0      header (128 bytes used of the first 4 KiB; little-endian, own CRC)
+ *   4096   configuration text, then the state tree (libfdt), each with a CRC
+ *   ...    memory image, 4 KiB aligned (memimg.c: own header, index, CRCs)
+ *
+ * Written to "PATH.tmp-PID", fsynced, renamed over PATH, directory fsynced:
+ * a crash leaves the old file or the new one, never half of one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "config.h"
+#include "devices/legacy.h"
+#include "devices/serial.h"
+#include "log.h"
+#include "pci/pci.h"
+#include "snapshot/memimg.h"
+#include "snapshot/snap_int.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/state.h"
+#include "util.h"
+#include "vcpu/vcpu.h"
+#include "vm.h"
+
+#define MAGIC	      "MVMSNAP\n"
+#define HDR_USED      128
+#define HDR_CRC_OFF   124
+#define DATA_OFF      4096
+#define FLAG_COMPRESS 1ULL
+#define MAX_CONFIG    (1U << 20)
+#define MAX_STATE     (64U << 20)
+
+struct hdr {
+	uint64_t flags;
+	uint64_t config_off, config_len;
+	uint64_t state_off, state_len;
+	uint64_t mem_off, mem_len;
+	uint64_t mem_size;
+	uint32_t vcpus, config_crc, state_crc;
+	uint64_t created;
+};
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get64((const uint8_t[8]){ p[0], p[1], p[2], p[3] });
+}
+
+static void hdr_encode(const struct hdr *h, uint8_t *b)
+{
+	memset(b, 0, HDR_USED);
+	memcpy(b, MAGIC, 8);
+	put32(b + 8, SNAPSHOT_VERSION);
+	put32(b + 12, HDR_USED);
+	put64(b + 16, h->flags);
+	put64(b + 24, h->config_off);
+	put64(b + 32, h->config_len);
+	put64(b + 40, h->state_off);
+	put64(b + 48, h->state_len);
+	put64(b + 56, h->mem_off);
+	put64(b + 64, h->mem_len);
+	put64(b + 72, h->mem_size);
+	put32(b + 80, h->vcpus);
+	put32(b + 84, h->config_crc);
+	put32(b + 88, h->state_crc);
+	put64(b + 96, h->created);
+	put32(b + HDR_CRC_OFF, (uint32_t)crc32(0, b, HDR_CRC_OFF));
+}
+
+/* Every field checked against the file: nothing later trusts an offset unchecked. */
+static int hdr_decode(const uint8_t *b, size_t n, uint64_t fsize, struct hdr *h, const char *path)
+{
+	uint32_t ver;
+
+	if (n < HDR_USED || memcmp(b, MAGIC, 8)) {
+		pr_err("%s: not a minivmm snapshot", path);
+		return -EINVAL;
+	}
+	ver = get32(b + 8);
+	if (ver != SNAPSHOT_VERSION) {
+		pr_err("%s: snapshot format version %u; this minivmm reads version %u", path, ver,
+		       SNAPSHOT_VERSION);
+		return -EPROTO;
+	}
+	if (get32(b + 12) != HDR_USED ||
+	    get32(b + HDR_CRC_OFF) != (uint32_t)crc32(0, b, HDR_CRC_OFF)) {
+		pr_err("%s: snapshot header is corrupt (checksum)", path);
+		return -EBADMSG;
+	}
+	h->flags = get64(b + 16);
+	h->config_off = get64(b + 24);
+	h->config_len = get64(b + 32);
+	h->state_off = get64(b + 40);
+	h->state_len = get64(b + 48);
+	h->mem_off = get64(b + 56);
+	h->mem_len = get64(b + 64);
+	h->mem_size = get64(b + 72);
+	h->vcpus = get32(b + 80);
+	h->config_crc = get32(b + 84);
+	h->state_crc = get32(b + 88);
+	h->created = get64(b + 96);
+	if (h->config_len > MAX_CONFIG || h->state_len > MAX_STATE || h->config_off < HDR_USED ||
+	    h->config_off > fsize || h->config_len > fsize - h->config_off ||
+	    h->state_off > fsize || h->state_len > fsize - h->state_off || h->mem_off > fsize ||
+	    h->mem_len > fsize - h->mem_off || !h->vcpus || h->vcpus > CONFIG_MAX_VCPUS) {
+		pr_err("%s: snapshot is truncated or its header is inconsistent "
+		       "(file %llu bytes, memory ends at %llu)",
+		       path, (unsigned long long)fsize,
+		       (unsigned long long)(h->mem_off + h->mem_len));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* --- saving ----------------------------------------------------------------------------- */
+
+/* The state tree, grown until it fits. */
+static int build_state(struct vm *vm, const char *snap, void **out, size_t *len)
+{
+	size_t size = 256 << 10;
+	void *fdt = NULL;
+	int ret;
+
+	for (;;) {
+		unsigned int i;
+		int root, n;
+
+		free(fdt);
+		fdt = malloc(size);
+		if (!fdt)
+			return -ENOMEM;
+		if (fdt_create_empty_tree(fdt, (int)size)) {
+			ret = -EINVAL;
+			break;
+		}
+		root = 0;
+		ret = st_put_u64(fdt, root, "version", SNAPSHOT_VERSION);
+		n = ret ? ret : st_add_node(fdt, root, "vm");
+		ret = n < 0 ? n : vm_kvm_state_save(vm, fdt, n);
+		for (i = 0; !ret && i < vm->nr_vcpus; i++) {
+			char name[24];
+
+			snprintf(name, sizeof(name), "vcpu@%u", i);
+			n = st_add_node(fdt, root, name);
+			ret = n < 0 ? n : vcpu_state_save(vm->vcpus[i], fdt, n);
+		}
+		if (!ret) {
+			n = st_add_node(fdt, root, "serial");
+			ret = n < 0 ? n : serial_save(vm->serial, fdt, n);
+		}
+		if (!ret) {
+			n = st_add_node(fdt, root, "rtc");
+			ret = n < 0 ? n : rtc_save(vm->rtc, fdt, n);
+		}
+		if (!ret) {
+			n = st_add_node(fdt, root, "pci");
+			ret = n < 0 ? n : pci_bus_save(vm->pci, fdt, n);
+		}
+		if (!ret) {
+			n = st_add_node(fdt, root, "disks");
+			ret = n < 0 ? n : snap_disks_save(vm, snap, fdt, n);
+		}
+		if (ret != -ENOSPC || size >= MAX_STATE)
+			break;
+		size *= 2;
+	}
+	if (ret) {
+		free(fdt);
+		return ret;
+	}
+	fdt_pack(fdt);
+	*out = fdt;
+	*len = fdt_totalsize(fdt);
+	return 0;
+}
+
+/* The configuration as a guest.cfg with absolute paths (the restore runs elsewhere). */
+static char *config_text(const struct vm_config *cfg, size_t *len)
+{
+	struct vm_config c = *cfg;
+	char *abs[3 + CONFIG_MAX_DISKS] = { NULL };
+	char *buf = NULL;
+	size_t n = 0;
+	unsigned int i;
+	FILE *f;
+
+	abs[0] = cfg->kernel ? realpath(cfg->kernel, NULL) : NULL;
+	abs[1] = cfg->initrd ? realpath(cfg->initrd, NULL) : NULL;
+	c.kernel = abs[0] ?: cfg->kernel;
+	c.initrd = abs[1] ?: cfg->initrd;
+	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
+		if (!cfg->disks[i].path)
+			continue;
+		abs[3 + i] = realpath(cfg->disks[i].path, NULL);
+		c.disks[i].path = abs[3 + i] ?: cfg->disks[i].path;
+	}
+	f = open_memstream(&buf, &n);
+	if (f) {
+		config_dump(&c, f);
+		if (fclose(f)) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	for (i = 0; i < 3 + CONFIG_MAX_DISKS; i++)
+		free(abs[i]);
+	*len = buf ? n : 0;
+	return buf;
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t w = pwrite(fd, c, n, (off_t)off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static void progress_bar(void *ctx, uint64_t done, uint64_t total)
+{
+	const char *what = ctx;
+	unsigned int pct = total ? (unsigned int)(done * 100 / total) : 100;
+	char bar[41];
+
+	memset(bar, '#', pct * 40 / 100);
+	memset(bar + pct * 40 / 100, '.', 40 - pct * 40 / 100);
+	bar[40] = 0;
+	fprintf(stderr, "\r%s [%s] %3u%% %llu/%llu MiB", what, bar, pct,
+		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+	if (done >= total)
+		fputc('\n', stderr);
+}
+
+static int fsync_dir(const char *path)
+{
+	char *dup = strdup(path);
+	int fd, ret = 0;
+
+	if (!dup)
+		return -ENOMEM;
+	fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd))
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dup);
+	return ret;
+}
+
+int snapshot_write(const char *path, const char *cfg, size_t clen, const void *state, size_t slen,
+		   const struct guest_mem *mem, unsigned int vcpus,
+		   const struct snapshot_save_opts *o, struct snapshot_result *res)
+{
+	struct memimg_progress prog = { progress_bar, (void *)"saving   " };
+	struct memimg_save_opts mo = { .compress = o->compress, .threads = o->threads };
+	uint64_t start = now_ns(), mem_off, mem_len = 0;
+	struct memimg_stats st = { 0 };
+	uint8_t hbuf[HDR_USED];
+	struct hdr h = { 0 };
+	char *tmp = NULL;
+	int fd = -1, ret;
+
+	if (o->progress && isatty(STDERR_FILENO))
+		mo.progress = &prog;
+	if (clen > MAX_CONFIG || slen > MAX_STATE)
+		return -E2BIG;
+	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		pr_err("snapshot: %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return ret;
+	}
+	h.flags = o->compress ? FLAG_COMPRESS : 0;
+	h.config_off = DATA_OFF;
+	h.config_len = clen;
+	h.config_crc = (uint32_t)crc32(0, (const void *)cfg, (uInt)clen);
+	h.state_off = h.config_off + clen;
+	h.state_len = slen;
+	h.state_crc = (uint32_t)crc32(0, state, (uInt)slen);
+	mem_off = ALIGN_UP(h.state_off + slen, 4096);
+	h.mem_off = mem_off;
+	h.mem_size = mem->total;
+	h.vcpus = vcpus;
+	h.created = (uint64_t)time(NULL);
+	ret = pwrite_all(fd, cfg, clen, h.config_off) ?: pwrite_all(fd, state, slen, h.state_off);
+	if (!ret)
+		ret = memimg_save(fd, mem_off, mem, &mo, &mem_len, &st);
+	if (ret)
+		goto fail;
+	h.mem_len = mem_len;
+	/* The header last: a file without one is never taken for a snapshot. */
+	hdr_encode(&h, hbuf);
+	ret = pwrite_all(fd, hbuf, HDR_USED, 0);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	fd = -1;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		goto fail;
+	fsync_dir(path);
+	if (res) {
+		res->bytes = mem_off + mem_len;
+		res->mem_bytes = st.stored_bytes;
+		res->mem_pages = st.pages;
+		res->zero_pages = st.zero_pages;
+		res->ns = now_ns() - start;
+	}
+	free(tmp);
+	return 0;
+fail:
+	pr_err("snapshot: writing %s: %s", path, strerror(-ret));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+int snapshot_save(struct vm *vm, const char *path, const struct snapshot_save_opts *o,
+		  struct snapshot_result *res)
+{
+	size_t clen = 0, slen = 0;
+	void *state = NULL;
+	char *cfg;
+	int ret;
+
+	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
+		/* Host file handles and DAX mappings do not fit in a file. */
+		if (vm->cfg->shares[i].path) {
+			pr_err("snapshot: VMs with a shared directory ([share.%u]) cannot be saved",
+			       i);
+			return -EOPNOTSUPP;
+		}
+	}
+	cfg = config_text(vm->cfg, &clen);
+	if (!cfg)
+		return -ENOMEM;
+	/* Disks are frozen here: the state records the images it refers to. */
+	ret = build_state(vm, path, &state, &slen);
+	if (ret)
+		pr_err("snapshot: collecting the VM state: %s", strerror(-ret));
+	else
+		ret = snapshot_write(path, cfg, clen, state, slen, &vm->mem, vm->nr_vcpus, o, res);
+	free(state);
+	free(cfg);
+	return ret;
+}
+
+/* --- opening and restoring ---------------------------------------------------------------- */
+
+static int pread_all(int fd, void *p, size_t n, uint64_t off)
+{
+	char *c = p;
+
+	while (n) {
+		ssize_t r = pread(fd, c, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		c += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int snapshot_open(const char *path, struct snapshot **out)
+{
+	uint8_t hbuf[HDR_USED];
+	struct snapshot *s;
+	struct stat sb;
+	struct hdr h;
+	int ret;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	s->path = strdup(path);
+	if (s->fd < 0 || !s->path) {
+		ret = s->fd < 0 ? -errno : -ENOMEM;
+		pr_err("%s: %s", path, strerror(-ret));
+		goto fail;
+	}
+	if (fstat(s->fd, &sb) || !S_ISREG(sb.st_mode)) {
+		pr_err("%s: not a regular file", path);
+		ret = -EINVAL;
+		goto fail;
+	}
+	ret = pread_all(s->fd, hbuf, HDR_USED, 0);
+	if (ret == -EIO) {
+		pr_err("%s: not a minivmm snapshot (too short)", path);
+		ret = -EINVAL;
+	}
+	ret = ret ?: hdr_decode(hbuf, HDR_USED, (uint64_t)sb.st_size, &h, path);
+	if (ret)
+		goto fail;
+	s->config = calloc(1, h.config_len + 1);
+	s->state = malloc(h.state_len ? h.state_len : 1);
+	if (!s->config || !s->state) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = pread_all(s->fd, s->config, h.config_len, h.config_off)
+		  ?: pread_all(s->fd, s->state, h.state_len, h.state_off);
+	if (ret)
+		goto fail;
+	if ((uint32_t)crc32(0, (const void *)s->config, (uInt)h.config_len) != h.config_crc ||
+	    (uint32_t)crc32(0, s->state, (uInt)h.state_len) != h.state_crc) {
+		pr_err("%s: snapshot configuration or device state is corrupt (checksum)", path);
+		ret = -EBADMSG;
+		goto fail;
+	}
+	if (h.state_len < sizeof(struct fdt_header) || fdt_check_full(s->state, h.state_len)) {
+		pr_err("%s: snapshot device state is malformed", path);
+		ret = -EBADMSG;
+		goto fail;
+	}
+	s->config_len = h.config_len;
+	s->state_len = h.state_len;
+	s->mem_off = h.mem_off;
+	s->mem_len = h.mem_len;
+	s->mem_size = h.mem_size;
+	s->vcpus = h.vcpus;
+	*out = s;
+	return 0;
+fail:
+	snapshot_close(s);
+	return ret;
+}
+
+void snapshot_close(struct snapshot *s)
+{
+	if (!s)
+		return;
+	if (s->lazy)
+		memimg_lazy_finish(s->lazy);
+	memimg_close(s->mi);
+	snap_disks_cleanup(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->config);
+	free(s->state);
+	free(s->path);
+	free(s);
+}
+
+const char *snapshot_config(const struct snapshot *s, size_t *len)
+{
+	*len = s->config_len;
+	return s->config;
+}
+
+static int load_state(struct snapshot *s, struct vm *vm)
+{
+	const void *fdt = s->state;
+	unsigned int i;
+	int n, ret;
+
+	n = st_node(fdt, 0, "vm");
+	ret = n < 0 ? n : vm_kvm_state_load(vm, fdt, n);
+	for (i = 0; !ret && i < vm->nr_vcpus; i++) {
+		char name[24];
+
+		snprintf(name, sizeof(name), "vcpu@%u", i);
+		n = st_node(fdt, 0, name);
+		ret = n < 0 ? n : vcpu_state_load(vm->vcpus[i], fdt, n);
+	}
+	if (!ret) {
+		n = st_node(fdt, 0, "serial");
+		ret = n < 0 ? n : serial_load(vm->serial, fdt, n);
+	}
+	if (!ret) {
+		n = st_node(fdt, 0, "rtc");
+		ret = n < 0 ? n : rtc_load(vm->rtc, fdt, n);
+	}
+	if (!ret) {
+		n = st_node(fdt, 0, "pci");
+		ret = n < 0 ? n : pci_bus_load(vm->pci, fdt, n);
+	}
+	return ret;
+}
+
+int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool lazy, bool progress)
+{
+	struct memimg_progress prog = { progress_bar, (void *)"restoring" };
+	int ret;
+
+	if (m->total != s->mem_size) {
+		pr_err("%s: the snapshot has %llu MiB of memory, this VM %llu MiB", s->path,
+		       (unsigned long long)(s->mem_size >> 20),
+		       (unsigned long long)(m->total >> 20));
+		return -EINVAL;
+	}
+	ret = memimg_open(s->fd, s->mem_off, s->mem_len, m, &s->mi);
+	if (ret)
+		return ret;
+	if (lazy)
+		return memimg_lazy_start(s->mi, m, &s->lazy);
+	return memimg_restore(s->mi, m, 0, progress && isatty(STDERR_FILENO) ? &prog : NULL);
+}
+
+int snapshot_restore(struct snapshot *s, struct vm *vm, bool lazy, bool progress)
+{
+	int ret;
+
+	if (vm->nr_vcpus != s->vcpus) {
+		pr_err("%s: the snapshot has %u vCPUs, this VM %u", s->path, s->vcpus,
+		       vm->nr_vcpus);
+		return -EINVAL;
+	}
+	ret = snapshot_restore_memory(s, &vm->mem, lazy, progress);
+	if (ret)
+		return ret;
+	ret = load_state(s, vm);
+	if (ret) {
+		pr_err("%s: the saved device state does not fit this VM: %s", s->path,
+		       strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+int snapshot_lazy_finish(struct snapshot *s)
+{
+	int ret = 0;
+
+	if (s->lazy) {
+		ret = memimg_lazy_finish(s->lazy);
+		s->lazy = NULL;
+	}
+	return ret;
+}

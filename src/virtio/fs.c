@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* virtio-fs: chains from the rings to the in-process FUSE server, one I/O thread per queue. */
+#include <errno.h>
+#include <linux/virtio_fs.h>
+#include <linux/virtio_ids.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "block/aio.h"
+#include "fs/dax.h"
+#include "fs/fuse_server.h"
+#include "log.h"
+#include "util.h"
+#include "virtio/fs.h"
+#include "virtio/virtio.h"
+
+#define PCI_CLASS_STORAGE_OTHER 0x018000 /* what QEMU's vhost-user-fs-pci reports */
+/* The Linux driver sends at most queue size - 4 pages of data plus its headers. */
+#define MAX_IOV		 (FS_QUEUE_SIZE + 8)
+#define AIO_RING_ENTRIES 8 /* kicks and the stop eventfd only: requests are synchronous */
+
+/* The spec's layout; <linux/virtio_fs.h> of Linux 6.1 lacks notify_buf_size. */
+struct fs_config {
+	uint8_t tag[FS_TAG_MAX];
+	uint32_t num_request_queues; /* le32 (x86 only) */
+	uint32_t notify_buf_size;    /* no notification queue: 0 */
+} __attribute__((packed));
+
+struct fs_vq {
+	struct fs_dev *dev;
+	struct virtio_queue *q;
+	struct aio_handler kick;
+	bool need_signal;
+	bool dead; /* the driver broke the ring: ignore until reset */
+	atomic_uint_fast64_t requests, bad_chains, kicks, irqs;
+};
+
+struct fs_thread {
+	struct fs_dev *dev;
+	unsigned int id;
+	pthread_t thr;
+	struct aio_ctx aio;
+	struct aio_handler stop;
+	atomic_bool stopping;
+	int cpu;
+	bool running;
+	struct iovec iov[MAX_IOV];
+};
+
+struct fs_dev {
+	struct virtio_dev vdev;
+	struct fs_config cfg;
+	char name[16];
+	struct fuse_server *srv;
+	struct dax_window *win;
+	unsigned int nq; /* 1 + request queues */
+	unsigned int nt; /* one per request queue */
+	struct fs_vq *vqs;
+	struct fs_thread *threads;
+	struct iovec *scratch; /* fs_dev_process()'s */
+};
+
+/* Each queue's counters have one writer, its thread. */
+static inline void stat_inc(atomic_uint_fast64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* Queue 0 (hiprio) and queue 1 go to thread 0, queue i to thread i - 1. */
+static unsigned int thread_of(const struct fs_dev *f, unsigned int qi)
+{
+	return qi ? (qi - 1) % f->nt : 0;
+}
+
+/* --- requests -------------------------------------------------------------------------- */
+
+static void handle(struct fs_vq *fq, const struct vq_elem *e)
+{
+	struct fs_dev *f = fq->dev;
+	ssize_t n;
+
+	n = fuse_server_handle(f->srv, e->iov, e->out_num, e->iov + e->out_num, e->in_num);
+	/* Whatever size this reply reports must be backed by the file in the window. */
+	if (f->win)
+		dax_window_refresh(f->win);
+	if (n < 0 || (uint64_t)n > e->in_len) {
+		stat_inc(&fq->bad_chains);
+		n = 0;
+	}
+	vq_push(&fq->q->vq, e->head, (uint32_t)n);
+	fq->need_signal = true;
+}
+
+static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov)
+{
+	struct vq_elem e = { .iov = iov, .max = MAX_IOV };
+	struct virtqueue *vq = &fq->q->vq;
+	unsigned int taken = 0;
+	int ret;
+
+	while ((ret = vq_pop(vq, &e)) != VQ_EMPTY) {
+		if (ret < 0) {
+			fq->dead = true;
+			virtio_needs_reset(&fq->dev->vdev, "corrupt available ring");
+			break;
+		}
+		taken++;
+		stat_inc(&fq->requests);
+		if (ret == VQ_BAD_CHAIN) {
+			stat_inc(&fq->bad_chains);
+			vq_push(vq, e.head, 0);
+			fq->need_signal = true;
+			continue;
+		}
+		handle(fq, &e);
+	}
+	return taken;
+}
+
+static unsigned int serve(struct fs_vq *fq, struct iovec *iov)
+{
+	struct virtqueue *vq = &fq->q->vq;
+	unsigned int n = 0;
+
+	if (fq->dead || vq->broken || !fq->q->enabled)
+		return 0;
+	/* No kicks while we look anyway; re-check after re-enabling (virtio 1.2, 2.7.10). */
+	do {
+		vq_enable_notify(vq, false);
+		n += drain_ring(fq, iov);
+	} while (!fq->dead && vq_enable_notify(vq, true));
+	if (fq->need_signal) {
+		fq->need_signal = false;
+		if (virtio_queue_signal(fq->q))
+			stat_inc(&fq->irqs);
+	}
+	return n;
+}
+
+unsigned int fs_dev_process(struct fs_dev *f, unsigned int qi)
+{
+	return qi < f->nq ? serve(&f->vqs[qi], f->scratch) : 0;
+}
+
+/* --- I/O threads ----------------------------------------------------------------------- */
+
+static void on_kick(struct aio_ctx *ctx, struct aio_handler *h)
+{
+	struct fs_vq *fq = container_of(h, struct fs_vq, kick);
+	struct fs_thread *t = container_of(ctx, struct fs_thread, aio);
+	uint64_t v;
+
+	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("%s: kick read: %s", fq->dev->name, strerror(errno));
+	stat_inc(&fq->kicks);
+	serve(fq, t->iov);
+}
+
+static void on_stop(struct aio_ctx *ctx, struct aio_handler *h)
+{
+	uint64_t v;
+
+	(void)ctx;
+	if (read(h->fd, &v, sizeof(v)) < 0)
+		(void)0;
+}
+
+static void *fs_thread_fn(void *arg)
+{
+	struct fs_thread *t = arg;
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s-io%u", t->dev->name, t->id);
+	name[15] = 0; /* the kernel's limit */
+	pthread_setname_np(pthread_self(), name);
+	if (t->cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(t->cpu, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+			pr_warn("%s: cannot pin to CPU %d", name, t->cpu);
+	}
+	/* Requests complete before on_kick returns: stopping leaves nothing in flight. */
+	while (!atomic_load(&t->stopping)) {
+		int ret = aio_run_once(&t->aio, -1);
+
+		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
+			pr_err("%s: io_uring: %s", name, strerror(-ret));
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void stop_threads(struct fs_dev *f)
+{
+	uint64_t one = 1;
+	unsigned int i;
+
+	for (i = 0; i < f->nt; i++) {
+		struct fs_thread *t = &f->threads[i];
+
+		if (!t->running)
+			continue;
+		atomic_store(&t->stopping, true);
+		if (write(t->stop.fd, &one, sizeof(one)) < 0)
+			pr_debug("stop eventfd: %s", strerror(errno));
+		pthread_join(t->thr, NULL);
+		t->running = false;
+	}
+	for (i = 0; i < f->nt; i++) {
+		struct fs_thread *t = &f->threads[i];
+
+		if (t->stop.fd < 0)
+			continue;
+		aio_exit(&t->aio);
+		close(t->stop.fd);
+		t->stop.fd = -1;
+	}
+}
+
+static int start_thread(struct fs_dev *f, struct fs_thread *t)
+{
+	unsigned int i;
+	int ret;
+
+	atomic_store(&t->stopping, false);
+	ret = aio_init(&t->aio, AIO_RING_ENTRIES);
+	if (ret)
+		return ret;
+	t->stop.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->stop.fd < 0) {
+		ret = -errno;
+		aio_exit(&t->aio);
+		return ret;
+	}
+	t->stop.fn = on_stop;
+	t->stop.armed = false;
+	t->stop.cancel = false;
+	ret = aio_watch(&t->aio, &t->stop);
+	for (i = 0; !ret && i < f->nq; i++) {
+		struct fs_vq *fq = &f->vqs[i];
+
+		if (thread_of(f, i) != t->id)
+			continue;
+		fq->kick.fd = fq->q->kick_fd;
+		fq->kick.fn = on_kick;
+		fq->kick.armed = false;
+		fq->kick.cancel = false;
+		ret = aio_watch(&t->aio, &fq->kick);
+	}
+	if (!ret) {
+		ret = -pthread_create(&t->thr, NULL, fs_thread_fn, t);
+		t->running = !ret;
+	}
+	return ret;
+}
+
+/* --- virtio ops ------------------------------------------------------------------------ */
+
+static void fs_config_read(struct virtio_dev *d, unsigned int off, void *buf, unsigned int len)
+{
+	struct fs_dev *f = d->priv;
+
+	if (off < sizeof(f->cfg) && len <= sizeof(f->cfg) - off)
+		memcpy(buf, (uint8_t *)&f->cfg + off, len);
+	else
+		memset(buf, 0, len);
+}
+
+static int fs_start(struct virtio_dev *d)
+{
+	struct fs_dev *f = d->priv;
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < f->nq; i++) {
+		f->vqs[i].dead = false;
+		f->vqs[i].need_signal = false;
+	}
+	for (i = 0; !ret && i < f->nt; i++)
+		ret = start_thread(f, &f->threads[i]);
+	if (ret) {
+		pr_err("%s: cannot start its I/O threads: %s", f->name, strerror(-ret));
+		stop_threads(f);
+	}
+	return ret;
+}
+
+/* Reset: the driver forgot every inode, handle and mapping it had. */
+static void fs_stop(struct virtio_dev *d)
+{
+	struct fs_dev *f = d->priv;
+
+	stop_threads(f);
+	fuse_server_reset(f->srv);
+	if (f->win)
+		dax_window_clear(f->win);
+}
+
+/* The FUSE server's inodes and open files are host state a snapshot cannot carry. */
+static int fs_save(struct virtio_dev *d, void *fdt, int node)
+{
+	(void)fdt;
+	(void)node;
+	pr_err("%s: a VM with a virtio-fs share cannot be snapshotted", d->name);
+	return -EOPNOTSUPP;
+}
+
+static const struct virtio_dev_ops fs_ops = {
+	.config_read = fs_config_read,
+	.start = fs_start,
+	.stop = fs_stop,
+	.save = fs_save,
+};
+
+/* --- creation -------------------------------------------------------------------------- */
+
+int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_window *win,
+		  const struct guest_mem *mem, const struct fs_dev_opts *o)
+{
+	size_t tlen = o->tag ? strlen(o->tag) : 0;
+	struct fs_dev *f;
+	unsigned int i;
+	int ret;
+
+	if (!srv || !tlen || tlen > FS_TAG_MAX || !o->queues || o->queues >= VIRTIO_MAX_QUEUES)
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->srv = srv;
+	f->win = win;
+	f->nq = o->queues + 1;
+	f->nt = o->queues;
+	snprintf(f->name, sizeof(f->name), "%s", o->name ? o->name : "fs");
+	memcpy(f->cfg.tag, o->tag, tlen);
+	f->cfg.num_request_queues = o->queues;
+	ret = virtio_dev_init(&f->vdev, f->name, VIRTIO_ID_FS, &fs_ops, f, mem, f->nq,
+			      FS_QUEUE_SIZE, 0, sizeof(f->cfg));
+	if (ret)
+		goto fail;
+	f->vdev.pci_class = PCI_CLASS_STORAGE_OTHER;
+	if (win) {
+		ret = virtio_dev_add_shm(&f->vdev, VIRTIO_FS_SHMCAP_ID_CACHE, dax_window_hva(win),
+					 dax_window_size(win));
+		if (ret)
+			goto fail;
+	}
+	f->vqs = calloc(f->nq, sizeof(*f->vqs));
+	f->threads = calloc(f->nt, sizeof(*f->threads));
+	f->scratch = calloc(MAX_IOV, sizeof(*f->scratch));
+	if (!f->vqs || !f->threads || !f->scratch) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < f->nq; i++) {
+		f->vqs[i].dev = f;
+		f->vqs[i].q = &f->vdev.q[i];
+	}
+	for (i = 0; i < f->nt; i++) {
+		f->threads[i].dev = f;
+		f->threads[i].id = i;
+		f->threads[i].stop.fd = -1;
+		f->threads[i].cpu = o->thread_cpu ? o->thread_cpu[i] : -1;
+	}
+	*out = f;
+	return 0;
+fail:
+	fs_dev_destroy(f);
+	return ret;
+}
+
+struct virtio_dev *fs_dev_virtio(struct fs_dev *f)
+{
+	return &f->vdev;
+}
+
+void fs_dev_get_stats(struct fs_dev *f, struct fs_dev_stats *st)
+{
+	unsigned int i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < f->nq; i++) {
+		st->requests += atomic_load(&f->vqs[i].requests);
+		st->bad_chains += atomic_load(&f->vqs[i].bad_chains);
+		st->kicks += atomic_load(&f->vqs[i].kicks);
+		st->irqs += atomic_load(&f->vqs[i].irqs);
+	}
+}
+
+void fs_dev_destroy(struct fs_dev *f)
+{
+	if (!f)
+		return;
+	virtio_dev_exit(&f->vdev);
+	free(f->vqs);
+	free(f->threads);
+	free(f->scratch);
+	free(f);
+}

@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The virtio-fs device with the real FUSE server on a temporary directory,
+ * driven by a tiny split-ring driver in fake guest RAM: configuration space
+ * and shared-memory region, INIT and GETATTR on request queues, FORGET on the
+ * high-priority queue (no reply), malformed chains (buffers in the DAX window,
+ * which is not RAM; no room for a reply), and the I/O threads started by
+ * DRIVER_OK, answering kicks, and stopped by a reset.
+ */
+#include <check.h>
+#include <errno.h>
+#include <linux/fuse.h>
+#include <linux/virtio_ring.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/dax.h"
+#include "fs/fuse_server.h"
+#include "mm/guest_mem.h"
+#include "virtio/fs.h"
+#include "virtio/virtio.h"
+#include "unit.h"
+
+#define RAM_SIZE  0x400000ULL /* 4 MiB at GPA 0 */
+#define RING_GPA  0x100000ULL /* queue i's rings at RING_GPA + i * RING_STEP */
+#define RING_STEP 0x10000ULL
+#define BUF_GPA	  0x200000ULL
+#define WIN_GPA	  0x80000000ULL /* where a transport would put the DAX window: not RAM */
+#define QSIZE	  64
+#define WSIZE	  (4ULL << 20)
+
+static struct guest_mem mem;
+static uint8_t *ram;
+static uint64_t buf_next;
+static char dir[64];
+static struct fuse_server *srv;
+static struct dax_window *win;
+static struct fs_dev *fdev;
+static struct virtio_dev *vd;
+static atomic_uint irqs[4];
+
+static void *hva(uint64_t gpa)
+{
+	void *p = gpa_to_hva(&mem, gpa, 1);
+
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+static uint64_t galloc(uint32_t len)
+{
+	uint64_t gpa = buf_next;
+
+	buf_next = (buf_next + len + 15) & ~15ULL;
+	ck_assert_uint_le(buf_next, RAM_SIZE);
+	memset(hva(gpa), 0xee, len);
+	return gpa;
+}
+
+static void notify_queue(struct virtio_dev *d, unsigned int q)
+{
+	(void)d;
+	atomic_fetch_add(&irqs[q], 1);
+}
+
+static void notify_config(struct virtio_dev *d)
+{
+	(void)d;
+}
+
+static const struct virtio_transport_ops tops = { notify_queue, notify_config };
+
+static void setup(void)
+{
+	struct fs_share_opts o = { 0 };
+	struct fs_dev_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2 };
+
+	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(ram, MAP_FAILED);
+	memset(&mem, 0, sizeof(mem));
+	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM_SIZE, .hva = ram };
+	mem.nr = 1;
+	mem.total = RAM_SIZE;
+	buf_next = BUF_GPA;
+	strcpy(dir, "/tmp/minivmm-vfs.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(dax_window_new(WSIZE, 0, &win), 0);
+	o.path = dir;
+	o.dax_window = WSIZE;
+	ck_assert_int_eq(fuse_server_new(&o, &dax_window_ops, win, &srv), 0);
+	ck_assert_int_eq(fs_dev_create(&fdev, srv, win, &mem, &fo), 0);
+	vd = fs_dev_virtio(fdev);
+	vd->tops = &tops;
+	for (unsigned int i = 0; i < 4; i++)
+		atomic_store(&irqs[i], 0);
+}
+
+static void teardown(void)
+{
+	fs_dev_destroy(fdev);
+	fuse_server_free(srv);
+	dax_window_free(win);
+	munmap(ram, RAM_SIZE);
+	rmdir(dir);
+}
+
+/* --- a tiny driver ----------------------------------------------------------------------- */
+
+struct vdrv {
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t next_desc, avail_idx, last_used;
+};
+
+static struct vdrv drv[3];
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool wr;
+};
+
+static void drv_init(unsigned int qi)
+{
+	struct vdrv *q = &drv[qi];
+	uint64_t base = RING_GPA + qi * RING_STEP;
+
+	memset(q, 0, sizeof(*q));
+	q->desc_gpa = base;
+	q->avail_gpa = base + 0x4000;
+	q->used_gpa = base + 0x6000;
+	memset(hva(base), 0, RING_STEP);
+	q->desc = hva(q->desc_gpa);
+	q->avail = hva(q->avail_gpa);
+	q->used = hva(q->used_gpa);
+	vd->q[qi].size = QSIZE;
+	vd->q[qi].desc = q->desc_gpa;
+	vd->q[qi].avail = q->avail_gpa;
+	vd->q[qi].used = q->used_gpa;
+	vd->q[qi].enabled = true;
+}
+
+/* Rings mapped without a transport: fs_dev_process() serves them on this thread. */
+static void map_queues(void)
+{
+	for (unsigned int i = 0; i < vd->nr_queues; i++) {
+		drv_init(i);
+		ck_assert_int_eq(vq_init(&vd->q[i].vq, &mem, QSIZE, drv[i].desc_gpa,
+					 drv[i].avail_gpa, drv[i].used_gpa, false, false),
+				 0);
+	}
+}
+
+static uint16_t post(unsigned int qi, const struct seg *s, unsigned int n)
+{
+	struct vdrv *q = &drv[qi];
+	uint16_t head = q->next_desc;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint16_t idx = (head + i) % QSIZE;
+
+		q->desc[idx] = (struct vring_desc){
+			.addr = s[i].gpa,
+			.len = s[i].len,
+			.flags = (s[i].wr ? VRING_DESC_F_WRITE : 0) |
+				 (i + 1 < n ? VRING_DESC_F_NEXT : 0),
+			.next = (head + i + 1) % QSIZE,
+		};
+	}
+	q->next_desc = (head + n) % QSIZE;
+	q->avail->ring[q->avail_idx % QSIZE] = head;
+	q->avail_idx++;
+	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+	return head;
+}
+
+static bool used(unsigned int qi, uint32_t *id, uint32_t *len)
+{
+	struct vdrv *q = &drv[qi];
+	struct vring_used_elem *u;
+
+	if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) == q->last_used)
+		return false;
+	u = &q->used->ring[q->last_used % QSIZE];
+	*id = u->id;
+	*len = u->len;
+	q->last_used++;
+	return true;
+}
+
+/* A FUSE request: header + @arg; returns the gpa of a @outlen-byte reply buffer (0: none). */
+static uint64_t request(unsigned int qi, uint32_t opcode, uint64_t unique, uint64_t nodeid,
+			const void *arg, uint32_t arglen, uint32_t outlen, uint16_t *head)
+{
+	struct fuse_in_header h = {
+		.len = sizeof(h) + arglen, .opcode = opcode, .unique = unique, .nodeid = nodeid
+	};
+	struct seg s[3];
+	unsigned int n = 0;
+	uint64_t in = galloc(sizeof(h) + arglen), out = 0;
+
+	memcpy(hva(in), &h, sizeof(h));
+	if (arglen)
+		memcpy((uint8_t *)hva(in) + sizeof(h), arg, arglen);
+	s[n++] = (struct seg){ in, sizeof(h) + arglen, false };
+	if (outlen) {
+		out = galloc(outlen);
+		s[n++] = (struct seg){ out, outlen, true };
+	}
+	*head = post(qi, s, n);
+	return out;
+}
+
+static uint64_t send_init(unsigned int qi, uint16_t *head)
+{
+	struct fuse_init_in in = { .major = FUSE_KERNEL_VERSION,
+				   .minor = FUSE_KERNEL_MINOR_VERSION,
+				   .max_readahead = 65536 };
+
+	return request(qi, FUSE_INIT, 1, 0, &in, sizeof(in),
+		       sizeof(struct fuse_out_header) + sizeof(struct fuse_init_out), head);
+}
+
+static void expect_reply(unsigned int qi, uint16_t head, uint64_t out, uint64_t unique,
+			 int32_t error, uint32_t len)
+{
+	struct fuse_out_header oh;
+	uint32_t id, l;
+
+	ck_assert(used(qi, &id, &l));
+	ck_assert_uint_eq(id, head);
+	ck_assert_uint_eq(l, len);
+	memcpy(&oh, hva(out), sizeof(oh));
+	ck_assert_uint_eq(oh.len, len);
+	ck_assert_uint_eq(oh.unique, unique);
+	ck_assert_int_eq(oh.error, error);
+}
+
+/* --- tests ------------------------------------------------------------------------------- */
+
+START_TEST(test_config)
+{
+	struct fs_dev *x;
+	struct fs_dev_opts fo = { .tag = "t", .queues = 1 };
+	uint8_t cfg[44];
+	uint32_t nrq, nbs;
+
+	ck_assert_uint_eq(vd->device_id, 26);
+	ck_assert_uint_eq(vd->nr_queues, 3); /* hiprio + 2 request queues */
+	ck_assert_uint_eq(vd->q[0].size_max, FS_QUEUE_SIZE);
+	ck_assert_uint_eq(vd->config_size, sizeof(cfg));
+	/* No device feature bits: only the transport's own. */
+	ck_assert_uint_eq(vd->features & ((1ULL << 24) - 1), 0);
+	vd->ops->config_read(vd, 0, cfg, sizeof(cfg));
+	ck_assert(!memcmp(cfg, "testtag", 8));
+	ck_assert(!memcmp(cfg + 8, (uint8_t[28]){ 0 }, 28));
+	memcpy(&nrq, cfg + 36, 4);
+	memcpy(&nbs, cfg + 40, 4);
+	ck_assert_uint_eq(nrq, 2);
+	ck_assert_uint_eq(nbs, 0);
+	/* The DAX window is shared-memory region 0. */
+	ck_assert_uint_eq(vd->nr_shm, 1);
+	ck_assert_uint_eq(vd->shm[0].id, 0);
+	ck_assert_uint_eq(vd->shm[0].size, WSIZE);
+	ck_assert_ptr_eq(vd->shm[0].hva, dax_window_hva(win));
+	/* Bad options. */
+	fo.tag = "";
+	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	fo.tag = "0123456789012345678901234567890123456"; /* 37 bytes */
+	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	fo.tag = "012345678901234567890123456789012345"; /* 36: fills the field */
+	fo.queues = 0;
+	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	fo.queues = 1;
+	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), 0);
+	ck_assert_uint_eq(fs_dev_virtio(x)->nr_shm, 0);
+	fs_dev_virtio(x)->ops->config_read(fs_dev_virtio(x), 0, cfg, sizeof(cfg));
+	ck_assert(!memcmp(cfg, fo.tag, 36));
+	fs_dev_destroy(x);
+}
+END_TEST
+
+START_TEST(test_requests)
+{
+	struct fuse_getattr_in ga = { 0 };
+	struct fuse_forget_in fg = { .nlookup = 1 };
+	struct fuse_out_header oh;
+	struct fs_dev_stats st;
+	uint16_t head, h2;
+	uint64_t out;
+	uint32_t id, len;
+
+	map_queues();
+	out = send_init(1, &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	memcpy(&oh, hva(out), sizeof(oh));
+	ck_assert_int_eq(oh.error, 0);
+	ck_assert(used(1, &id, &len));
+	ck_assert_uint_eq(id, head);
+	ck_assert_uint_eq(len, oh.len);
+	ck_assert_uint_ge(len, sizeof(oh) + 24);
+	ck_assert_uint_eq(atomic_load(&irqs[1]), 1);
+	/* GETATTR of the root on the other request queue. */
+	out = request(2, FUSE_GETATTR, 2, FUSE_ROOT_ID, &ga, sizeof(ga),
+		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 2), 1);
+	expect_reply(2, head, out, 2, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
+	ck_assert(S_ISDIR(((struct fuse_attr_out *)((uint8_t *)hva(out) + sizeof(oh)))->attr.mode));
+	/* FORGET on the high-priority queue: used with length 0 and nothing written. */
+	request(0, FUSE_FORGET, 3, FUSE_ROOT_ID, &fg, sizeof(fg), 0, &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 0), 1);
+	ck_assert(used(0, &id, &len));
+	ck_assert_uint_eq(id, head);
+	ck_assert_uint_eq(len, 0);
+	/* An unknown opcode gets ENOSYS. */
+	out = request(1, 9999, 4, FUSE_ROOT_ID, NULL, 0, 64, &head);
+	fs_dev_process(fdev, 1);
+	expect_reply(1, head, out, 4, -ENOSYS, sizeof(oh));
+	/* No room for a reply: completed with 0, the queue goes on. */
+	request(1, FUSE_GETATTR, 5, FUSE_ROOT_ID, &ga, sizeof(ga), 0, &h2);
+	out = request(1, FUSE_GETATTR, 6, FUSE_ROOT_ID, &ga, sizeof(ga),
+		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 2);
+	ck_assert(used(1, &id, &len));
+	ck_assert_uint_eq(id, h2);
+	ck_assert_uint_eq(len, 0);
+	expect_reply(1, head, out, 6, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
+	fs_dev_get_stats(fdev, &st);
+	ck_assert_uint_eq(st.requests, 6);
+	ck_assert_uint_eq(st.bad_chains, 1);
+}
+END_TEST
+
+/* Descriptors pointing into the DAX window (or anywhere outside RAM) are refused. */
+START_TEST(test_window_descriptors)
+{
+	struct fuse_getattr_in ga = { 0 };
+	struct fuse_out_header oh;
+	struct fs_dev_stats st;
+	uint16_t head;
+	uint64_t out;
+	uint32_t id, len;
+	struct seg s[2];
+
+	map_queues();
+	send_init(1, &head);
+	fs_dev_process(fdev, 1);
+	ck_assert(used(1, &id, &len));
+	/* A reply buffer in the window. */
+	out = request(1, FUSE_GETATTR, 7, FUSE_ROOT_ID, &ga, sizeof(ga), 0, &head);
+	(void)out;
+	drv[1].desc[(head + 0) % QSIZE].flags = VRING_DESC_F_NEXT;
+	drv[1].desc[(head + 1) % QSIZE] =
+	    (struct vring_desc){ .addr = WIN_GPA, .len = 4096, .flags = VRING_DESC_F_WRITE };
+	drv[1].next_desc = (head + 2) % QSIZE;
+	/* A request header in the window. */
+	s[0] = (struct seg){ WIN_GPA + 8192, 40, false };
+	s[1] = (struct seg){ galloc(256), 256, true };
+	post(1, s, 2);
+	/* And a good one after them. */
+	out = request(1, FUSE_GETATTR, 8, FUSE_ROOT_ID, &ga, sizeof(ga),
+		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 3);
+	ck_assert(used(1, &id, &len));
+	ck_assert_uint_eq(len, 0);
+	ck_assert(used(1, &id, &len));
+	ck_assert_uint_eq(len, 0);
+	ck_assert_uint_eq(*(uint8_t *)hva(s[1].gpa), 0xee); /* nothing written */
+	expect_reply(1, head, out, 8, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
+	fs_dev_get_stats(fdev, &st);
+	ck_assert_uint_eq(st.bad_chains, 2);
+	ck_assert(!vd->q[1].vq.broken);
+}
+END_TEST
+
+/* CREATE @name in the root; returns the reply's error, fills @nodeid and @fh. */
+static int32_t create(const char *name, uint64_t unique, uint64_t *nodeid, uint64_t *fh)
+{
+	uint8_t arg[sizeof(struct fuse_create_in) + 32];
+	struct fuse_create_in ci = { .flags = 01 /* O_WRONLY */, .mode = 0100644 };
+	struct fuse_out_header oh;
+	struct fuse_entry_out eo;
+	struct fuse_open_out oo;
+	size_t nl = strlen(name) + 1;
+	uint16_t head;
+	uint64_t out;
+	uint32_t id, len;
+
+	memcpy(arg, &ci, sizeof(ci));
+	memcpy(arg + sizeof(ci), name, nl);
+	out = request(1, FUSE_CREATE, unique, FUSE_ROOT_ID, arg, sizeof(ci) + nl,
+		      sizeof(oh) + sizeof(eo) + sizeof(oo), &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert(used(1, &id, &len));
+	memcpy(&oh, hva(out), sizeof(oh));
+	if (oh.error)
+		return oh.error;
+	memcpy(&eo, (uint8_t *)hva(out) + sizeof(oh), sizeof(eo));
+	memcpy(&oo, (uint8_t *)hva(out) + sizeof(oh) + sizeof(eo), sizeof(oo));
+	*nodeid = eo.nodeid;
+	*fh = oo.fh;
+	return 0;
+}
+
+static int count_fds(void)
+{
+	char path[32];
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += !access(path, F_OK);
+	}
+	return n;
+}
+
+/* A guest opening more files than max_fds gets errors; once it RELEASEs and FORGETs them
+ * the share works again, and the VMM's descriptors never exceeded the budget. */
+START_TEST(test_fd_budget)
+{
+	struct fs_share_opts o = { .path = dir, .max_fds = 16 };
+	struct fs_dev_opts fo = { .name = "fs1", .tag = "budget", .queues = 1 };
+	uint64_t nodeid[64], fh[64], ofh[64];
+	struct fuse_release_in rel = { 0 };
+	struct fuse_forget_in fg = { .nlookup = 1 };
+	int base, made = 0, refused = 0, i;
+	uint16_t head;
+	uint32_t id, len;
+	char name[16];
+	int32_t err = 0;
+
+	fs_dev_destroy(fdev);
+	fuse_server_free(srv);
+	base = count_fds();
+	ck_assert_int_eq(fuse_server_new(&o, NULL, NULL, &srv), 0);
+	ck_assert_int_eq(fs_dev_create(&fdev, srv, NULL, &mem, &fo), 0);
+	vd = fs_dev_virtio(fdev);
+	vd->tops = &tops;
+	map_queues();
+	send_init(1, &head);
+	fs_dev_process(fdev, 1);
+	ck_assert(used(1, &id, &len));
+	for (i = 0; i < 64; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		err = create(name, 100 + i, &nodeid[made], &fh[made]);
+		if (err)
+			break;
+		made++;
+	}
+	ck_assert_int_lt(made, 64);
+	ck_assert_int_gt(made, 2);
+	ck_assert(err == -EMFILE || err == -ENFILE);
+	ck_assert_int_le(count_fds() - base, 16 + 2); /* + the server's root handles */
+	/* OPENs refused for want of descriptors must not pin their inodes. */
+	memset(ofh, 0xff, sizeof(ofh));
+	for (i = 0; i < made; i++) {
+		struct fuse_open_in oi = { .flags = 0 };
+		struct fuse_out_header oh;
+		uint64_t out = request(1, FUSE_OPEN, 400 + i, nodeid[i], &oi, sizeof(oi),
+				       sizeof(oh) + sizeof(struct fuse_open_out), &head);
+
+		fs_dev_process(fdev, 1);
+		ck_assert(used(1, &id, &len));
+		memcpy(&oh, hva(out), sizeof(oh));
+		if (!oh.error) { /* there was room for this one */
+			struct fuse_open_out oo;
+
+			memcpy(&oo, (uint8_t *)hva(out) + sizeof(oh), sizeof(oo));
+			ofh[i] = oo.fh;
+			continue;
+		}
+		ck_assert_int_eq(oh.error, -EMFILE);
+		refused++;
+	}
+	ck_assert_int_gt(refused, 0);
+	for (i = 0; i < made; i++) {
+		if (ofh[i] != UINT64_MAX) {
+			rel.fh = ofh[i];
+			request(1, FUSE_RELEASE, 600 + i, nodeid[i], &rel, sizeof(rel),
+				sizeof(struct fuse_out_header), &head);
+		}
+		rel.fh = fh[i];
+		request(1, FUSE_RELEASE, 200 + i, nodeid[i], &rel, sizeof(rel),
+			sizeof(struct fuse_out_header), &head);
+		request(0, FUSE_FORGET, 300 + i, nodeid[i], &fg, sizeof(fg), 0, &head);
+	}
+	fs_dev_process(fdev, 1);
+	fs_dev_process(fdev, 0);
+	snprintf(name, sizeof(name), "after");
+	ck_assert_int_eq(create(name, 999, &nodeid[0], &fh[0]), 0);
+}
+END_TEST
+
+static void handshake(void)
+{
+	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+
+	virtio_set_status(vd, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_set_status(vd, s);
+	virtio_set_features(vd, 1, 1); /* VERSION_1 */
+	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK);
+	for (unsigned int i = 0; i < 3; i++)
+		drv_init(i);
+	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	ck_assert(vd->started);
+}
+
+static bool wait_used(unsigned int qi, uint32_t *id, uint32_t *len)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (used(qi, id, len))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* DRIVER_OK starts the I/O threads; a kick gets an answer; reset stops them. */
+START_TEST(test_threads)
+{
+	struct fuse_getattr_in ga = { 0 };
+	struct fuse_out_header oh;
+	uint64_t one = 1, out;
+	uint16_t head;
+	uint32_t id, len;
+
+	for (int round = 0; round < 2; round++) {
+		handshake();
+		send_init(1, &head);
+		ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+		ck_assert(wait_used(1, &id, &len));
+		ck_assert_uint_eq(id, head);
+		ck_assert_uint_gt(len, sizeof(oh));
+		for (unsigned int q = 1; q <= 2; q++) {
+			out = request(q, FUSE_GETATTR, 10 + q, FUSE_ROOT_ID, &ga, sizeof(ga),
+				      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
+			ck_assert_int_eq(write(vd->q[q].kick_fd, &one, 8), 8);
+			ck_assert(wait_used(q, &id, &len));
+			memcpy(&oh, hva(out), sizeof(oh));
+			ck_assert_uint_eq(oh.unique, 10 + q);
+			ck_assert_int_eq(oh.error, 0);
+		}
+		ck_assert_uint_ge(atomic_load(&irqs[2]), 1);
+		/* Reset: threads stop, the server forgets everything (INIT again next round). */
+		virtio_set_status(vd, 0);
+		ck_assert(!vd->started);
+		buf_next = BUF_GPA;
+	}
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("virtio_fs");
+	TCase *tc = tcase_create("device");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_requests);
+	tcase_add_test(tc, test_window_descriptors);
+	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_fd_budget);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return unit_run(suite());
+}
