@@ -512,6 +512,43 @@ t_fs_truncate() { # the host truncates a file the guest has mapped through DAX
 	grep -q "share.0: .* [1-9][0-9]* re-clamped at EOF" "$T/err" ||
 		{ why="no DAX mapping was clamped at EOF"; return 1; }
 }
+# A change made on the host shows in the guest once its cached attributes time out:
+# cache = auto keeps them 1 s (the guest then sees the new size and mtime and drops the
+# old data), cache = none not at all.
+t_fs_hostchange() {
+	local d=$T/share i pid mode seen
+	for mode in auto none; do
+		rm -rf "$d" "$T/rc"
+		mkdir -p "$d"
+		echo "before the change" >"$d/hc"
+		: >"$T/out"
+		(
+			timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" --set "share.0.path=$d" \
+				--set share.0.dax=never --set "share.0.cache=$mode" \
+				--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fs minivmm.fs=hostchange" \
+				</dev/null >"$T/out" 2>"$T/err"
+			echo $? >"$T/rc"
+		) &
+		pid=$!
+		for ((i = 0; i < LIMIT * 2; i++)); do
+			grep -q HC_READY "$T/out" 2>/dev/null && break
+			[ -f "$T/rc" ] && break
+			sleep 0.5
+		done
+		# Another size and a later mtime, written in place (same inode).
+		sleep 1
+		echo "after the change, on the host" >"$d/hc"
+		wait "$pid"
+		rc=$(cat "$T/rc" 2>/dev/null || echo "?")
+		tr -d '\r' <"$T/out" >"$T/out.txt"
+		expect_rc 0 && expect_out "HC_OLD=before the change" &&
+			expect_out "HC_NEW=after the change, on the host" || { why="cache=$mode: $why"; return 1; }
+		seen=$(value HC_SEEN_DS)
+		# Within the timeout plus the guest's polling, with room for the emulated L1.
+		case $seen in '' | never | *[!0-9]*) why="cache=$mode: never saw the change"; return 1 ;; esac
+		[ "$seen" -le 100 ] || { why="cache=$mode: the change showed after ${seen}/10 s"; return 1; }
+	done
+}
 t_fs_bad_share() {
 	vm "$CFG" --set share.0.path=/nonexistent-share && expect_rc 2 &&
 		expect_err "share.0.*path.*nonexistent-share.*No such file" || return 1
@@ -581,7 +618,7 @@ CASES="boot_1cpu boot_2cpu boot_4cpu memory_512m memory_4g boot_pvh decompress_g
 	serial_input poweroff reboot reboot_restart panic timeout sigterm nested_on nested_off
 	serial_file demo_cfg bad_section bad_key bad_size bad_vcpus bad_kernel
 	bad_set bad_line blk_rw blk_queues blk_readonly blk_two_disks blk_discard blk_qcow2
-	blk_cache_none blk_bad_disk fs_ops fs_dax fs_dax_inode fs_readonly fs_escape fs_truncate
+	blk_cache_none blk_bad_disk fs_ops fs_dax fs_dax_inode fs_readonly fs_escape fs_truncate fs_hostchange
 	fs_bad_share fs_rootfs"
 # shellcheck source=snapshot.sh
 . "$here/snapshot.sh"

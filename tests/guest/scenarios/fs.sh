@@ -9,6 +9,11 @@
 #   truncate  reads tr (DAX), prints TRUNCATE_NOW, waits for the host to truncate it and
 #             write 1 into flag, then reads past the new end through the old mapping
 #   cache     CACHED_DELTA_KB= growth of the page cache while reading data/big64
+#   hostchange  reads hc (attributes and data now cached), prints HC_READY, then re-reads
+#             it every 0.1 s until the host's new, longer contents (ending "on the host")
+#             show in full: HC_SEEN_DS= tenths of a second it took (never: not in 30 s).
+#             Until the cached size times out the guest may read the new bytes cut
+#             at the old size: FUSE's attribute cache, as documented.
 #   tool      with /bin/fstool (else FS_SKIP): shared mmap reads of data/* (up to 4 MiB)
 #             agree with read(); MAP_SHARED writes into the host's mw (8 KiB) and a new
 #             w-mmap (the host checks both); SEEK_MAP= the SEEK_DATA/SEEK_HOLE map of
@@ -201,6 +206,19 @@ part_cache() {
 	echo "CACHED_DELTA_KB=$((after - before))"
 }
 
+part_hostchange() {
+	echo "HC_OLD=$(cat /mnt/hc)"
+	echo HC_READY
+	i=0
+	while [ $i -lt 300 ]; do
+		case $(cat /mnt/hc) in *"on the host") break ;; esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ $i -lt 300 ] && echo "HC_SEEN_DS=$i" || echo "HC_SEEN_DS=never"
+	echo "HC_NEW=$(cat /mnt/hc)"
+}
+
 have_fstool() {
 	[ -x /bin/fstool ] && return 0
 	echo "FS_SKIP $1: no /bin/fstool"
@@ -284,7 +302,7 @@ part_xattr() {
 
 for p in $(echo "$parts" | tr , ' '); do
 	case $p in
-	ops | ro | escape | truncate | cache | tool | xattr) "part_$p" ;;
+	ops | ro | escape | truncate | cache | tool | xattr | hostchange) "part_$p" ;;
 	*) bad "$p" "unknown part" ;;
 	esac
 done
