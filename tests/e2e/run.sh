@@ -3,6 +3,7 @@
 # $MINIVMM (default build/minivmm) and check what it reports. Needs /dev/kvm: run it as
 #   tests/harness/in-vm.sh tests/e2e/run.sh [CASE...]
 # Prints `PASS name` / `FAIL name: reason` per case and `e2e: N passed, M failed` at the end.
+# A case whose guest timed out is run once more, with a `RETRY name: reason` line first.
 # TEST_TIMEOUT (seconds, default 180) bounds each minivmm run.
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -u
@@ -20,6 +21,7 @@ trap 'rm -rf "$T"' EXIT
 
 pass=0
 fail=0
+retries=0
 why=""
 rc=0
 
@@ -668,7 +670,25 @@ for c in $CASES; do
 	fi
 	why=""
 	rm -f "$T/out" "$T/err" "$T/out.txt"
-	if "t_$c"; then
+	ok=0
+	"t_$c" && ok=1
+	# A guest that stopped making progress (an RCU stall on one vCPU, seen about once in
+	# 50-100 nested runs; see the notes of issue 3) times out. Said loudly and run once
+	# more: a case that times out twice fails.
+	if [ $ok = 0 ] && [[ $why == *"timed out after"* ]]; then
+		echo "RETRY $c: ${why}"
+		for f in out.txt err; do
+			[ -s "$T/$f" ] || continue
+			echo "  --- last lines of $f (first attempt):"
+			tail -n 8 "$T/$f" | sed 's/^/  | /'
+		done
+		record "RETRY $c"
+		retries=$((retries + 1))
+		why=""
+		rm -f "$T/out" "$T/err" "$T/out.txt"
+		"t_$c" && ok=1
+	fi
+	if [ $ok = 1 ]; then
 		echo "PASS $c"
 		record "PASS $c"
 		pass=$((pass + 1))
@@ -683,5 +703,5 @@ for c in $CASES; do
 		fail=$((fail + 1))
 	fi
 done
-echo "e2e: $pass passed, $fail failed"
+echo "e2e: $pass passed, $fail failed$([ "$retries" = 0 ] || echo ", $retries retried after a timeout")"
 [ "$fail" = 0 ]
