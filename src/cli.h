@@ -11,6 +11,12 @@
 #define EXIT_PANIC    3
 #define EXIT_TIMEOUT  124
 
+/* --timeout of run and restore: at most a year. */
+#define CLI_TIMEOUT_MAX_S (86400.0 * 365)
+
+/* "1.5" seconds -> *@ms (rounded up); positive, finite, at most @max_s; else -EINVAL. */
+int cli_parse_seconds(const char *s, double max_s, int *ms);
+
 int cmd_run(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
 int cmd_save(int argc, char **argv);

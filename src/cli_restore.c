@@ -2,7 +2,6 @@
 /* minivmm restore: start a VM from a snapshot and run it like `minivmm run`. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,19 +35,6 @@ static const char restore_usage[] =
     "\n"
     "exit status: as `minivmm run` (1 also when the snapshot is unusable: truncated,\n"
     "corrupt, another version, or its disks changed; nothing runs then).\n";
-
-static int parse_timeout(const char *s, int *ms)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400.0 * 365)
-		return -EINVAL;
-	*ms = (int)ceil(v * 1000);
-	return 0;
-}
 
 int cmd_restore(int argc, char **argv)
 {
@@ -87,7 +73,7 @@ int cmd_restore(int argc, char **argv)
 			so.lazy = true;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &so.timeout_ms)) {
+			if (cli_parse_seconds(optarg, CLI_TIMEOUT_MAX_S, &so.timeout_ms)) {
 				pr_err("--timeout %s: expected a positive number of seconds",
 				       optarg);
 				ret = EXIT_USAGE;

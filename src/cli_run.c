@@ -2,7 +2,6 @@
 /* minivmm run: boot a guest from guest.cfg and map how it ended to an exit status. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,19 +46,6 @@ static const char run_usage[] =
     "console: with [console] serial = stdio the guest's ttyS0 is this terminal;\n"
     "on a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n";
 
-static int parse_timeout(const char *s, int *ms)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400.0 * 365)
-		return -EINVAL;
-	*ms = (int)ceil(v * 1000);
-	return 0;
-}
-
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -87,7 +73,7 @@ int cmd_run(int argc, char **argv)
 			sets[nsets++] = optarg;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &timeout_ms)) {
+			if (cli_parse_seconds(optarg, CLI_TIMEOUT_MAX_S, &timeout_ms)) {
 				pr_err("--timeout %s: expected a positive number of seconds",
 				       optarg);
 				ret = EXIT_USAGE;

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +48,6 @@ static const char ctl_usage[] =
     "  -h, --help          this text\n"
     "\n"
     "exit status: 0 done, 1 no VM answered or the VM refused, 2 bad command line\n";
-
-static int parse_seconds(const char *s, int *ms)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > INT_MAX / 1000)
-		return -EINVAL;
-	*ms = (int)ceil(v * 1000);
-	return 0;
-}
 
 /*
  * The server's cwd is not ours: send an absolute path. The directory must
@@ -170,7 +156,7 @@ static int parse_opts(int argc, char **argv, const char *usage, const char **soc
 			save_raw = true;
 			break;
 		case 't':
-			if (parse_seconds(optarg, timeout_ms)) {
+			if (cli_parse_seconds(optarg, INT_MAX / 1000, timeout_ms)) {
 				pr_err("--timeout %s: expected a positive number of seconds",
 				       optarg);
 				return EXIT_USAGE;

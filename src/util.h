@@ -16,6 +16,29 @@
 #define MiB			      (1ULL << 20)
 #define GiB			      (1ULL << 30)
 
+/* Little-endian fields of on-disk formats (snapshot files), at any alignment. */
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
 /* Read a whole file (at most @max bytes) into a malloc'd buffer. */
 int read_file(const char *path, size_t max, void **buf, size_t *len);
 /* write() all of @len, retrying on EINTR and short writes. */

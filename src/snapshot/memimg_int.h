@@ -10,6 +10,7 @@
 
 #include "mm/guest_mem.h"
 #include "snapshot/memimg.h"
+#include "util.h"
 
 #define MEMIMG_MAGIC   "MVMMEMIM"
 #define MEMIMG_VERSION 1
@@ -86,28 +87,6 @@ static inline bool zmap_test(const uint64_t *zm, uint32_t i)
 static inline const uint64_t *memimg_zmap(const struct memimg *mi, uint64_t c)
 {
 	return mi->zmap + c * mi->bmwords;
-}
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
 /* Chunks per region: ceil(size / chunk bytes). */

@@ -51,51 +51,25 @@ struct hdr {
 	uint64_t created;
 };
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get64((const uint8_t[8]){ p[0], p[1], p[2], p[3] });
-}
-
 static void hdr_encode(const struct hdr *h, uint8_t *b)
 {
 	memset(b, 0, HDR_USED);
 	memcpy(b, MAGIC, 8);
-	put32(b + 8, SNAPSHOT_VERSION);
-	put32(b + 12, HDR_USED);
-	put64(b + 16, h->flags);
-	put64(b + 24, h->config_off);
-	put64(b + 32, h->config_len);
-	put64(b + 40, h->state_off);
-	put64(b + 48, h->state_len);
-	put64(b + 56, h->mem_off);
-	put64(b + 64, h->mem_len);
-	put64(b + 72, h->mem_size);
-	put32(b + 80, h->vcpus);
-	put32(b + 84, h->config_crc);
-	put32(b + 88, h->state_crc);
-	put64(b + 96, h->created);
-	put32(b + HDR_CRC_OFF, (uint32_t)crc32(0, b, HDR_CRC_OFF));
+	put_le32(b + 8, SNAPSHOT_VERSION);
+	put_le32(b + 12, HDR_USED);
+	put_le64(b + 16, h->flags);
+	put_le64(b + 24, h->config_off);
+	put_le64(b + 32, h->config_len);
+	put_le64(b + 40, h->state_off);
+	put_le64(b + 48, h->state_len);
+	put_le64(b + 56, h->mem_off);
+	put_le64(b + 64, h->mem_len);
+	put_le64(b + 72, h->mem_size);
+	put_le32(b + 80, h->vcpus);
+	put_le32(b + 84, h->config_crc);
+	put_le32(b + 88, h->state_crc);
+	put_le64(b + 96, h->created);
+	put_le32(b + HDR_CRC_OFF, (uint32_t)crc32(0, b, HDR_CRC_OFF));
 }
 
 /* Every field checked against the file: nothing later trusts an offset unchecked. */
@@ -107,29 +81,29 @@ static int hdr_decode(const uint8_t *b, size_t n, uint64_t fsize, struct hdr *h,
 		pr_err("%s: not a minivmm snapshot", path);
 		return -EINVAL;
 	}
-	ver = get32(b + 8);
+	ver = get_le32(b + 8);
 	if (ver != SNAPSHOT_VERSION) {
 		pr_err("%s: snapshot format version %u; this minivmm reads version %u", path, ver,
 		       SNAPSHOT_VERSION);
 		return -EPROTO;
 	}
-	if (get32(b + 12) != HDR_USED ||
-	    get32(b + HDR_CRC_OFF) != (uint32_t)crc32(0, b, HDR_CRC_OFF)) {
+	if (get_le32(b + 12) != HDR_USED ||
+	    get_le32(b + HDR_CRC_OFF) != (uint32_t)crc32(0, b, HDR_CRC_OFF)) {
 		pr_err("%s: snapshot header is corrupt (checksum)", path);
 		return -EBADMSG;
 	}
-	h->flags = get64(b + 16);
-	h->config_off = get64(b + 24);
-	h->config_len = get64(b + 32);
-	h->state_off = get64(b + 40);
-	h->state_len = get64(b + 48);
-	h->mem_off = get64(b + 56);
-	h->mem_len = get64(b + 64);
-	h->mem_size = get64(b + 72);
-	h->vcpus = get32(b + 80);
-	h->config_crc = get32(b + 84);
-	h->state_crc = get32(b + 88);
-	h->created = get64(b + 96);
+	h->flags = get_le64(b + 16);
+	h->config_off = get_le64(b + 24);
+	h->config_len = get_le64(b + 32);
+	h->state_off = get_le64(b + 40);
+	h->state_len = get_le64(b + 48);
+	h->mem_off = get_le64(b + 56);
+	h->mem_len = get_le64(b + 64);
+	h->mem_size = get_le64(b + 72);
+	h->vcpus = get_le32(b + 80);
+	h->config_crc = get_le32(b + 84);
+	h->state_crc = get_le32(b + 88);
+	h->created = get_le64(b + 96);
 	if (h->config_len > MAX_CONFIG || h->state_len > MAX_STATE || h->config_off < HDR_USED ||
 	    h->config_off > fsize || h->config_len > fsize - h->config_off ||
 	    h->state_off > fsize || h->state_len > fsize - h->state_off || h->mem_off > fsize ||
