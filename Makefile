@@ -3,6 +3,7 @@
 #   make            build build/minivmm
 #   make demo       boot the demo guest (nested under QEMU/TCG when /dev/kvm is missing)
 #   make check      unit tests, bounded fuzzing, host script tests, e2e guests
+#                   (CHECK_PHASES="unit e2e" picks phases, E2E_CASES="blk_rw fs_ops" cases)
 #   make SAN=1 ...  the same with ASan+UBSan (objects go to build/san)
 #   make deps       install the Debian packages the build and the tests need
 
@@ -18,11 +19,13 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := liburing check
+# CFLAGS/LDFLAGS are the user's (make CFLAGS=-O0 works); what the build needs is added here.
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP -pthread $(SANFLAGS)
-LDFLAGS += -pthread $(SANFLAGS)
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP -pthread \
+	$(SANFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
 LDLIBS := -llzo2 -luring -lfdt -linih -llzma -lzstd -lz -lm
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 ifeq ($(V),0)
@@ -42,9 +45,14 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+# Fuzzers are always sanitized: one build for SAN=0 and SAN=1.
+FUZZ_O ?= build/fuzz
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_O)/%)
 FUZZ_SECONDS ?= 20
 ROUNDS ?= 5
+# make check's phases, in order, and the e2e cases to run (empty: all of them).
+CHECK_PHASES ?= unit fuzz scripts e2e
+E2E_CASES ?=
 
 export MINIVMM := $(abspath $(BIN))
 export MINIVMM_BUILD := $(abspath $(O))
@@ -58,7 +66,7 @@ all: $(BIN)
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -66,20 +74,33 @@ $(LIB): $(LIB_OBJS)
 
 $(BIN): $(O)/src/main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(O)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
-# libFuzzer targets are always built with clang, ASan and UBSan, from the sources.
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(shell find src -name '*.h')
+# libFuzzer targets are always built with clang, ASan and UBSan. The library is compiled
+# once for all of them (coverage without libFuzzer's main), each target links against it.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DMINIVMM_FUZZ -Isrc -pthread -MMD -MP \
+	-fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_O)/obj/%.o)
+FUZZ_LIB := $(FUZZ_O)/libminivmm-fuzz.a
+
+$(FUZZ_O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	@echo "  FUZZCC  $<"
-	$(Q)clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DMINIVMM_FUZZ -Isrc -pthread \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ $< $(LIB_SRCS) $(LDLIBS)
+	@[ "$(V)" = 1 ] || echo "  FUZZCC  $<"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZLD  $@"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
 deps:
 	$(Q)tests/deps.sh
@@ -88,7 +109,7 @@ unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
 
 fuzz: $(FUZZ_BINS)
-	$(Q)tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+	$(Q)FUZZ_O=$(FUZZ_O) tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 # Host-side script tests (tests/scripts/*.sh): tools and engines that need no KVM.
 scripts: $(BIN)
@@ -107,14 +128,13 @@ guest: $(BIN)
 e2e: $(BIN) guest
 	$(Q)rm -f $(O)/e2e.progress
 	$(Q)TEST_E2E_PROGRESS=$(abspath $(O))/e2e.progress MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} \
-		tests/harness/in-vm.sh tests/e2e/run.sh
+		tests/harness/in-vm.sh tests/e2e/run.sh $(E2E_CASES)
 
+# Everything is compiled first, on all cores; the tests then run one after another.
 check: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)$(MAKE) --no-print-directory fuzz
-	$(Q)$(MAKE) --no-print-directory scripts
-	$(Q)$(MAKE) --no-print-directory e2e
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all $(UNIT_BINS) \
+		$(if $(filter fuzz,$(CHECK_PHASES)),$(FUZZ_BINS)) guest
+	$(Q)MAKE="$(MAKE) --no-print-directory" SAN=$(SAN) tests/check.sh $(CHECK_PHASES)
 
 # Benchmarks (not part of check): side by side with QEMU, reported as ratios.
 bench-boot: $(BIN) guest
@@ -127,7 +147,7 @@ bench-qcow2: $(BIN)
 $(O)/bench/blk_model: bench/blk-model/blk_model.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LDLIBS)
 
 bench-blk-model: $(O)/bench/blk_model
 	$(Q)bench/blk-model/run.sh $(O)/bench/blk_model $(ROUNDS)
@@ -136,7 +156,7 @@ bench-blk-model: $(O)/bench/blk_model
 $(O)/bench/memimg_bench: bench/memimg/memimg_bench.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LDLIBS)
 
 bench-memimg: $(O)/bench/memimg_bench
 	$(Q)$(O)/bench/memimg_bench speed $(O)/bench/memimg.scratch 512
@@ -174,4 +194,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(O)/src/main.d
+-include $(LIB_OBJS:.o=.d) $(O)/src/main.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)

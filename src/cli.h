@@ -22,5 +22,6 @@ int cmd_kernel(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_check_kvm(int argc, char **argv);
 
 #endif

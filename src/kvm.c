@@ -13,10 +13,7 @@
 	{                                                                                          \
 		x, #x                                                                              \
 	}
-static const struct {
-	int cap;
-	const char *name;
-} required_caps[] = {
+const struct kvm_cap_name kvm_required_caps[] = {
 	CAP(KVM_CAP_USER_MEMORY),
 	CAP(KVM_CAP_IRQCHIP),
 	CAP(KVM_CAP_PIT2),
@@ -30,6 +27,7 @@ static const struct {
 	CAP(KVM_CAP_IMMEDIATE_EXIT),
 	CAP(KVM_CAP_TSC_DEADLINE_TIMER),
 };
+const unsigned int kvm_nr_required_caps = sizeof(kvm_required_caps) / sizeof(kvm_required_caps[0]);
 
 int kvm_check_extension(int fd, int cap)
 {
@@ -59,9 +57,14 @@ static int get_supported_cpuid(struct kvm_sys *k)
 	}
 }
 
+const char *kvm_dev_path(void)
+{
+	return getenv("MINIVMM_KVM_DEV") ?: "/dev/kvm";
+}
+
 int kvm_sys_open(struct kvm_sys *k)
 {
-	const char *dev = getenv("MINIVMM_KVM_DEV") ?: "/dev/kvm";
+	const char *dev = kvm_dev_path();
 	unsigned int i;
 	int ret, ver;
 
@@ -71,7 +74,8 @@ int kvm_sys_open(struct kvm_sys *k)
 		ret = -errno;
 		if (errno == ENOENT)
 			pr_err("%s does not exist: KVM is not available (load kvm_intel or "
-			       "kvm_amd, or enable virtualization in the firmware)",
+			       "kvm_amd, or enable virtualization in the firmware; without "
+			       "either, run minivmm in a nested VM: tests/harness/in-vm.sh)",
 			       dev);
 		else if (errno == EACCES || errno == EPERM)
 			pr_err("%s: permission denied (add yourself to the 'kvm' group)", dev);
@@ -85,10 +89,11 @@ int kvm_sys_open(struct kvm_sys *k)
 		ret = -EINVAL;
 		goto fail;
 	}
-	for (i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (!kvm_check_extension(k->fd, required_caps[i].cap)) {
+	k->api_version = ver;
+	for (i = 0; i < kvm_nr_required_caps; i++) {
+		if (!kvm_check_extension(k->fd, kvm_required_caps[i].cap)) {
 			pr_err("%s: KVM lacks the required capability %s", dev,
-			       required_caps[i].name);
+			       kvm_required_caps[i].name);
 			ret = -ENOTSUP;
 			goto fail;
 		}

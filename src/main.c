@@ -20,6 +20,7 @@ static const char usage[] =
     "  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
     "  save --socket PATH SNAPSHOT  snapshot a running VM (minivmm save --help)\n"
     "  ctl --socket PATH COMMAND    pause|resume|status|stop a running VM (minivmm ctl --help)\n"
+    "  check-kvm              can this host's KVM run a stock guest? (exit 0: yes)\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check-kvm"))
+		return cmd_check_kvm(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("minivmm %s\n", MINIVMM_VERSION);
 		return 0;

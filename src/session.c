@@ -231,6 +231,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	struct api_server *api = NULL;
 	int sig_fd, ret, left = o->timeout_ms;
 	uint64_t start = now_ns();
+	struct kvm_probe_result probe;
 	struct kvm_sys kvm;
 	bool first = true;
 	enum vm_stop why;
@@ -246,6 +247,13 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		ret = EXIT_VM_ERROR;
 		goto out_sig;
 	}
+	/* Opening is not running: a software KVM (PVM) opens and fails deep into a boot. */
+	if (kvm_probe_guest(&kvm, &probe)) {
+		kvm_explain_unusable(&probe);
+		ret = EXIT_VM_ERROR;
+		goto out_kvm;
+	}
+	pr_debug("KVM test guest ran in %.1f ms", probe.ns / 1e6);
 	if (sock && api_server_start(sock, &session_api, &s, &api)) {
 		ret = EXIT_VM_ERROR;
 		goto out_kvm;

@@ -5,7 +5,9 @@ fail=0
 for t in tests/scripts/*.sh; do
 	[ -e "$t" ] || continue
 	echo "== $t"
-	if sh "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $t"; fi
+	shell=sh
+	head -n 1 "$t" | grep -q bash && shell=bash
+	if "$shell" "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $t"; fi
 done
 echo "scripts: $pass passed, $fail failed"
 [ "$fail" = 0 ]

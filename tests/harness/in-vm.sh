@@ -3,12 +3,15 @@
 #
 # usage: tests/harness/in-vm.sh CMD [ARGS...]
 #
-# With a usable /dev/kvm this just execs CMD. Otherwise it boots an L1 Linux (the host's
+# When this host's KVM runs minivmm's test guest (`minivmm check-kvm`, $MINIVMM or
+# build/minivmm) this just execs CMD. Otherwise (no /dev/kvm, or one that cannot run a
+# stock kernel, such as PVM) it boots an L1 Linux (the host's
 # Debian kernel) under QEMU/TCG with an emulated AMD CPU with SVM and nested paging, loads
 # kvm_amd (nested=1 npt=1) there, shares the host's / read-only and the repo's build/
 # read-write over virtio-9p, chroots into the host view and runs CMD in the same cwd with
 # the variables that matter (PATH HOME LANG LC_ALL TZ MINIVMM MINIVMM_* TEST_*, TERM on a
-# terminal). CMD's stdout/stderr stream live to ours; its exit status is ours.
+# terminal). CMD's stdout/stderr stream live to ours, each whole and in order; its exit
+# status is ours. Which way was taken is said in one line on stderr.
 #
 # The L1 kernel logs (warnings and worse, plus backtraces) to a third serial port in a file;
 # when the L1 dies without a status its tail is printed. A soft lockup in the L1 kernel
@@ -19,7 +22,8 @@
 #
 # Environment: MINIVMM_L1_TIMEOUT (seconds, default 1800), MINIVMM_L1_MEM (default 4G),
 # MINIVMM_L1_CPUS (default 2), MINIVMM_L1_FORCE=1 (use the L1 even with /dev/kvm),
-# MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages live),
+# MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages live), MINIVMM_L1_LOCK (the
+# lock file that keeps to one L1 VM at a time, default /tmp/minivmm-l1.lock),
 # MINIVMM_L1_RETRIES (default 1): how often a job is started again after the L1 *kernel*
 # panicked or hung (an emulation fault of the L1, reported loudly; never after CMD failed
 # or the timeout).
@@ -31,12 +35,26 @@ set -eu
 
 [ $# -ge 1 ] || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
 
-if [ "${MINIVMM_L1_FORCE:-0}" != 1 ] && [ -c /dev/kvm ] && { : <>/dev/kvm; } 2>/dev/null; then
-	exec "$@"
-fi
-
 here=$(cd "$(dirname "$0")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
+
+# Direct or nested: decided by minivmm's own test guest (`minivmm check-kvm`), not by
+# whether /dev/kvm opens: a software KVM such as PVM opens and fails deep into a boot.
+minivmm=${MINIVMM:-$repo/build/minivmm}
+if [ "${MINIVMM_L1_FORCE:-0}" = 1 ]; then
+	why="MINIVMM_L1_FORCE=1"
+elif ! [ -c /dev/kvm ]; then
+	why="there is no /dev/kvm"
+elif ! [ -x "$minivmm" ]; then
+	why="no minivmm binary to check /dev/kvm with ($minivmm; make)"
+elif check=$("$minivmm" check-kvm 2>/dev/null); then
+	echo "in-vm: /dev/kvm runs minivmm's test guest (minivmm check-kvm): running directly" >&2
+	exec "$@"
+else
+	why="/dev/kvm cannot run a stock guest (minivmm check-kvm:$(printf '%s\n' "$check" |
+		sed -n 's/^PVM: *yes.*/ PVM;/p; s/^test guest: */ test guest: /p' | tr -d '\n'))"
+fi
+echo "in-vm: running in an L1 VM under QEMU/TCG with emulated SVM: $why" >&2
 # shellcheck source=../guest/initramfs-lib.sh disable=SC1091
 . "$repo/tests/guest/initramfs-lib.sh"
 
@@ -116,24 +134,39 @@ if [ "${MINIVMM_L1_VERBOSE:-0}" = 1 ]; then
 else
 	append="$append console=ttyS2 loglevel=5"
 fi
-# CMD's stderr: a second serial port appended to our stderr when QEMU can reopen it
-# (a file, pipe or terminal; not a socket), else merged into stdout.
-errdev=(-serial null)
-if { : >>/proc/self/fd/3; } 3>&2 2>/dev/null; then
-	errdev=(-chardev file,id=err,path=/proc/self/fd/2,append=on -serial chardev:err)
-	append="$append minivmm.err=ttyS1"
+# CMD's stdout and stderr: two serial ports, each into a FIFO that `sed -u` copies to our
+# stdout or stderr a whole line per write. (The serial ports deliver bytes in pieces; QEMU
+# writing our stdout and reopening our stderr itself lost or cut lines when both are one
+# file.) The FIFOs are also held open here, so that no open blocks and the copiers end only
+# after QEMU is gone. On a terminal QEMU keeps the console (stdio) for stdout.
+outfifo=$jobdir/out
+errfifo=$jobdir/err
+mkfifo "$outfifo" "$errfifo"
+if [ "$tty" = 1 ]; then
+	outdev=(-chardev stdio,id=out -serial chardev:out)
 else
-	append="$append minivmm.err=ttyS0"
+	outdev=(-chardev "file,id=out,path=$outfifo" -serial chardev:out)
 fi
+errdev=(-chardev "file,id=err,path=$errfifo" -serial chardev:err)
+append="$append minivmm.err=ttyS1"
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -vga none -no-reboot
 	-M pc -accel tcg,thread=multi -cpu "$cpu"
 	-smp "${MINIVMM_L1_CPUS:-2}" -m "${MINIVMM_L1_MEM:-4G}"
 	-kernel "$kernel" -initrd "$l1/initramfs.cpio.gz" -append "$append"
-	-chardev stdio,id=out -serial chardev:out "${errdev[@]}"
+	"${outdev[@]}" "${errdev[@]}"
 	-chardev "file,id=klog,path=$klog" -serial chardev:klog
 	-chardev "pipe,id=mon,path=$jobdir/mon" -mon chardev=mon,mode=readline
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-virtfs "local,path=$build,mount_tag=hostbuild,security_model=none,multidevs=remap")
+
+# One L1 at a time on this machine: two emulated L1s starve each other's vCPUs into
+# timeouts. The lock is held until this script (and QEMU) ends.
+lock=${MINIVMM_L1_LOCK:-/tmp/minivmm-l1.lock}
+exec 4>>"$lock"
+if ! flock -n 4; then
+	echo "in-vm: another L1 VM is running; waiting for it to end (lock $lock)" >&2
+	flock 4
+fi
 
 limit=${MINIVMM_L1_TIMEOUT:-1800}
 retries=${MINIVMM_L1_RETRIES:-1}
@@ -179,15 +212,23 @@ dump_l1_cpus() {
 
 # run_l1: one boot of the L1 VM; sets $qrc.
 run_l1() {
+	local copiers
 	rm -f "$klog" "$jobdir/status"
+	exec 5<>"$outfifo" 6<>"$errfifo"
+	sed -u '' <"$errfifo" >&2 5>&- 6>&- &
+	copiers=$!
+	if [ "$tty" = 0 ]; then
+		sed -u '' <"$outfifo" 5>&- 6>&- &
+		copiers="$copiers $!"
+	fi
 	set +e
 	if [ "$tty" = 1 ]; then
 		# On a terminal QEMU owns it (raw mode): Ctrl-C ends QEMU, other keys go to CMD.
-		timeout --foreground -k 10 "$limit" "${qemu[@]}"
+		timeout --foreground -k 10 "$limit" "${qemu[@]}" 5>&- 6>&-
 		qrc=$?
 	else
 		# In the background so that a signal to us stops the VM instead of waiting for it.
-		timeout -k 10 "$limit" "${qemu[@]}" </dev/null &
+		timeout -k 10 "$limit" "${qemu[@]}" </dev/null 5>&- 6>&- &
 		qpid=$!
 		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 143' TERM HUP
 		trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; exit 130' INT
@@ -205,6 +246,9 @@ run_l1() {
 		qrc=$?
 		trap - TERM HUP INT
 	fi
+	exec 5>&- 6>&-
+	# shellcheck disable=SC2086 # a list of pids
+	wait $copiers
 	set -e
 }
 
