@@ -25,6 +25,8 @@ ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD
 	$(SANFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
 LDLIBS := -llzo2 -luring -lfdt -linih -llzma -lzstd -lz -lm
+# Once the sandbox is on, threads are made by its spawner (src/sandbox/spawn.c).
+LDLIBS += -Wl,--wrap=pthread_create
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
@@ -40,6 +42,11 @@ LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB := $(O)/libminivmm.a
 BIN := $(O)/minivmm
+# The guest agent (agent/, docs/agent.md): static, nothing but libc, with the protocol
+# code it shares with the host client. SAN=1 builds it sanitized and dynamic instead
+# (the sanitizers cannot link statically) for the unit tests that run it.
+AGENT_SRCS := $(sort $(wildcard agent/*.c)) src/agent/agent_proto.c src/agent/agent_io.c
+AGENT := $(O)/agent/minivmm-agent
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
@@ -48,7 +55,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 # Fuzzers are always sanitized: one build for SAN=0 and SAN=1.
 FUZZ_O ?= build/fuzz
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_O)/%)
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 10
 ROUNDS ?= 5
 # make check's phases, in order, and the e2e cases to run (empty: all of them).
 CHECK_PHASES ?= unit fuzz scripts e2e
@@ -61,7 +68,7 @@ export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
 .PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
 	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg clean format
-all: $(BIN)
+all: $(BIN) $(AGENT)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -80,6 +87,15 @@ $(O)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+
+$(AGENT): $(AGENT_SRCS) $(wildcard agent/*.h) src/agent/agent_proto.h src/agent/agent_io.h src/util.h
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc $(SANFLAGS) \
+		-o $@ $(AGENT_SRCS) $(LDFLAGS) $(if $(SANFLAGS),,-static)
+
+# test_agent starts the agent.
+$(O)/tests/test_agent: $(AGENT)
 
 # libFuzzer targets are always built with clang, ASan and UBSan. The library is compiled
 # once for all of them (coverage without libFuzzer's main), each target links against it.

@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "util.h"
 
 #define API_MAX_CONNS 8 /* more wait in the listen backlog */
@@ -242,6 +243,7 @@ static void *server_thread(void *arg)
 	int i, n;
 
 	pthread_setname_np(pthread_self(), "api");
+	sandbox_thread_enter(SANDBOX_API);
 	for (;;) {
 		p[0] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = -1, .events = POLLIN };

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "sandbox/jail.h"
 #include "session.h"
 #include "snapshot/snapshot.h"
 #include "util.h"
@@ -34,7 +35,11 @@ static const char restore_usage[] =
     "  -h, --help               this text\n"
     "\n"
     "exit status: as `minivmm run` (1 also when the snapshot is unusable: truncated,\n"
-    "corrupt, another version, or its disks changed; nothing runs then).\n";
+    "corrupt, another version, or its disks changed; nothing runs then).\n"
+    "\n"
+    "sandbox: as `minivmm run` (the saved [sandbox] seccomp applies), except that a\n"
+    "restore does not run in a jail: --set sandbox.jail= for a VM saved from one\n"
+    "(docs/sandbox.md).\n";
 
 int cmd_restore(int argc, char **argv)
 {
@@ -113,6 +118,14 @@ int cmd_restore(int argc, char **argv)
 		goto out;
 	}
 	loaded = true;
+	if (cfg.sandbox.jail || jail_cgroup_wanted(&cfg)) {
+		pr_err(
+		    "restore: a jail ([sandbox] jail and its cgroup limits) is for `minivmm run` "
+		    "only; restore without one: --set sandbox.jail= (and memory_max=, cpu_max=, "
+		    "pids_max=)");
+		ret = EXIT_USAGE;
+		goto out;
+	}
 	if (snapshot_prepare_disks(snap, &cfg, clone))
 		goto out;
 	pr_debug("restore: configuration and disks ready after %.1f ms",

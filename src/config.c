@@ -53,13 +53,14 @@ struct section_desc {
 	size_t stride;	    /* offset between instances in struct vm_config */
 };
 
-enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, N_SECTIONS };
+enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, SEC_SANDBOX, N_SECTIONS };
 
 static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_VM] = { .name = "vm" },
 	[SEC_BOOT] = { .name = "boot" },
 	[SEC_CONSOLE] = { .name = "console" },
 	[SEC_API] = { .name = "api" },
+	[SEC_SANDBOX] = { .name = "sandbox" },
 	/* Indexed: settings use offsetof(struct vm_config, disks[0].field). */
 	[SEC_DISK] = { .name = "disk",
 		       .count = CONFIG_MAX_DISKS,
@@ -119,8 +120,12 @@ static int parse_disk_serial(struct parse_ctx *, const struct setting *, void *,
 			     char **);
 static int check_file(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_disk(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_backing(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_dir(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_serial(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_api_socket(struct parse_ctx *, const struct setting *, const void *, char **);
+static int parse_bytes(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_cpu_max(struct parse_ctx *, const struct setting *, void *, const char *, char **);
 static int parse_share_tag(struct parse_ctx *, const struct setting *, void *, const char *,
 			   char **);
 static int parse_window(struct parse_ctx *, const struct setting *, void *, const char *, char **);
@@ -146,6 +151,7 @@ static const char *const cache_names[] = {
 };
 /* The word that means 0 for parse_auto_uint. */
 static const char *const queues_auto[] = { "auto", NULL };
+static const char *const seccomp_names[] = { "off", "on", "log", NULL };
 static const char *const iothreads_auto[] = { "per-queue", NULL };
 static const char *const share_dax_names[] = { [SHARE_DAX_INODE] = "inode",
 					       [SHARE_DAX_ALWAYS] = "always",
@@ -211,6 +217,11 @@ static const struct setting settings[] = {
 	  .parse = parse_serial,
 	  .offset = F(serial),
 	  .check = check_serial },
+	{ .section = SEC_CONSOLE,
+	  .key = "max_size",
+	  .parse = parse_bytes,
+	  .offset = F(serial_max),
+	  .max = 1ULL << 50 },
 	{ .section = SEC_API,
 	  .key = "socket",
 	  .parse = parse_path,
@@ -261,7 +272,13 @@ static const struct setting settings[] = {
 	  .key = "backing",
 	  .parse = parse_enum,
 	  .offset = D(backing),
-	  .names = onoff_names },
+	  .names = onoff_names,
+	  .check = check_backing },
+	{ .section = SEC_DISK,
+	  .key = "backing_dir",
+	  .parse = parse_path,
+	  .offset = D(backing_dir),
+	  .check = check_dir },
 	{ .section = SEC_DISK,
 	  .key = "serial",
 	  .parse = parse_disk_serial,
@@ -319,6 +336,70 @@ static const struct setting settings[] = {
 	  .min = 16,
 	  .max = 1U << 20,
 	  .names = queues_auto },
+	{ .section = SEC_SHARE,
+	  .key = "allow_devices",
+	  .parse = parse_enum,
+	  .offset = SH(allow_devices),
+	  .names = onoff_names },
+	{ .section = SEC_SHARE,
+	  .key = "allow_setid",
+	  .parse = parse_enum,
+	  .offset = SH(allow_setid),
+	  .names = onoff_names },
+	{ .section = SEC_SHARE,
+	  .key = "allow_priv_xattr",
+	  .parse = parse_enum,
+	  .offset = SH(allow_priv_xattr),
+	  .names = onoff_names },
+	{ .section = SEC_SANDBOX,
+	  .key = "seccomp",
+	  .parse = parse_enum,
+	  .offset = F(sandbox.seccomp),
+	  .names = seccomp_names },
+	{ .section = SEC_SANDBOX,
+	  .key = "jail",
+	  .parse = parse_path,
+	  .offset = F(sandbox.jail),
+	  .flags = S_EMPTY_OK,
+	  .check = check_dir },
+	{ .section = SEC_SANDBOX,
+	  .key = "uid",
+	  .parse = parse_auto_uint,
+	  .offset = F(sandbox.uid),
+	  .min = 1,
+	  .max = 4294967294U,
+	  .names = queues_auto },
+	{ .section = SEC_SANDBOX,
+	  .key = "gid",
+	  .parse = parse_auto_uint,
+	  .offset = F(sandbox.gid),
+	  .min = 1,
+	  .max = 4294967294U,
+	  .names = queues_auto },
+	{ .section = SEC_SANDBOX,
+	  .key = "cgroup_parent",
+	  .parse = parse_path,
+	  .offset = F(sandbox.cgroup_parent),
+	  .flags = S_EMPTY_OK,
+	  .check = check_dir },
+	{ .section = SEC_SANDBOX,
+	  .key = "memory_max",
+	  .parse = parse_bytes,
+	  .offset = F(sandbox.memory_max),
+	  .flags = S_EMPTY_OK,
+	  .min = 1ULL << 20,
+	  .max = 1ULL << 50 },
+	{ .section = SEC_SANDBOX,
+	  .key = "cpu_max",
+	  .parse = parse_cpu_max,
+	  .offset = F(sandbox.cpu_max) },
+	{ .section = SEC_SANDBOX,
+	  .key = "pids_max",
+	  .parse = parse_uint,
+	  .offset = F(sandbox.pids_max),
+	  .flags = S_EMPTY_OK,
+	  .min = 8,
+	  .max = 4194304 },
 };
 /* clang-format on */
 
@@ -530,6 +611,10 @@ static int parse_uint(struct parse_ctx *ctx, const struct setting *s, void *fiel
 	char *end;
 
 	(void)ctx;
+	if (!*val && (s->flags & S_EMPTY_OK)) {
+		*(unsigned int *)field = 0; /* unset */
+		return 0;
+	}
 	errno = 0;
 	v = strtoull(val, &end, 10);
 	if (!isdigit((unsigned char)*val) || *end || errno)
@@ -552,6 +637,69 @@ static int parse_auto_uint(struct parse_ctx *ctx, const struct setting *s, void 
 	if (!isdigit((unsigned char)*val))
 		return failf(why, "bad value '%s' (expected %s or a number)", val, s->names[0]);
 	return parse_uint(ctx, s, field, val, why);
+}
+
+/* A byte count with an optional K/M/G/T suffix, in [min, max]. */
+static int parse_bytes(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		       char **why)
+{
+	uint64_t v;
+
+	(void)ctx;
+	if (!*val && (s->flags & S_EMPTY_OK)) {
+		*(uint64_t *)field = 0; /* unset */
+		return 0;
+	}
+	if (config_parse_size(val, &v))
+		return failf(why, "bad size '%s' (use e.g. 64M or 1G)", val);
+	if (v < s->min || v > s->max)
+		return failf(why, "%s out of range", val);
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+/* cpu.max: "QUOTA [PERIOD]" in microseconds, QUOTA a number or "max", PERIOD 1000..1000000. */
+static int parse_cpu_max(struct parse_ctx *ctx, const struct setting *s, void *field,
+			 const char *val, char **why)
+{
+	unsigned long long q = 0, per = 100000;
+	char **p = field, *end, *copy;
+	const char *rest = val;
+
+	(void)ctx;
+	(void)s;
+	if (!*val) { /* unset */
+		free(*p);
+		*p = NULL;
+		return 0;
+	}
+	if (!strncmp(val, "max", 3)) {
+		rest = val + 3;
+	} else {
+		errno = 0;
+		q = isdigit((unsigned char)*val) ? strtoull(val, &end, 10) : 0;
+		if (!isdigit((unsigned char)*val) || errno || q < 1000 || q > 1000000000ULL)
+			goto bad;
+		rest = end;
+	}
+	if (*rest == ' ') {
+		errno = 0;
+		per = isdigit((unsigned char)rest[1]) ? strtoull(rest + 1, &end, 10) : 0;
+		if (errno || *end || per < 1000 || per > 1000000)
+			goto bad;
+	} else if (*rest) {
+		goto bad;
+	}
+	if ((q ? asprintf(&copy, "%llu %llu", q, per) : asprintf(&copy, "max %llu", per)) < 0)
+		return -ENOMEM;
+	free(*p);
+	*p = copy;
+	return 0;
+bad:
+	return failf(why,
+		     "bad value '%s' (expected QUOTA [PERIOD] in microseconds, "
+		     "e.g. 50000 100000, QUOTA >= 1000 or max, PERIOD 1000..1000000)",
+		     val);
 }
 
 /* What GET_ID returns: up to 20 printable ASCII characters. */
@@ -689,6 +837,38 @@ static int check_disk(struct parse_ctx *ctx, const struct setting *s, const void
 	if (access(path, d->readonly ? R_OK : R_OK | W_OK))
 		return failf(why, "%s: %s%s", path, strerror(errno),
 			     d->readonly ? "" : " (set readonly = on for a read-only disk)");
+	return 0;
+}
+
+/* A backing file may be anything an image names: only inside a directory the user chose. */
+static int check_backing(struct parse_ctx *ctx, const struct setting *s, const void *field,
+			 char **why)
+{
+	const struct disk_config *d =
+	    (const void *)((const char *)field - offsetof(struct disk_config, backing));
+
+	(void)ctx;
+	(void)s;
+	if (d->backing && !d->backing_dir)
+		return failf(why, "on needs backing_dir = DIR, the directory that holds the "
+				  "image's backing files");
+	return 0;
+}
+
+/* An existing directory (symlinks to one are fine). */
+static int check_dir(struct parse_ctx *ctx, const struct setting *s, const void *field, char **why)
+{
+	const char *path = *(char *const *)field;
+	struct stat st;
+
+	(void)ctx;
+	(void)s;
+	if (!path)
+		return 0;
+	if (stat(path, &st))
+		return failf(why, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return failf(why, "%s: %s", path, strerror(ENOTDIR));
 	return 0;
 }
 
@@ -1179,10 +1359,10 @@ void config_init(struct vm_config *cfg)
 	cfg->nested = NESTED_AUTO;
 	cfg->on_reboot = REBOOT_EXIT;
 	cfg->serial = SERIAL_STDIO;
-	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
-		cfg->disks[i].backing = 1;
+	cfg->serial_max = SERIAL_MAX_SIZE_DEFAULT;
+	cfg->sandbox.seccomp = SANDBOX_SECCOMP_DEFAULT;
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++)
 		cfg->disks[i].poll_us = DISK_POLL_US_DEFAULT;
-	}
 	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
 		cfg->shares[i].dax_window = SHARE_DAX_WINDOW_DEFAULT;
 		cfg->shares[i].max_fds = 0; /* auto */
@@ -1200,10 +1380,21 @@ void config_free(struct vm_config *cfg)
 	cfg->path = cfg->kernel = cfg->initrd = cfg->cmdline = cfg->serial_path = NULL;
 	free(cfg->api_socket);
 	cfg->api_socket = NULL;
+	free(cfg->sandbox.jail);
+	free(cfg->sandbox.cgroup_parent);
+	free(cfg->sandbox.cpu_max);
+	cfg->sandbox.jail = cfg->sandbox.cgroup_parent = cfg->sandbox.cpu_max = NULL;
 	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
+		char **t = cfg->disks[i].backing_trusted;
+
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].serial);
-		cfg->disks[i].path = cfg->disks[i].serial = NULL;
+		free(cfg->disks[i].backing_dir);
+		for (unsigned int j = 0; t && t[j]; j++)
+			free(t[j]);
+		free(t);
+		cfg->disks[i].path = cfg->disks[i].serial = cfg->disks[i].backing_dir = NULL;
+		cfg->disks[i].backing_trusted = NULL;
 	}
 	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
 		free(cfg->shares[i].path);
@@ -1365,6 +1556,34 @@ static const char *enum_name(const char *const *names, unsigned int n, unsigned 
 	return v < n ? names[v] : "?";
 }
 
+/* [sandbox], when anything in it differs from the defaults. */
+static void dump_sandbox(const struct vm_config *cfg, FILE *out)
+{
+	const struct sandbox_config *sb = &cfg->sandbox;
+	char size[32];
+
+	if (sb->seccomp == SANDBOX_SECCOMP_DEFAULT && !sb->jail && !sb->uid && !sb->gid && !sb->cgroup_parent &&
+	    !sb->memory_max && !sb->cpu_max && !sb->pids_max)
+		return;
+	fprintf(out, "\n[sandbox]\nseccomp = %s\n", enum_name(seccomp_names, 3, sb->seccomp));
+	if (sb->jail)
+		dump_value(out, "jail", "", sb->jail);
+	if (sb->uid)
+		fprintf(out, "uid = %u\n", sb->uid);
+	if (sb->gid)
+		fprintf(out, "gid = %u\n", sb->gid);
+	if (sb->cgroup_parent)
+		dump_value(out, "cgroup_parent", "", sb->cgroup_parent);
+	if (sb->memory_max) {
+		format_size(size, sizeof(size), sb->memory_max);
+		fprintf(out, "memory_max = %s\n", size);
+	}
+	if (sb->cpu_max)
+		fprintf(out, "cpu_max = %s\n", sb->cpu_max);
+	if (sb->pids_max)
+		fprintf(out, "pids_max = %u\n", sb->pids_max);
+}
+
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
 	char size[32];
@@ -1392,6 +1611,10 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 		dump_value(out, "serial", "file:", cfg->serial_path ? cfg->serial_path : "");
 		break;
 	}
+	if (cfg->serial_max != SERIAL_MAX_SIZE_DEFAULT) {
+		format_size(size, sizeof(size), cfg->serial_max);
+		fprintf(out, "max_size = %s\n", size);
+	}
 	if (cfg->api_socket) {
 		fprintf(out, "\n[api]\n");
 		dump_value(out, "socket", "", cfg->api_socket);
@@ -1418,6 +1641,8 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 		fprintf(out, "pin = %s\nbacking = %s\npoll_us = %u\n",
 			enum_name(onoff_names, 2, d->pin), enum_name(onoff_names, 2, d->backing),
 			d->poll_us);
+		if (d->backing_dir)
+			dump_value(out, "backing_dir", "", d->backing_dir);
 		if (d->serial)
 			dump_value(out, "serial", "", d->serial);
 	}
@@ -1446,5 +1671,10 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 			fprintf(out, "max_fds = %u\n", sh->max_fds);
 		else
 			fprintf(out, "max_fds = auto\n");
+		fprintf(out, "allow_devices = %s\nallow_setid = %s\nallow_priv_xattr = %s\n",
+			enum_name(onoff_names, 2, sh->allow_devices),
+			enum_name(onoff_names, 2, sh->allow_setid),
+			enum_name(onoff_names, 2, sh->allow_priv_xattr));
 	}
+	dump_sandbox(cfg, out);
 }

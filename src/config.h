@@ -31,7 +31,9 @@ struct disk_config {
 	unsigned int queues;	 /* 0: auto (one per vCPU) */
 	unsigned int iothreads;	 /* 0: per-queue */
 	unsigned int pin;	 /* on|off: I/O thread i next to vCPU i */
-	unsigned int backing;	 /* on|off: qcow2 may open its backing file */
+	unsigned int backing;	 /* on|off: qcow2 may open its backing file (default off) */
+	char *backing_dir;	 /* backing = on: every backing file of the chain lies in here */
+	char **backing_trusted;	 /* not a key: frozen snapshot images a restore may open */
 	unsigned int poll_us;	 /* I/O threads busy-poll the rings this long before sleeping */
 	char *serial;		 /* NULL: none */
 };
@@ -40,7 +42,7 @@ struct disk_config {
 #define SHARE_TAG_MAX		 35 /* bytes; the device's field is 36 */
 #define SHARE_DAX_WINDOW_DEFAULT (1ULL << 30)
 #define SHARE_DAX_WINDOW_MAX	 (32ULL << 30) /* the PCI 64-bit window is 64 GiB */
-/* max_fds = auto: this many, within half the process's hard descriptor limit */
+/* max_fds = auto: at most this many, within what RLIMIT_NOFILE leaves (src/fs/budget.c) */
 #define SHARE_MAX_FDS_AUTO 65536
 enum share_dax { SHARE_DAX_INODE, SHARE_DAX_ALWAYS, SHARE_DAX_NEVER };
 enum share_cache { SHARE_CACHE_AUTO, SHARE_CACHE_ALWAYS, SHARE_CACHE_NONE };
@@ -57,10 +59,38 @@ struct share_config {
 	unsigned int xattr;		     /* on|off */
 	struct share_idmap uid_map, gid_map; /* "GUEST:HOST:COUNT" */
 	unsigned int max_fds;		     /* host descriptors the share may hold; 0: auto */
+	unsigned int allow_devices;	     /* on|off: the guest may make device nodes */
+	unsigned int allow_setid;	     /* on|off: set-uid/set-gid bits kept */
+	unsigned int allow_priv_xattr;	     /* on|off: security.*, trusted.* xattrs */
 };
 
 #define CONFIG_MIN_MEMORY (16ULL << 20)
 #define CONFIG_MAX_MEMORY (1ULL << 40)
+
+/* [console] max_size default: what a serial = file: console may write. */
+#define SERIAL_MAX_SIZE_DEFAULT (64ULL << 20)
+
+/*
+ * [sandbox] seccomp default: on (1). Sanitizer builds (make SAN=1) default to log (2):
+ * the sanitizer runtime's own calls, LeakSanitizer's at-exit tracer above all, vary with
+ * its version and options, and a denial there ended in a hang instead of a clean stop.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_SECCOMP_DEFAULT 2
+#else
+#define SANDBOX_SECCOMP_DEFAULT 1
+#endif
+
+/* [sandbox] (docs/sandbox.md) */
+struct sandbox_config {
+	unsigned int seccomp;  /* off|on|log: SANDBOX_SECCOMP_* */
+	char *jail;	       /* the directory the jail's root is built on; NULL: no jail */
+	unsigned int uid, gid; /* the jail's user and group; 0: the jail directory's owner */
+	char *cgroup_parent;   /* where the jail's cgroup is made; NULL: minivmm's own */
+	uint64_t memory_max;   /* memory.max, bytes; 0: none */
+	char *cpu_max;	       /* cpu.max, "QUOTA PERIOD"; NULL: none */
+	unsigned int pids_max; /* pids.max; 0: none */
+};
 
 struct vm_config {
 	char *path;			 /* the config file as given, NULL when none */
@@ -74,9 +104,11 @@ struct vm_config {
 	enum decompress_mode decompress; /* [boot] decompress = host|guest */
 	enum serial_mode serial;	 /* [console] serial */
 	char *serial_path;		 /* for SERIAL_FILE */
+	uint64_t serial_max;		 /* [console] max_size: bytes for SERIAL_FILE, 0: no cap */
 	char *api_socket;		 /* [api] socket, NULL when none */
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	struct share_config shares[CONFIG_MAX_SHARES];
+	struct sandbox_config sandbox;
 };
 
 /*

@@ -14,6 +14,7 @@
 #include "console.h"
 #include "devices/serial.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "term.h"
 #include "vm.h"
 
@@ -72,6 +73,7 @@ static void *console_thread(void *arg)
 	uint8_t buf[256];
 
 	pthread_setname_np(pthread_self(), "console");
+	sandbox_thread_enter(SANDBOX_CONSOLE);
 	for (;;) {
 		struct pollfd p[2] = { { con->stop_efd, POLLIN, 0 }, { STDIN_FILENO, POLLIN, 0 } };
 		ssize_t n;

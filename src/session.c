@@ -13,6 +13,7 @@
 #include "console.h"
 #include "kvm.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "session.h"
 #include "snapshot/snapshot.h"
 #include "term.h"
@@ -181,8 +182,12 @@ static int stop_status(enum vm_stop why, int code, int timeout_ms)
 static void *lazy_fn(void *arg)
 {
 	struct session *s = arg;
-	uint64_t t0 = now_ns();
-	int ret = snapshot_lazy_finish(s->snap);
+	uint64_t t0;
+	int ret;
+
+	sandbox_thread_enter(SANDBOX_LAZY);
+	t0 = now_ns();
+	ret = snapshot_lazy_finish(s->snap);
 
 	if (ret) {
 		pr_err("lazy restore: %s: stopping the VM", strerror(-ret));
@@ -222,6 +227,28 @@ static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_confi
 	return 0;
 }
 
+/* --- the sandbox ------------------------------------------------------------------------- */
+
+/* What this VM's threads will do, for their seccomp filters and capabilities. */
+static void sandbox_plan_for(const struct vm_config *cfg, const struct session_opts *o,
+			     const char *sock, struct sandbox_plan *p)
+{
+	unsigned int i;
+
+	memset(p, 0, sizeof(*p));
+	p->log_only = cfg->sandbox.seccomp == SANDBOX_SECCOMP_LOG;
+	p->rebuild = cfg->on_reboot == REBOOT_RESTART;
+	for (i = 0; i < CONFIG_MAX_SHARES; i++) {
+		p->shares |= cfg->shares[i].path != NULL;
+		p->fs_priv_xattr |= cfg->shares[i].path && cfg->shares[i].allow_priv_xattr;
+	}
+	p->lazy = o->snap && o->lazy;
+	p->api = sock != NULL;
+	p->console_tty = cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO);
+	/* Root serving a share acts on files of every owner; a rebuild reopens them. */
+	p->keep_fs_caps = p->shares || p->rebuild;
+}
+
 /* --- the loop ----------------------------------------------------------------------------- */
 
 int session_run(const struct vm_config *cfg, const struct session_opts *o)
@@ -254,6 +281,15 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		goto out_kvm;
 	}
 	pr_debug("KVM test guest ran in %.1f ms", probe.ns / 1e6);
+	if (cfg->sandbox.seccomp) {
+		struct sandbox_plan plan;
+
+		sandbox_plan_for(cfg, o, sock, &plan);
+		if (sandbox_start(&plan)) {
+			ret = EXIT_VM_ERROR;
+			goto out_kvm;
+		}
+	}
 	if (sock && api_server_start(sock, &session_api, &s, &api)) {
 		ret = EXIT_VM_ERROR;
 		goto out_kvm;
@@ -267,6 +303,9 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		else
 			ret = vm_create(&vm, &kvm, cfg);
 		first = false;
+		/* Built: from here on the main thread does only what running it takes. */
+		if (!ret)
+			ret = sandbox_main_ready();
 		if (ret) {
 			if (s.lazy_running) {
 				vm_request_stop(&vm, VM_STOP_ERROR, 0);
@@ -307,6 +346,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	term_restore();
 	api_server_stop(api);
 out_kvm:
+	sandbox_stop();
 	kvm_sys_close(&kvm);
 out_sig:
 	if (sig_fd >= 0)

@@ -178,6 +178,8 @@ static int setup_devices(struct vm *vm, const struct acpi_config *ac)
 	if (ret)
 		return ret;
 	vm->serial = serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_fd);
+	if (vm->serial && vm->cfg->serial == SERIAL_FILE)
+		serial_set_limit(vm->serial, vm->cfg->serial_max);
 	vm->rtc = rtc_create(vm);
 	vm->pci = pci_bus_create(vm, ac->mmio64_base, ac->mmio64_size);
 	if (!vm->serial || !vm->rtc || !vm->pci) {

@@ -39,9 +39,11 @@ struct blk_open_opts {
 	enum blk_format format;
 	bool readonly;
 	enum blk_cache cache;	 /* NONE: O_DIRECT */
-	bool allow_backing;	 /* qcow2: follow backing files */
-	const char *backing_dir; /* qcow2 with allow_backing: confine them here; NULL: anywhere */
-	uint64_t null_size;	 /* BLK_FMT_NULL: the size to report */
+	bool allow_backing;	 /* qcow2: follow backing files (needs backing_dir) */
+	const char *backing_dir; /* qcow2 with allow_backing: every file of the chain in here */
+	/* qcow2: NULL-terminated frozen snapshot images minivmm made (see qcow2_opts.trusted) */
+	const char *const *trusted_backing;
+	uint64_t null_size; /* BLK_FMT_NULL: the size to report */
 };
 
 struct blk_backend_ops {
@@ -72,6 +74,8 @@ struct blk_backend {
 int blk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o, char *err,
 	     size_t errlen);
 void blk_close(struct blk_backend *be);
+/* The trusted_backing list @be was opened with (a copy; NULL when none or not qcow2). */
+const char *const *blk_trusted_backing(const struct blk_backend *be);
 
 /*
  * For backends: the checks every submit() makes before touching the file.

@@ -260,21 +260,27 @@ static const struct fio_ops posix_ops = {
 
 int fio_open_posix(struct fio **out, const char *path, int flags)
 {
-	struct posix_fio *p = calloc(1, sizeof(*p));
-	int oflags = O_CLOEXEC;
+	int oflags = O_CLOEXEC, fd, r;
 
-	if (!p)
-		return -ENOMEM;
 	oflags |= (flags & FIO_RDONLY) ? O_RDONLY : O_RDWR;
 	if (flags & FIO_CREATE)
 		oflags |= O_CREAT | ((flags & FIO_EXCL) ? O_EXCL : O_TRUNC);
-	p->fd = open(path, oflags, 0644);
-	if (p->fd < 0) {
-		int e = -errno;
+	fd = open(path, oflags, 0644);
+	if (fd < 0)
+		return -errno;
+	r = fio_from_fd(out, fd, flags);
+	if (r)
+		close(fd);
+	return r;
+}
 
-		free(p);
-		return e;
-	}
+int fio_from_fd(struct fio **out, int fd, int flags)
+{
+	struct posix_fio *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->fd = fd;
 	p->f.ops = &posix_ops;
 #ifdef __NR_fdatabarrier
 	p->f.has_barrier = true;

@@ -65,6 +65,9 @@ enum { FIO_RDONLY = 1, FIO_CREATE = 2, FIO_NO_URING = 4, FIO_EXCL = 8 };
 
 /* Open a POSIX file. Returns a negative errno on failure. */
 int fio_open_posix(struct fio **out, const char *path, int flags);
+/* The same over a descriptor opened by the caller (FIO_RDONLY, FIO_NO_URING count);
+ * on success the fio owns @fd and closes it. */
+int fio_from_fd(struct fio **out, int fd, int flags);
 
 /* Wrappers that count. */
 int fio_pread(struct fio *f, void *buf, size_t len, uint64_t off);

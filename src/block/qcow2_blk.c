@@ -13,11 +13,38 @@
 
 #include "log.h"
 #include "qcow2/qcow2.h"
+#include "util.h"
 
 struct qcow2_blk {
 	struct blk_backend be;
 	struct qcow2 *q;
+	char **trusted; /* NULL-terminated copy of blk_open_opts.trusted_backing */
 };
+
+static void free_list(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+}
+
+static char **copy_list(const char *const *l)
+{
+	size_t n = 0, i;
+	char **c;
+
+	while (l && l[n])
+		n++;
+	c = calloc(n + 1, sizeof(*c));
+	for (i = 0; c && i < n; i++) {
+		c[i] = strdup(l[i]);
+		if (!c[i]) {
+			free_list(c);
+			return NULL;
+		}
+	}
+	return c;
+}
 
 static int qblk_open(struct blk_backend **out, const char *path, const struct blk_open_opts *o,
 		     char *err, size_t errlen)
@@ -25,15 +52,26 @@ static int qblk_open(struct blk_backend **out, const char *path, const struct bl
 	struct qcow2_opts qo = {
 		.readonly = o->readonly,
 		.backing = QCOW2_BACKING_DENY,
+		.backing_dir = o->backing_dir,
+		.trusted = o->trusted_backing,
+		.policy_hint = "set backing = on and backing_dir = DIR (holding the chain)",
 	};
 	struct qcow2_blk *qb;
+	unsigned int n = 0;
 	uint64_t size;
 	int r;
 
-	if (o->allow_backing) {
-		qo.backing = o->backing_dir ? QCOW2_BACKING_DIR : QCOW2_BACKING_ANY;
-		qo.backing_dir = o->backing_dir;
+	/* Never "anywhere": an image the guest may have written names any host file. */
+	if (o->allow_backing && !o->backing_dir) {
+		snprintf(err, errlen, "%s: backing = on needs a backing_dir", path);
+		return -EINVAL;
 	}
+	if (o->allow_backing)
+		qo.backing = QCOW2_BACKING_DIR;
+	/* Frozen snapshot images each add a level to the chain. */
+	while (o->trusted_backing && o->trusted_backing[n])
+		n++;
+	qo.backing_depth = MIN(QCOW2_DEFAULT_BACKING_DEPTH + n, QCOW2_MAX_BACKING_DEPTH);
 	/*
 	 * The engine's file layer has no O_DIRECT (its metadata I/O is not
 	 * sector-aligned in memory): the image goes through the page cache, and a
@@ -44,6 +82,13 @@ static int qblk_open(struct blk_backend **out, const char *path, const struct bl
 	qb = calloc(1, sizeof(*qb));
 	if (!qb)
 		return -ENOMEM;
+	if (o->trusted_backing) {
+		qb->trusted = copy_list(o->trusted_backing);
+		if (!qb->trusted) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	r = qcow2_open(&qb->q, path, &qo, err, errlen);
 	if (r)
 		goto fail;
@@ -66,8 +111,16 @@ static int qblk_open(struct blk_backend **out, const char *path, const struct bl
 fail_close:
 	qcow2_close(qb->q);
 fail:
+	free_list(qb->trusted);
 	free(qb);
 	return r;
+}
+
+const char *const *blk_trusted_backing(const struct blk_backend *be)
+{
+	if (!be || be->ops != &blk_qcow2_ops)
+		return NULL;
+	return (const char *const *)((const struct qcow2_blk *)be)->trusted;
 }
 
 static int qblk_submit(struct blk_backend *be, struct aio_ctx *ctx, struct blk_req *req)
@@ -115,6 +168,7 @@ static void qblk_close(struct blk_backend *be)
 
 	if (r)
 		pr_err("closing a qcow2 image: %s", strerror(-r));
+	free_list(qb->trusted);
 	free(qb);
 }
 

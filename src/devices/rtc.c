@@ -94,7 +94,7 @@ static void rtc_write(void *opaque, uint64_t off, const void *data, unsigned int
 	if (off == 0)
 		r->index = v & 0x7f; /* bit 7 masks NMIs on real hardware */
 	else if (r->index > RTC_REG_D)
-		r->ram[r->index] = v; /* CMOS RAM; clock registers stay the host's */
+		r->ram[r->index & 0x7f] = v; /* CMOS RAM; clock registers stay the host's */
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -142,8 +142,9 @@ int rtc_load(struct rtc *r, const void *fdt, int node)
 	uint8_t ram[sizeof(r->ram)];
 	uint64_t idx;
 
+	/* The index selects a byte of ram[]: only what a guest can write (7 bits) loads. */
 	if (st_get_blob(fdt, node, "ram", ram, sizeof(ram)) ||
-	    st_get_u64(fdt, node, "index", &idx) || idx > 0xff)
+	    st_get_u64(fdt, node, "index", &idx) || idx >= sizeof(ram))
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	memcpy(r->ram, ram, sizeof(ram));

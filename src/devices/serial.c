@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devices/serial.h"
+#include "log.h"
 #include "snapshot/state.h"
 #include "util.h"
 #include "vm.h"
@@ -50,6 +51,8 @@ struct serial {
 	unsigned int irq;
 	uint16_t port;
 	int out_fd;
+	uint64_t out_max, out_written; /* serial_set_limit(); 0: no cap */
+	bool out_capped;
 	int irq_level;
 
 	uint8_t dll, dlm, ier, fcr, lcr, mcr, scr;
@@ -93,8 +96,24 @@ static void tx(struct serial *s, uint8_t c)
 		rx_push(s, c);
 		return;
 	}
-	if (s->out_fd >= 0)
-		write_all(s->out_fd, &c, 1);
+	if (s->out_fd < 0)
+		return;
+	/* A guest writing forever must not fill the host's disk. */
+	if (s->out_max && s->out_written >= s->out_max) {
+		static const char note[] = "\r\n[minivmm: console output stopped here: "
+					   "[console] max_size reached]\r\n";
+
+		if (!s->out_capped) {
+			s->out_capped = true;
+			write_all(s->out_fd, note, sizeof(note) - 1);
+			pr_warn("console file: %llu bytes written ([console] max_size), the "
+				"rest is dropped",
+				(unsigned long long)s->out_written);
+		}
+		return;
+	}
+	if (!write_all(s->out_fd, &c, 1))
+		s->out_written++;
 }
 
 static uint8_t reg_read(struct serial *s, unsigned int off)
@@ -239,6 +258,13 @@ struct serial *serial_create(struct vm *vm, uint16_t port, unsigned int irq, int
 	return s;
 }
 
+void serial_set_limit(struct serial *s, uint64_t max)
+{
+	pthread_mutex_lock(&s->lock);
+	s->out_max = max;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void serial_destroy(struct serial *s)
 {
 	if (!s)
@@ -268,8 +294,10 @@ int serial_load(struct serial *s, const void *fdt, int node)
 	uint8_t r[8];
 	uint64_t lvl;
 
+	/* Only values the guest could have written (reg_write masks them the same way). */
 	if (st_get_blob(fdt, node, "regs", r, sizeof(r)) ||
-	    st_get_u64(fdt, node, "irq-level", &lvl))
+	    st_get_u64(fdt, node, "irq-level", &lvl) || lvl > 1 || r[2] & ~0x0f || r[3] & ~0xc9 ||
+	    r[5] & ~0x1f || r[7] > 1)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	s->dll = r[0], s->dlm = r[1], s->ier = r[2], s->fcr = r[3];

@@ -16,10 +16,14 @@
 
 #include "fs/dax.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "util.h"
 
 #define PAGE		  4096ULL
 #define DEFAULT_MAX_FILES 4096
+
+/* Budgets the guest can run into: each warns once. */
+enum { WARN_MAPS = 1, WARN_FILES = 2, WARN_WATCH = 4 };
 
 /* A host file some mappings use: one dup'd descriptor per inode, for fstat and remapping. */
 struct dax_file {
@@ -44,10 +48,12 @@ struct dax_window {
 	uint8_t *base;
 	uint64_t size;
 	struct dax_map *maps; /* sorted by moff, not overlapping */
-	unsigned int nr, cap;
+	unsigned int nr, cap, max_maps;
 	struct dax_file **files;
-	unsigned int nr_files, max_files;
-	atomic_uint clamped; /* mappings with flen < len */
+	unsigned int nr_files, max_files, nr_watches;
+	unsigned int warned;  /* WARN_* */
+	uint64_t over_budget; /* maps refused: ENOMEM (mappings) or EMFILE (files) */
+	atomic_uint clamped;  /* mappings with flen < len */
 	uint64_t nmaps, nunmaps, nrepairs;
 	int ifd;      /* inotify: size changes of mapped files */
 	int stop_efd; /* ends the watcher thread */
@@ -99,10 +105,33 @@ static int watch(struct dax_window *w, int fd)
 		return -1;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	wd = inotify_add_watch(w->ifd, path, IN_MODIFY | IN_ATTRIB);
-	if (wd < 0)
-		pr_debug("dax: no inotify watch (%s): a host truncate is noticed on EFAULT only",
-			 strerror(errno));
+	if (wd < 0 && !(w->warned & WARN_WATCH)) {
+		w->warned |= WARN_WATCH;
+		pr_warn("dax: no inotify watch for a mapped file (%s%s): a host truncate is "
+			"noticed on EFAULT only",
+			strerror(errno),
+			errno == ENOSPC ? ", fs.inotify.max_user_watches reached" : "");
+	}
+	if (wd >= 0)
+		w->nr_watches++;
 	return wd;
+}
+
+/* Count a map the budget refused; the first of each kind warns. */
+static void over_budget(struct dax_window *w, unsigned int kind)
+{
+	w->over_budget++;
+	if (w->warned & kind)
+		return;
+	w->warned |= kind;
+	if (kind == WARN_MAPS)
+		pr_warn("dax: the guest has %u mappings in its %llu MiB window (the budget): "
+			"SETUPMAPPING gets ENOMEM until it removes some",
+			w->max_maps, (unsigned long long)(w->size >> 20));
+	else
+		pr_warn("dax: the guest has mapped %u files (the budget): SETUPMAPPING of "
+			"another gets EMFILE until it removes some",
+			w->max_files);
 }
 
 static void file_put(struct dax_window *w, struct dax_file *f)
@@ -116,8 +145,10 @@ static void file_put(struct dax_window *w, struct dax_file *f)
 			w->files[i] = w->files[--w->nr_files];
 			break;
 		}
-	if (f->wd >= 0)
+	if (f->wd >= 0) {
 		inotify_rm_watch(w->ifd, f->wd);
+		w->nr_watches--;
+	}
 	close(f->fd);
 	free(f);
 }
@@ -147,8 +178,10 @@ static int file_get(struct dax_window *w, int fd, bool writable, struct dax_file
 		*out = f;
 		return 0;
 	}
-	if (!f && w->nr_files == w->max_files)
+	if (!f && w->nr_files == w->max_files) {
+		over_budget(w, WARN_FILES);
 		return -EMFILE;
+	}
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (nfd < 0)
 		return -errno;
@@ -257,6 +290,41 @@ static void cut(struct dax_window *w, uint64_t off, uint64_t len)
 	}
 }
 
+/* How cut(w, off, len) would change the number of mappings: -1 per mapping it
+ * drops, +1 for one it splits. */
+static int cut_delta(const struct dax_window *w, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	int d = 0;
+
+	for (unsigned int i = 0; i < w->nr; i++) {
+		const struct dax_map *m = &w->maps[i];
+		uint64_t mend = m->moff + m->len;
+
+		if (mend <= off || m->moff >= end)
+			continue;
+		if (m->moff < off && mend > end)
+			d++;
+		else if (m->moff >= off && mend <= end)
+			d--;
+	}
+	return d;
+}
+
+/*
+ * Every mapping is an entry here and up to three host VMAs (file part, zero
+ * tail, the gap after it): @more mappings (after a cut of [off, off+len)) must
+ * stay within the budget, or the guest could grow the list and use up the
+ * VMM's vm.max_map_count one 4 KiB page at a time.
+ */
+static int within_budget(struct dax_window *w, uint64_t off, uint64_t len, int more)
+{
+	if ((int64_t)w->nr + cut_delta(w, off, len) + more <= (int64_t)w->max_maps)
+		return 0;
+	over_budget(w, WARN_MAPS);
+	return -ENOMEM;
+}
+
 static void insert(struct dax_window *w, const struct dax_map *nm)
 {
 	unsigned int i = 0;
@@ -284,7 +352,9 @@ int dax_window_map(struct dax_window *w, int fd, uint64_t foffset, uint64_t moff
 	if (!in_window(w, moffset, len) || foffset % PAGE || foffset > (uint64_t)INT64_MAX - len)
 		return -EINVAL;
 	pthread_mutex_lock(&w->lock);
-	ret = reserve(w, 2);
+	ret = within_budget(w, moffset, len, 1);
+	if (!ret)
+		ret = reserve(w, 2);
 	if (ret)
 		goto out;
 	ret = file_get(w, fd, writable, &nm.f);
@@ -318,7 +388,9 @@ int dax_window_unmap(struct dax_window *w, uint64_t moffset, uint64_t len)
 	if (!in_window(w, moffset, len))
 		return -EINVAL;
 	pthread_mutex_lock(&w->lock);
-	ret = reserve(w, 1);
+	ret = within_budget(w, moffset, len, 0);
+	if (!ret)
+		ret = reserve(w, 1);
 	if (!ret)
 		ret = zero_pages(w, moffset, len);
 	if (!ret) {
@@ -411,8 +483,9 @@ static int drain_events_locked(struct dax_window *w)
 
 				if (f->wd != ev->wd)
 					continue;
-				if (ev->mask & IN_IGNORED) {
+				if (ev->mask & IN_IGNORED) { /* the kernel dropped it */
 					f->wd = -1;
+					w->nr_watches--;
 					break;
 				}
 				for (j = 0; j < w->nr; j++)
@@ -450,6 +523,7 @@ static void *watcher_fn(void *arg)
 	struct pollfd p[2] = { { w->ifd, POLLIN, 0 }, { w->stop_efd, POLLIN, 0 } };
 
 	pthread_setname_np(pthread_self(), "dax-watch");
+	sandbox_thread_enter(SANDBOX_DAX_WATCH);
 	for (;;) {
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
@@ -490,7 +564,9 @@ int dax_window_new(uint64_t size, unsigned int max_files, struct dax_window **ou
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->max_files = max_files ? max_files : DEFAULT_MAX_FILES;
+	/* A legitimate client maps 2 MiB ranges: one mapping per range, each of one file. */
+	w->max_maps = (unsigned int)MAX(size / DAX_ALIGN, DAX_MIN_MAX_MAPS);
+	w->max_files = MIN(max_files ? max_files : DEFAULT_MAX_FILES, w->max_maps);
 	w->files = calloc(w->max_files, sizeof(*w->files));
 	if (!w->files) {
 		free(w);
@@ -544,6 +620,14 @@ void dax_window_free(struct dax_window *w)
 	free(w);
 }
 
+void dax_window_limit_maps(struct dax_window *w, unsigned int max_maps)
+{
+	pthread_mutex_lock(&w->lock);
+	w->max_maps = MAX(MIN(w->max_maps, max_maps), 1u);
+	w->max_files = MIN(w->max_files, w->max_maps);
+	pthread_mutex_unlock(&w->lock);
+}
+
 void *dax_window_hva(const struct dax_window *w)
 {
 	return w->base;
@@ -559,6 +643,10 @@ void dax_window_get_stats(struct dax_window *w, struct dax_window_stats *st)
 	pthread_mutex_lock(&w->lock);
 	st->mappings = w->nr;
 	st->files = w->nr_files;
+	st->watches = w->nr_watches;
+	st->max_maps = w->max_maps;
+	st->max_files = w->max_files;
+	st->over_budget = w->over_budget;
 	st->clamped = atomic_load(&w->clamped);
 	st->maps = w->nmaps;
 	st->unmaps = w->nunmaps;

@@ -34,13 +34,21 @@
 
 #include "fs/fuse_server.h"
 
-#define DAX_ALIGN (2ULL << 20) /* window size granularity (the client's mapping size) */
+#define DAX_ALIGN	 (2ULL << 20) /* window size granularity (the client's mapping size) */
+#define DAX_MIN_MAX_MAPS 256	      /* the mapping budget of any window, at least */
+#define DAX_VMAS_PER_MAP 3	      /* host VMAs one mapping may take (file, zero tail, gap) */
 
 struct dax_window;
 
-/* A window of @size bytes (a non-zero multiple of DAX_ALIGN) keeping at most
- * @max_files host files open for its mappings (0: 4096). */
+/*
+ * A window of @size bytes (a non-zero multiple of DAX_ALIGN) keeping at most
+ * @max_files host files open (and watched) for its mappings (0: 4096). The
+ * guest may have at most max(size / DAX_ALIGN, 256) mappings at once (what a
+ * Linux client needs: one per 2 MiB range), and no more files than that.
+ */
 int dax_window_new(uint64_t size, unsigned int max_files, struct dax_window **out);
+/* Lower the mapping (and file) budget, e.g. to fit vm.max_map_count (at least 1). */
+void dax_window_limit_maps(struct dax_window *w, unsigned int max_maps);
 void dax_window_free(struct dax_window *w);
 void *dax_window_hva(const struct dax_window *w);
 uint64_t dax_window_size(const struct dax_window *w);
@@ -49,10 +57,12 @@ uint64_t dax_window_size(const struct dax_window *w);
 extern const struct fuse_dax_ops dax_window_ops;
 /* Map @len bytes of @fd at @foffset at window offset @moffset, replacing (and
  * splitting) what was there. Page-aligned offsets and length; -EINVAL when
- * outside the window, -EMFILE when too many files are mapped. @fd is dup'd. */
+ * outside the window, -EMFILE when too many files are mapped, -ENOMEM when the
+ * mappings would exceed the budget (nothing changes then). @fd is dup'd. */
 int dax_window_map(struct dax_window *w, int fd, uint64_t foffset, uint64_t moffset, uint64_t len,
 		   bool writable);
-/* Back [moffset, moffset+len) with zero pages again (page-aligned). */
+/* Back [moffset, moffset+len) with zero pages again (page-aligned). -ENOMEM when
+ * it would split a mapping with the budget used up (nothing changes then). */
 int dax_window_unmap(struct dax_window *w, uint64_t moffset, uint64_t len);
 /* Device reset: unmap everything. */
 void dax_window_clear(struct dax_window *w);
@@ -72,10 +82,13 @@ int dax_window_repair(struct dax_window *w);
 int dax_window_refresh(struct dax_window *w);
 
 struct dax_window_stats {
-	unsigned int mappings; /* ranges currently mapped */
-	unsigned int files;    /* host files held open for them */
-	unsigned int clamped;  /* mappings whose tail is zero pages */
+	unsigned int mappings;		  /* ranges currently mapped */
+	unsigned int files;		  /* host files held open for them */
+	unsigned int watches;		  /* inotify watches held for them */
+	unsigned int clamped;		  /* mappings whose tail is zero pages */
+	unsigned int max_maps, max_files; /* the budgets */
 	uint64_t maps, unmaps, repairs;
+	uint64_t over_budget; /* maps and unmaps the budgets refused */
 };
 void dax_window_get_stats(struct dax_window *w, struct dax_window_stats *st);
 

@@ -18,8 +18,8 @@
 #include "util.h"
 
 #define IOV_STACK   64
-#define IOV_LIMIT   1024 /* IOV_MAX */
-#define READDIR_MAX (1u << 20)
+#define IOV_LIMIT   1024	  /* IOV_MAX */
+#define READDIR_MAX (128u * 1024) /* Linux asks for one page */
 #define XATTR_MAX   (64u * 1024)
 #define COPY_MAX    (1u << 30)
 
@@ -68,6 +68,14 @@ ssize_t fuse_op_open(struct fuse_req *r)
 	fuse_ino_put(r->s, &n);
 	if (fd < 0)
 		return fd;
+	/* Writes through this handle must not keep a set-id bit (fuse_kill_setid). */
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		ret = fuse_kill_setid(r->s, fd);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+	}
 	ret = fuse_fh_new(r->s, fd, false, &fh);
 	if (ret) {
 		close(fd);
@@ -302,7 +310,46 @@ static size_t put_dirent(struct fuse_req *r, uint8_t *buf, size_t used, size_t c
 	return sz;
 }
 
-#define DENTS_BUF 32768
+/*
+ * The handle's buffer of entries read from the host, within the share's
+ * budget of FUSE_SRV_MAX_DIRBUFS: held while a directory is being read,
+ * freed as soon as nothing in it waits for the next READDIR.
+ */
+static int dbuf_get(struct fuse_server *s, struct fuse_handle *hd)
+{
+	bool over;
+
+	if (hd->dbuf)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	over = s->ndirbufs >= FUSE_SRV_MAX_DIRBUFS;
+	if (!over)
+		s->ndirbufs++;
+	pthread_mutex_unlock(&s->lock);
+	if (over) {
+		fuse_over_budget(s, FUSE_BUDGET_DIRBUFS);
+		return -ENOMEM;
+	}
+	hd->dbuf = malloc(FUSE_SRV_DENTS_BUF);
+	if (hd->dbuf)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	s->ndirbufs--;
+	pthread_mutex_unlock(&s->lock);
+	return -ENOMEM;
+}
+
+static void dbuf_put(struct fuse_server *s, struct fuse_handle *hd)
+{
+	if (!hd->dbuf || hd->dpos < hd->dlen)
+		return;
+	free(hd->dbuf);
+	hd->dbuf = NULL;
+	hd->dlen = hd->dpos = 0;
+	pthread_mutex_lock(&s->lock);
+	s->ndirbufs--;
+	pthread_mutex_unlock(&s->lock);
+}
 
 static ssize_t do_readdir(struct fuse_req *r, bool plus)
 {
@@ -333,17 +380,17 @@ static ssize_t do_readdir(struct fuse_req *r, bool plus)
 	lock = fuse_fh_lock(r->s, h.idx);
 	hd = container_of(lock, struct fuse_handle, lock);
 	pthread_mutex_lock(lock);
-	if (!hd->dbuf && !(hd->dbuf = malloc(DENTS_BUF))) {
-		ret = -ENOMEM;
+	ret = dbuf_get(r->s, hd);
+	if (ret)
 		goto unlock;
-	}
 	/* d_off cookies from getdents64 are lseek positions: offsets survive across calls. */
 	if (!hd->dvalid || in.offset != hd->dnext) {
+		hd->dlen = hd->dpos = 0;
+		hd->dvalid = false;
 		if (lseek(h.fd, (off_t)in.offset, SEEK_SET) < 0) {
 			ret = -errno;
 			goto unlock;
 		}
-		hd->dlen = hd->dpos = 0;
 		hd->dnext = in.offset;
 		hd->dvalid = true;
 	}
@@ -352,7 +399,7 @@ static ssize_t do_readdir(struct fuse_req *r, bool plus)
 		size_t sz;
 
 		if (hd->dpos >= hd->dlen) {
-			long n = syscall(SYS_getdents64, h.fd, hd->dbuf, DENTS_BUF);
+			long n = syscall(SYS_getdents64, h.fd, hd->dbuf, FUSE_SRV_DENTS_BUF);
 
 			if (n < 0) {
 				ret = used ? 0 : -errno;
@@ -373,6 +420,7 @@ static ssize_t do_readdir(struct fuse_req *r, bool plus)
 		hd->dnext = (uint64_t)de->d_off;
 	}
 unlock:
+	dbuf_put(r->s, hd);
 	pthread_mutex_unlock(lock);
 	if (!ret)
 		ret = fuse_reply(r, buf, used);
@@ -495,17 +543,50 @@ static int xattr_name(const uint8_t *p, size_t len, const char **name, size_t *u
 	return 0;
 }
 
-/*
- * The guest may set or remove only "user." and "security." attributes, not
- * security.capability (file capabilities would give host users privileges
- * a guest chose), trusted.* (host overlayfs metadata) or system.* (ACLs are
- * not negotiated).
- */
-static bool xattr_writable(const char *name)
+static bool has_prefix(const char *name, const char *prefix)
 {
-	if (!strncmp(name, "user.", 5))
+	return !strncmp(name, prefix, strlen(prefix));
+}
+
+/*
+ * The guest may set or remove "user." attributes. security.* (LSM labels
+ * that host policy trusts, IMA/EVM) and trusted.* (overlayfs metadata on the
+ * host) only with allow_priv_xattr; security.capability (file capabilities:
+ * privileges for host users, like a set-uid bit) also needs allow_setid.
+ * Never system.* (POSIX ACLs are not negotiated: the guest does not send them).
+ */
+static bool xattr_writable(const struct fuse_server *s, const char *name)
+{
+	if (has_prefix(name, "user."))
 		return true;
-	return !strncmp(name, "security.", 9) && strcmp(name, "security.capability") != 0;
+	if (!s->o.allow_priv_xattr)
+		return false;
+	if (!strcmp(name, "security.capability"))
+		return s->o.allow_setid;
+	return has_prefix(name, "security.") || has_prefix(name, "trusted.");
+}
+
+/* trusted.* is for host root's eyes (CAP_SYS_ADMIN): hidden unless allow_priv_xattr. */
+static bool xattr_hidden(const struct fuse_server *s, const char *name)
+{
+	return !s->o.allow_priv_xattr && has_prefix(name, "trusted.");
+}
+
+/* Drop the hidden names from a list of NUL-terminated names; returns the new length. */
+static size_t xattr_filter(const struct fuse_server *s, char *buf, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = MIN(strnlen(buf + in, len - in) + 1, len - in);
+
+		if (!xattr_hidden(s, buf + in)) {
+			memmove(buf + out, buf + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
 }
 
 static ssize_t do_getxattr(struct fuse_req *r, bool list)
@@ -515,8 +596,8 @@ static ssize_t do_getxattr(struct fuse_req *r, bool list)
 	struct fuse_iref n;
 	const char *name = NULL;
 	char path[32];
-	size_t used;
-	void *buf = NULL;
+	size_t used, bufsz;
+	char *buf = NULL;
 	ssize_t ret, len;
 
 	memcpy(&in, r->arg, sizeof(in));
@@ -524,13 +605,17 @@ static ssize_t do_getxattr(struct fuse_req *r, bool list)
 		ret = xattr_name(r->arg + sizeof(in), r->arglen - sizeof(in), &name, &used);
 		if (ret)
 			return ret;
+		if (xattr_hidden(r->s, name))
+			return -ENODATA;
 	}
 	if (in.size > XATTR_MAX)
 		in.size = XATTR_MAX;
 	if (in.size == 0 && r->room < sizeof(struct fuse_out_header) + sizeof(o))
 		return -ERANGE;
-	if (in.size) {
-		buf = malloc(in.size);
+	/* A list is read whole (at most XATTR_LIST_MAX) and filtered before it is sized. */
+	bufsz = list ? XATTR_MAX : in.size;
+	if (bufsz) {
+		buf = malloc(bufsz);
 		if (!buf)
 			return -ENOMEM;
 	}
@@ -538,10 +623,14 @@ static ssize_t do_getxattr(struct fuse_req *r, bool list)
 	if (ret)
 		goto out;
 	proc_path(path, sizeof(path), n.fd);
-	len = list ? listxattr(path, buf, in.size) : getxattr(path, name, buf, in.size);
+	len = list ? listxattr(path, buf, bufsz) : getxattr(path, name, buf, bufsz);
 	fuse_ino_put(r->s, &n);
+	if (len >= 0 && list)
+		len = (ssize_t)xattr_filter(r->s, buf, (size_t)len);
 	if (len < 0) {
 		ret = -errno;
+	} else if (list && in.size && (size_t)len > in.size) {
+		ret = -ERANGE;
 	} else if (in.size == 0) {
 		memset(&o, 0, sizeof(o));
 		o.size = (uint32_t)len;
@@ -588,7 +677,7 @@ ssize_t fuse_op_setxattr(struct fuse_req *r)
 		return -EINVAL;
 	if (in.flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE))
 		return -EINVAL;
-	if (!xattr_writable(name))
+	if (!xattr_writable(r->s, name))
 		return -EPERM;
 	ret = fuse_ino_get(r->s, r->hdr.nodeid, &n);
 	if (ret)
@@ -612,7 +701,7 @@ ssize_t fuse_op_removexattr(struct fuse_req *r)
 	ret = xattr_name(r->arg, r->arglen, &name, &used);
 	if (ret)
 		return ret;
-	if (!xattr_writable(name))
+	if (!xattr_writable(r->s, name))
 		return -EPERM;
 	ret = fuse_ino_get(r->s, r->hdr.nodeid, &n);
 	if (ret)
@@ -661,7 +750,9 @@ ssize_t fuse_op_setupmapping(struct fuse_req *r)
 	fuse_ino_put(s, &n);
 	if (fd < 0)
 		return fd;
-	ret = s->dax->map(s->dax_ctx, fd, in.foffset, in.moffset, in.len, writable);
+	ret = writable ? fuse_kill_setid(s, fd) : 0;
+	if (!ret)
+		ret = s->dax->map(s->dax_ctx, fd, in.foffset, in.moffset, in.len, writable);
 	close(fd);
 	return ret < 0 ? ret : fuse_reply(r, NULL, 0);
 }

@@ -125,6 +125,22 @@ ssize_t fuse_op_getattr(struct fuse_req *r)
 	return ret;
 }
 
+static bool is_device(mode_t type)
+{
+	return type == S_IFCHR || type == S_IFBLK;
+}
+
+/*
+ * Without allow_devices the guest may neither make a device node nor open up
+ * one that is there (chmod, chown): host users would reach the host's device
+ * through it. The 0:0 character device is a whiteout (overlayfs), which any
+ * user may make and which opens nothing.
+ */
+static bool device_allowed(const struct fuse_server *s, mode_t type, dev_t rdev)
+{
+	return s->o.allow_devices || !is_device(type) || (type == S_IFCHR && rdev == 0);
+}
+
 /* chmod through the magic link of our own O_PATH fd: reaches exactly that inode. */
 static int chmod_node(struct fuse_server *s, const struct fuse_iref *n, mode_t mode)
 {
@@ -134,6 +150,24 @@ static int chmod_node(struct fuse_server *s, const struct fuse_iref *n, mode_t m
 		return -EOPNOTSUPP;
 	snprintf(name, sizeof(name), "%d", n->fd);
 	return fchmodat(s->proc_fd, name, mode & 07777, 0) < 0 ? -errno : 0;
+}
+
+/*
+ * After a chown of a regular file: Linux clears S_ISUID (and S_ISGID with
+ * S_IXGRP) itself, root's chown included, but not every filesystem under a
+ * share need do so, and the server runs as root: make sure.
+ */
+static int drop_setid(struct fuse_server *s, const struct fuse_iref *n)
+{
+	struct stat st;
+	int ret;
+
+	if (s->o.allow_setid || !s->as_root || n->type != S_IFREG)
+		return 0;
+	ret = fuse_stat_fd(n->fd, &st);
+	if (ret || !(st.st_mode & (S_ISUID | S_ISGID)))
+		return ret;
+	return chmod_node(s, n, fuse_allowed_mode(s, S_IFREG, st.st_mode));
 }
 
 static int set_times(const struct fuse_iref *n, const struct fuse_setattr_in *in)
@@ -181,7 +215,9 @@ static int set_size(struct fuse_req *r, const struct fuse_iref *n, const struct 
 	fd = fuse_reopen(r->s, n, O_WRONLY);
 	if (fd < 0)
 		return fd;
-	ret = ftruncate(fd, (off_t)in->size) < 0 ? -errno : 0;
+	ret = fuse_kill_setid(r->s, fd);
+	if (!ret)
+		ret = ftruncate(fd, (off_t)in->size) < 0 ? -errno : 0;
 	close(fd);
 	return ret;
 }
@@ -196,6 +232,15 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 	ret = fuse_ino_get(r->s, r->hdr.nodeid, &n);
 	if (ret)
 		return ret;
+	if (is_device(n.type) && (in.valid & (FATTR_MODE | FATTR_UID | FATTR_GID))) {
+		struct stat st;
+
+		ret = fuse_stat_fd(n.fd, &st);
+		if (!ret && !device_allowed(r->s, n.type, st.st_rdev))
+			ret = -EPERM;
+		if (ret)
+			goto out;
+	}
 	/* Owner first: a chown clears set-id bits a mode in the same call may set. */
 	if (in.valid & (FATTR_UID | FATTR_GID)) {
 		uid_t u =
@@ -207,9 +252,14 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 			ret = -errno;
 			goto out;
 		}
+		if (!(in.valid & FATTR_MODE)) {
+			ret = drop_setid(r->s, &n);
+			if (ret)
+				goto out;
+		}
 	}
 	if (in.valid & FATTR_MODE) {
-		ret = chmod_node(r->s, &n, in.mode);
+		ret = chmod_node(r->s, &n, fuse_allowed_mode(r->s, n.type, in.mode));
 		if (ret)
 			goto out;
 	}
@@ -280,6 +330,7 @@ static ssize_t finish_new(struct fuse_req *r, const struct fuse_iref *dir, const
 	if (!S_ISDIR(mode) && (perm & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) &&
 	    r->hdr.uid != 0 && caller_gid != gid)
 		perm &= ~S_ISGID;
+	perm = fuse_allowed_mode(s, mode & S_IFMT, perm);
 
 	ret = fuse_ino_lookup(s, dir->fd, name, &id, &gen, &st);
 	if (ret)
@@ -362,6 +413,7 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 	size_t used;
 	ssize_t ret;
 	mode_t type;
+	dev_t rdev;
 
 	memcpy(&in, r->arg, sizeof(in));
 	ret = fuse_check_name(r->arg + sizeof(in), r->arglen - sizeof(in), &name, &used);
@@ -371,12 +423,15 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
 	    type != S_IFBLK)
 		return -EINVAL;
+	rdev = is_device(type) ? decode_dev(in.rdev) : 0;
+	/* FIFOs and sockets: any host user may make them, and the server never opens one. */
+	if (!device_allowed(r->s, type, rdev))
+		return -EPERM;
 	ret = get_dir(r, r->hdr.nodeid, &d);
 	if (ret)
 		return ret;
 	/* Created with no access at all; finish_new sets the mode once owned. */
-	if (mknodat(d.fd, name, type,
-		    (type == S_IFCHR || type == S_IFBLK) ? decode_dev(in.rdev) : 0) < 0)
+	if (mknodat(d.fd, name, type, rdev) < 0)
 		ret = -errno;
 	else
 		ret = finish_new(r, &d, name, in.mode, -1, NULL);
@@ -644,6 +699,13 @@ ssize_t fuse_op_create(struct fuse_req *r)
 		if (fd < 0) {
 			ret = fd;
 			goto forget;
+		}
+		if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+			ret = fuse_kill_setid(r->s, fd);
+			if (ret) {
+				close(fd);
+				goto forget;
+			}
 		}
 	} else {
 		ret = fd;

@@ -8,6 +8,7 @@
 #define MINIVMM_FS_FUSE_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +29,16 @@
 #define FUSE_SRV_DAX_MAP_BITS 21		 /* map_alignment: 2 MiB */
 #define FUSE_SRV_DAX_MIN_FILE (32 * 1024)	 /* dax=inode: FUSE_ATTR_DAX from this size */
 #define FUSE_SRV_ARG_MAX      (64 * 1024 + 8192) /* biggest gathered args (SETXATTR) */
+#define FUSE_SRV_DENTS_BUF    32768		 /* one getdents64 read */
+/* Directories read at once (each keeps a FUSE_SRV_DENTS_BUF buffer): 8 MiB per share. */
+#define FUSE_SRV_MAX_DIRBUFS 256
+
+/* The budgets a guest can run into: each warns once on the host (fuse_over_budget). */
+enum fuse_budget {
+	FUSE_BUDGET_NODES,   /* max_fds: LOOKUP and friends get ENFILE */
+	FUSE_BUDGET_HANDLES, /* max_fds: OPEN, OPENDIR, CREATE get EMFILE */
+	FUSE_BUDGET_DIRBUFS, /* FUSE_SRV_MAX_DIRBUFS: READDIR gets ENOMEM */
+};
 
 struct fuse_inode {
 	int fd;	      /* O_PATH|O_NOFOLLOW; -1: free slot */
@@ -84,7 +95,11 @@ struct fuse_server {
 	uint32_t h_cap, nh;
 	int32_t h_free;
 	unsigned int nfds, max_fds;
+	unsigned int ndirbufs; /* fuse_handle.dbuf allocated */
 	uint64_t forgets;
+
+	atomic_uint warned; /* 1 << enum fuse_budget: warned once */
+	atomic_uint_fast64_t over_budget;
 };
 
 /* One request as the dispatcher hands it to an opcode. */
@@ -131,6 +146,13 @@ int fuse_fh_release(struct fuse_server *s, uint64_t fh, bool dir);
 pthread_mutex_t *fuse_fh_lock(struct fuse_server *s, uint32_t idx);
 
 /* fuse_server.c: replies and helpers */
+/* Count a request a budget refused; the first of each kind warns on the host. */
+void fuse_over_budget(struct fuse_server *s, enum fuse_budget b);
+/* The permission bits a guest may set on an object of type @type (allow_setid). */
+mode_t fuse_allowed_mode(const struct fuse_server *s, mode_t type, mode_t mode);
+/* A file opened for writing through @fd loses S_ISUID (and S_ISGID with S_IXGRP) unless
+ * allow_setid: the kernel does it for writers without CAP_FSETID, which the server has. */
+int fuse_kill_setid(const struct fuse_server *s, int fd);
 ssize_t fuse_reply(struct fuse_req *r, const void *p, size_t n);
 ssize_t fuse_reply2(struct fuse_req *r, const void *p1, size_t n1, const void *p2, size_t n2);
 size_t fuse_copy_out(const struct iovec *out, unsigned int nout, size_t off, const void *p,

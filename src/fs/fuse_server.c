@@ -3,7 +3,8 @@
  * In-process FUSE server for virtio-fs: message parsing, replies, dispatch
  * and INIT. The opcodes live in fuse_ops.c (names and attributes) and
  * fuse_io.c (handles, data, directories, DAX, xattrs); node ids and handles
- * in fuse_table.c. docs/virtiofs.md ("The FUSE server") has the rules.
+ * in fuse_table.c. docs/virtiofs.md has the rules ("What the guest may leave
+ * for host users", "Budgets").
  *
  * Parsing: the in-header is gathered from the readable segments; its len
  * must be >= 40 and <= the bytes the chain really carries. The arguments
@@ -20,8 +21,16 @@
  * new subdirectory inherits S_ISGID. Like the kernel's mode_strip_sgid()
  * (CVE-2022-0358), a new non-directory keeps S_ISGID|S_IXGRP only if the
  * caller is guest root or the caller's gid is the file's group. The mode is
- * set exactly as the guest asked (it applied its umask already), not through
- * the VMM's umask. Not running as root, new objects belong to the VMM's user.
+ * set as the guest asked (it applied its umask already), not through the
+ * VMM's umask, except that without allow_setid no set-uid bit and no set-gid
+ * bit on a non-directory is ever set (fuse_allowed_mode). Not running as
+ * root, new objects belong to the VMM's user.
+ *
+ * Budgets: every host descriptor, table slot and buffer a guest can make the
+ * server hold is bounded (max_fds, FUSE_SRV_MAX_DIRBUFS); running into one is
+ * an error for that request (ENFILE, EMFILE, ENOMEM) and one warning on the
+ * host per kind (fuse_over_budget). Per-request scratch (arguments, READDIR
+ * and xattr buffers, iovec arrays) is bounded and freed with the request.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +44,7 @@
 #include <linux/openat2.h>
 
 #include "fs/fuse_priv.h"
+#include "log.h"
 
 enum {
 	OP_RO = 1 << 0,	   /* modifies the share: EROFS when readonly */
@@ -197,6 +207,56 @@ ssize_t fuse_reply2(struct fuse_req *r, const void *p1, size_t n1, const void *p
 static ssize_t reply_err(struct fuse_req *r, int err)
 {
 	return reply_raw(r, err, NULL, 0, NULL, 0);
+}
+
+void fuse_over_budget(struct fuse_server *s, enum fuse_budget b)
+{
+	atomic_fetch_add(&s->over_budget, 1);
+	if (atomic_fetch_or(&s->warned, 1u << b) & (1u << b))
+		return;
+	switch (b) {
+	case FUSE_BUDGET_NODES:
+		pr_warn("virtio-fs %s: the guest holds max_fds = %u host descriptors: lookups "
+			"get ENFILE until it forgets nodes",
+			s->path, s->max_fds);
+		break;
+	case FUSE_BUDGET_HANDLES:
+		pr_warn("virtio-fs %s: the guest holds max_fds = %u host descriptors: opens get "
+			"EMFILE until it closes files",
+			s->path, s->max_fds);
+		break;
+	case FUSE_BUDGET_DIRBUFS:
+		pr_warn("virtio-fs %s: the guest reads %u directories at once: further READDIRs "
+			"get ENOMEM until it closes some",
+			s->path, FUSE_SRV_MAX_DIRBUFS);
+		break;
+	}
+}
+
+mode_t fuse_allowed_mode(const struct fuse_server *s, mode_t type, mode_t mode)
+{
+	mode &= 07777;
+	if (s->o.allow_setid)
+		return mode;
+	/* A directory's S_ISGID is group inheritance, no privilege: it stays. */
+	return mode & ~(S_ISUID | (type == S_IFDIR ? 0 : S_ISGID));
+}
+
+int fuse_kill_setid(const struct fuse_server *s, int fd)
+{
+	struct stat st;
+	mode_t m;
+
+	/* Not root: no CAP_FSETID, the host kernel clears them itself on write. */
+	if (s->o.allow_setid || !s->as_root)
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	m = st.st_mode & 07777;
+	if (!S_ISREG(st.st_mode) ||
+	    !((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)))
+		return 0;
+	return fchmod(fd, m & ~(S_ISUID | S_ISGID)) < 0 ? -errno : 0;
 }
 
 /*
@@ -575,5 +635,7 @@ void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st)
 	pthread_mutex_lock(&s->lock);
 	st->forgets = s->forgets;
 	st->fds = s->nfds;
+	st->dirbufs = s->ndirbufs;
 	pthread_mutex_unlock(&s->lock);
+	st->over_budget = atomic_load(&s->over_budget);
 }

@@ -32,7 +32,18 @@ struct fs_share_opts {
 	bool readonly;	  /* enforced here: every modifying opcode gets EROFS */
 	enum fs_dax_mode dax;
 	enum fs_cache_mode cache;
-	bool xattr;	      /* *XATTR opcodes served (else ENOSYS) */
+	bool xattr; /* *XATTR opcodes served (else ENOSYS) */
+	/*
+	 * What the guest may leave in the share for host users (all off by default;
+	 * docs/virtiofs.md, "What the guest may leave for host users"). allow_devices:
+	 * MKNOD of device nodes and chmod/chown of existing ones (else EPERM; 0:0
+	 * whiteouts always). allow_setid: S_ISUID and S_ISGID as the guest asks (else
+	 * S_ISUID is dropped everywhere, S_ISGID off non-directories, and opening a file
+	 * for writing clears them as the kernel does for unprivileged writers).
+	 * allow_priv_xattr: security.* and trusted.* xattrs may be set and trusted.*
+	 * read (security.capability also needs allow_setid).
+	 */
+	bool allow_devices, allow_setid, allow_priv_xattr;
 	unsigned int max_fds; /* open host descriptors per share; 0: default */
 	uint64_t dax_window;  /* bytes; 0: no DAX window (SETUPMAPPING -> ENOSYS) */
 	struct fs_idmap uid_map, gid_map;
@@ -71,8 +82,10 @@ void fuse_server_reset(struct fuse_server *s);
 void fuse_server_free(struct fuse_server *s);
 
 struct fuse_server_stats {
-	uint64_t forgets; /* nodes the guest forgot (FORGET, BATCH_FORGET entries) */
-	unsigned int fds; /* host descriptors held now (nodes and open handles) */
+	uint64_t forgets;     /* nodes the guest forgot (FORGET, BATCH_FORGET entries) */
+	unsigned int fds;     /* host descriptors held now (nodes and open handles) */
+	unsigned int dirbufs; /* directory buffers held now (READDIR in progress) */
+	uint64_t over_budget; /* requests refused by a budget (ENFILE, EMFILE, ENOMEM) */
 };
 void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st);
 

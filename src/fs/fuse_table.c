@@ -11,9 +11,11 @@
  *
  * Every inode slot holds one O_PATH descriptor and every handle one open
  * descriptor; together they are bounded by max_fds (CVE-2020-10717: a guest
- * must not exhaust the VMM's descriptors). Requests take a reference while
- * they use a descriptor so a concurrent FORGET/RELEASE/reset never closes it
- * under them.
+ * must not exhaust the VMM's descriptors), and so are the tables: slots are
+ * reused, so ino[] and h[] never grow past the most descriptors held at once.
+ * A directory handle's read buffer counts against FUSE_SRV_MAX_DIRBUFS.
+ * Requests take a reference while they use a descriptor so a concurrent
+ * FORGET/RELEASE/reset never closes it under them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -205,6 +207,8 @@ int fuse_ino_lookup(struct fuse_server *s, int dirfd, const char *name, uint64_t
 	pthread_mutex_unlock(&s->lock);
 	if (fd >= 0)
 		close(fd);
+	if (ret == -ENFILE)
+		fuse_over_budget(s, FUSE_BUDGET_NODES);
 	return ret;
 }
 
@@ -274,6 +278,8 @@ int fuse_fh_new(struct fuse_server *s, int fd, bool dir, uint64_t *fh)
 	*fh = (uint64_t)h->gen << 32 | idx;
 out:
 	pthread_mutex_unlock(&s->lock);
+	if (ret == -EMFILE)
+		fuse_over_budget(s, FUSE_BUDGET_HANDLES);
 	return ret;
 }
 
@@ -283,8 +289,11 @@ static void fh_close_locked(struct fuse_server *s, uint32_t idx)
 
 	close(h->fd);
 	h->fd = -1;
-	free(h->dbuf);
-	h->dbuf = NULL;
+	if (h->dbuf) {
+		free(h->dbuf);
+		h->dbuf = NULL;
+		s->ndirbufs--;
+	}
 	h->dvalid = false;
 	h->gen++;
 	if (h->gen == 0)

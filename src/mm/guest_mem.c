@@ -37,6 +37,9 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 		}
 		/* Huge pages shorten the nested page walks; failure is harmless. */
 		madvise(p, m->r[i].size, MADV_HUGEPAGE);
+		/* Guest memory is the guest's secrets: never in a core dump of the VMM. */
+		if (madvise(p, m->r[i].size, MADV_DONTDUMP))
+			pr_warn("guest memory: MADV_DONTDUMP: %s", strerror(errno));
 		m->r[i].hva = p;
 		m->total += m->r[i].size;
 	}

@@ -389,12 +389,35 @@ int pci_bus_save(struct pci_bus *bus, void *fdt, int node)
 	return ret;
 }
 
+/*
+ * A saved config space may differ from the device model only where a guest could
+ * have written: bits in wmask, and the address bits of the BARs the model has
+ * (fixed up by the caller). Capability pointers, MSI-X table sizes, IDs and the
+ * registers of absent BARs are the model's. Returns the first offending offset.
+ */
+static int cfg_foreign_byte(const struct pci_dev *dev, const uint8_t *cfg)
+{
+	unsigned int o, i;
+
+	for (o = 0; o < PCI_CFG_SIZE; o++) {
+		if (o >= PCI_BAR0 && o < PCI_BAR0 + 4 * PCI_NUM_BARS) {
+			i = (o - PCI_BAR0) / 4;
+			if (dev->bar[i].type != PCI_BAR_NONE ||
+			    (i > 0 && dev->bar[i - 1].type == PCI_BAR_MEM64))
+				continue;
+		}
+		if ((cfg[o] ^ dev->cfg[o]) & ~dev->wmask[o])
+			return (int)o;
+	}
+	return -1;
+}
+
 int pci_bus_load(struct pci_bus *bus, const void *fdt, int node)
 {
 	uint8_t cfg[PCI_CFG_SIZE];
 	unsigned int i, b;
 	uint64_t ca;
-	int ret = 0;
+	int ret = 0, bad;
 
 	if (st_get_u64(fdt, node, "conf-addr", &ca) || ca > 0xffffffffu)
 		return -EINVAL;
@@ -418,6 +441,14 @@ int pci_bus_load(struct pci_bus *bus, const void *fdt, int node)
 		if (st_get_blob(fdt, n, "cfg", cfg, sizeof(cfg)) || memcmp(cfg, dev->cfg, 4) ||
 		    cfg[PCI_HEADER_TYPE] != dev->cfg[PCI_HEADER_TYPE]) {
 			pr_err("snapshot: PCI slot %u holds another device", i);
+			ret = -EINVAL;
+			break;
+		}
+		bad = cfg_foreign_byte(dev, cfg);
+		if (bad >= 0) {
+			pr_err("snapshot: PCI slot %u: read-only config byte %#x differs from the "
+			       "device's",
+			       i, bad);
 			ret = -EINVAL;
 			break;
 		}

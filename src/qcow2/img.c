@@ -23,7 +23,7 @@ static int usage(void)
 	    stderr,
 	    "usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
 	    "                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
-	    "                           [-b BACKING] [-F FMT] FILE SIZE\n"
+	    "                           [-b BACKING -F qcow2|raw] FILE SIZE\n"
 	    "       minivmm img info FILE\n"
 	    "       minivmm img check [-r leaks|all] FILE\n"
 	    "       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
@@ -34,6 +34,8 @@ static int usage(void)
 	    "                         [--backing-dir DIR] FILE\n");
 	return 1;
 }
+
+#define BACKING_HINT "allow the directory holding the chain with --backing-dir DIR"
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -109,7 +111,7 @@ static int parse_create_opts(char *s, struct qcow2_create_opts *o)
 static int cmd_create(int argc, char **argv)
 {
 	struct qcow2_create_opts o = { 0 };
-	char err[256] = "";
+	char err[1024] = "";
 	int c;
 
 	while ((c = getopt(argc, argv, "o:b:F:f:")) != -1) {
@@ -138,6 +140,12 @@ static int cmd_create(int argc, char **argv)
 		return usage();
 	if (parse_size(argv[optind + 1], &o.size))
 		return 1;
+	/* As qemu-img: an image without it would have a raw backing file (docs/qcow2.md). */
+	if (o.backing_file && !o.backing_fmt) {
+		fprintf(stderr, "img: a backing file needs its format: -F qcow2|raw "
+				"(or -o backing_fmt=)\n");
+		return 1;
+	}
 	if (qcow2_create(argv[optind], &o, err, sizeof(err))) {
 		fprintf(stderr, "img: %s: %s\n", argv[optind], err);
 		return 1;
@@ -151,7 +159,7 @@ static int cmd_create(int argc, char **argv)
 static int open_for_tool(struct qcow2 **q, const char *path, bool rw)
 {
 	struct qcow2_opts o = { .readonly = !rw, .ignore_backing = true, .no_repair = true };
-	char err[256] = "";
+	char err[1024] = "";
 	int r = qcow2_open(q, path, &o, err, sizeof(err));
 
 	if (r)
@@ -300,11 +308,11 @@ static int cmd_bench(int argc, char **argv)
 	};
 	uint64_t count = 75000, size = 4096, step = 0, offset = 0, range = 0, seed = 1;
 	uint64_t flush_every = 0;
-	struct qcow2_opts o = { .backing = QCOW2_BACKING_DENY };
+	struct qcow2_opts o = { .backing = QCOW2_BACKING_DENY, .policy_hint = BACKING_HINT };
 	struct qcow2_stats st;
 	bool wr = false;
 	struct qcow2 *q;
-	char err[256] = "";
+	char err[1024] = "";
 	int c, r = 0;
 
 	while ((c = getopt_long(argc, argv, "wc:s:S:o:d:t:f:n", lo, NULL)) != -1) {
@@ -409,8 +417,8 @@ static int cmd_bench(int argc, char **argv)
 
 static int open_guest(struct qcow2 **q, const char *path, const char *bdir, bool ro)
 {
-	struct qcow2_opts o = { .readonly = ro };
-	char err[256] = "";
+	struct qcow2_opts o = { .readonly = ro, .policy_hint = BACKING_HINT };
+	char err[1024] = "";
 	int r;
 
 	if (bdir) {

@@ -37,14 +37,25 @@ enum qcow2_backing_policy {
 #define QCOW2_DEFAULT_BACKING_DEPTH 8
 #define QCOW2_MAX_BACKING_DEPTH	    64
 
+/*
+ * Backing files: the format is the one the image's header names (qcow2 or raw);
+ * an image that names none has a raw backing file. Never probed.
+ */
 struct qcow2_opts {
 	bool readonly;
 	enum qcow2_backing_policy backing;
 	const char *backing_dir;    /* QCOW2_BACKING_DIR: the allowed directory */
 	unsigned int backing_depth; /* max chain length below this image; 0: default */
-	bool backing_no_probe;	    /* require the backing format header extension */
-	size_t l2_cache_bytes;	    /* 0: default (4 MiB) */
-	size_t rc_cache_bytes;	    /* 0: default (1 MiB) */
+	/*
+	 * NULL-terminated absolute paths of backing files the caller made itself
+	 * (frozen snapshot images): a link whose name is exactly one of them and
+	 * whose format is qcow2 opens that file (O_NOFOLLOW) whatever the policy.
+	 * The rest of the chain obeys the policy.
+	 */
+	const char *const *trusted;
+	const char *policy_hint; /* appended to refusals: how the caller's user allows it */
+	size_t l2_cache_bytes;	 /* 0: default (4 MiB) */
+	size_t rc_cache_bytes;	 /* 0: default (1 MiB) */
 	bool no_uring;
 	bool no_repair;	     /* do not repair a dirty lazy_refcounts image on open */
 	bool ignore_backing; /* never open the backing file (info, check) */

@@ -315,6 +315,23 @@ int vcpu_state_save(struct vcpu *v, void *fdt, int node)
 	return ret;
 }
 
+/* The states an x86 vCPU can be saved in: KVM stores others as they come. */
+static bool mp_state_ok(uint64_t m)
+{
+	switch (m) {
+	case KVM_MP_STATE_RUNNABLE:
+	case KVM_MP_STATE_UNINITIALIZED:
+	case KVM_MP_STATE_INIT_RECEIVED:
+	case KVM_MP_STATE_HALTED:
+	case KVM_MP_STATE_SIPI_RECEIVED:
+	case KVM_MP_STATE_AP_RESET_HOLD:
+	case KVM_MP_STATE_SUSPENDED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int vcpu_state_load(struct vcpu *v, const void *fdt, int node)
 {
 	struct kvm_vcpu_events ev;
@@ -323,8 +340,8 @@ int vcpu_state_load(struct vcpu *v, const void *fdt, int node)
 	int ret;
 
 	if (st_get_blob(fdt, node, "events", &ev, sizeof(ev)) ||
-	    st_get_u64(fdt, node, "mp-state", &m) || m > 0xffffffffu) {
-		pr_err("vcpu%u: events or MP state missing", v->id);
+	    st_get_u64(fdt, node, "mp-state", &m) || !mp_state_ok(m)) {
+		pr_err("vcpu%u: events or MP state missing or invalid", v->id);
 		return -EINVAL;
 	}
 	mp.mp_state = (uint32_t)m;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "snapshot/memimg_int.h"
 #include "util.h"
 
@@ -181,6 +182,7 @@ static void *fault_thread(void *arg)
 	uint8_t *buf = malloc(cb), *tmp = malloc(cb);
 	struct uffd_msg msg[16];
 
+	sandbox_thread_enter(SANDBOX_LAZY);
 	if (!buf || !tmp) {
 		/* Keep serving zero pages; chunks are left to the prefetcher. */
 		free(buf);
@@ -226,6 +228,7 @@ static void *prefetch_thread(void *arg)
 	size_t cb = (size_t)l->mi->chunk_pages * MEMIMG_PAGE;
 	uint8_t *buf = malloc(cb), *tmp = malloc(cb);
 
+	sandbox_thread_enter(SANDBOX_LAZY);
 	for (uint64_t c = 0; c < l->mi->nr_chunks; c++) {
 		uint8_t st = CHUNK_EMPTY;
 

@@ -6,8 +6,9 @@
  *   4096   configuration text, then the state tree (libfdt), each with a CRC
  *   ...    memory image, 4 KiB aligned (memimg.c: own header, index, CRCs)
  *
- * Written to "PATH.tmp-PID", fsynced, renamed over PATH, directory fsynced:
- * a crash leaves the old file or the new one, never half of one.
+ * Written to "PATH.tmp-RANDOM" (created exclusively, mode 0600), fsynced, renamed
+ * over PATH, directory fsynced: a crash leaves the old file or the new one, never
+ * half of one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "config.h"
 #include "devices/legacy.h"
 #include "devices/serial.h"
+#include "excl_file.h"
 #include "log.h"
 #include "pci/pci.h"
 #include "snapshot/memimg.h"
@@ -88,7 +90,7 @@ static int hdr_decode(const uint8_t *b, size_t n, uint64_t fsize, struct hdr *h,
 		return -EPROTO;
 	}
 	if (get_le32(b + 12) != HDR_USED ||
-	    get_le32(b + HDR_CRC_OFF) != (uint32_t)crc32(0, b, HDR_CRC_OFF)) {
+	    !snap_crc_ok(get_le32(b + HDR_CRC_OFF), (uint32_t)crc32(0, b, HDR_CRC_OFF))) {
 		pr_err("%s: snapshot header is corrupt (checksum)", path);
 		return -EBADMSG;
 	}
@@ -179,11 +181,36 @@ static int build_state(struct vm *vm, const char *snap, void **out, size_t *len)
 	return 0;
 }
 
-/* The configuration as a guest.cfg with absolute paths (the restore runs elsewhere). */
+/* @p made absolute, for a file that may not exist yet: its directory resolved. */
+static char *abs_new(const char *p)
+{
+	char *dup, *slash, *dir, *out = NULL;
+
+	if (!p || p[0] == '/')
+		return NULL;
+	dup = strdup(p);
+	if (!dup)
+		return NULL;
+	slash = strrchr(dup, '/');
+	if (slash)
+		*slash = 0;
+	dir = realpath(slash ? dup : ".", NULL);
+	if (dir && asprintf(&out, "%s/%s", dir, slash ? slash + 1 : dup) < 0)
+		out = NULL;
+	free(dir);
+	free(dup);
+	return out;
+}
+
+/*
+ * The configuration as a guest.cfg with absolute paths (the restore runs elsewhere
+ * and reads it relative to the snapshot's directory). Disk overlays a restore made
+ * carry no trust list here: the disk records do (snap_disks.c).
+ */
 static char *config_text(const struct vm_config *cfg, size_t *len)
 {
 	struct vm_config c = *cfg;
-	char *abs[3 + CONFIG_MAX_DISKS] = { NULL };
+	char *abs[4 + 2 * CONFIG_MAX_DISKS] = { NULL };
 	char *buf = NULL;
 	size_t n = 0;
 	unsigned int i;
@@ -191,13 +218,20 @@ static char *config_text(const struct vm_config *cfg, size_t *len)
 
 	abs[0] = cfg->kernel ? realpath(cfg->kernel, NULL) : NULL;
 	abs[1] = cfg->initrd ? realpath(cfg->initrd, NULL) : NULL;
+	abs[2] = abs_new(cfg->serial_path);
+	abs[3] = abs_new(cfg->api_socket);
 	c.kernel = abs[0] ?: cfg->kernel;
 	c.initrd = abs[1] ?: cfg->initrd;
+	c.serial_path = abs[2] ?: cfg->serial_path;
+	c.api_socket = abs[3] ?: cfg->api_socket;
 	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
 		if (!cfg->disks[i].path)
 			continue;
-		abs[3 + i] = realpath(cfg->disks[i].path, NULL);
-		c.disks[i].path = abs[3 + i] ?: cfg->disks[i].path;
+		abs[4 + i] = realpath(cfg->disks[i].path, NULL);
+		c.disks[i].path = abs[4 + i] ?: cfg->disks[i].path;
+		abs[4 + CONFIG_MAX_DISKS + i] =
+		    cfg->disks[i].backing_dir ? realpath(cfg->disks[i].backing_dir, NULL) : NULL;
+		c.disks[i].backing_dir = abs[4 + CONFIG_MAX_DISKS + i] ?: cfg->disks[i].backing_dir;
 	}
 	f = open_memstream(&buf, &n);
 	if (f) {
@@ -207,7 +241,7 @@ static char *config_text(const struct vm_config *cfg, size_t *len)
 			buf = NULL;
 		}
 	}
-	for (i = 0; i < 3 + CONFIG_MAX_DISKS; i++)
+	for (i = 0; i < sizeof(abs) / sizeof(abs[0]); i++)
 		free(abs[i]);
 	*len = buf ? n : 0;
 	return buf;
@@ -273,21 +307,22 @@ int snapshot_write(const char *path, const char *cfg, size_t clen, const void *s
 	struct memimg_stats st = { 0 };
 	uint8_t hbuf[HDR_USED];
 	struct hdr h = { 0 };
-	char *tmp = NULL;
+	char *tmp = NULL, *prefix;
 	int fd = -1, ret;
 
 	if (o->progress && isatty(STDERR_FILENO))
 		mo.progress = &prog;
 	if (clen > MAX_CONFIG || slen > MAX_STATE)
 		return -E2BIG;
-	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
+	/* Next to PATH (same file system, for the rename), never through a symlink. */
+	if (asprintf(&tmp, "%s.tmp-", path) < 0)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	prefix = tmp;
+	fd = excl_create_random(AT_FDCWD, prefix, "", &tmp);
+	free(prefix);
 	if (fd < 0) {
-		ret = -errno;
-		pr_err("snapshot: %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return ret;
+		pr_err("snapshot: creating a file next to %s: %s", path, strerror(-fd));
+		return fd;
 	}
 	h.flags = o->compress ? FLAG_COMPRESS : 0;
 	h.config_off = DATA_OFF;
@@ -399,14 +434,15 @@ int snapshot_open(const char *path, struct snapshot **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO given as the snapshot is refused below instead of blocking. */
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	s->path = strdup(path);
 	if (s->fd < 0 || !s->path) {
 		ret = s->fd < 0 ? -errno : -ENOMEM;
 		pr_err("%s: %s", path, strerror(-ret));
 		goto fail;
 	}
-	if (fstat(s->fd, &sb) || !S_ISREG(sb.st_mode)) {
+	if (fstat(s->fd, &sb) || !S_ISREG(sb.st_mode) || fcntl(s->fd, F_SETFL, 0)) {
 		pr_err("%s: not a regular file", path);
 		ret = -EINVAL;
 		goto fail;
@@ -429,8 +465,9 @@ int snapshot_open(const char *path, struct snapshot **out)
 		  ?: pread_all(s->fd, s->state, h.state_len, h.state_off);
 	if (ret)
 		goto fail;
-	if ((uint32_t)crc32(0, (const void *)s->config, (uInt)h.config_len) != h.config_crc ||
-	    (uint32_t)crc32(0, s->state, (uInt)h.state_len) != h.state_crc) {
+	if (!snap_crc_ok((uint32_t)crc32(0, (const void *)s->config, (uInt)h.config_len),
+			 h.config_crc) ||
+	    !snap_crc_ok((uint32_t)crc32(0, s->state, (uInt)h.state_len), h.state_crc)) {
 		pr_err("%s: snapshot configuration or device state is corrupt (checksum)", path);
 		ret = -EBADMSG;
 		goto fail;
@@ -475,6 +512,24 @@ const char *snapshot_config(const struct snapshot *s, size_t *len)
 	return s->config;
 }
 
+int snapshot_load_devices(struct snapshot *s, struct vm *vm)
+{
+	const void *fdt = s->state;
+	int n, ret;
+
+	n = st_node(fdt, 0, "serial");
+	ret = n < 0 ? n : serial_load(vm->serial, fdt, n);
+	if (!ret) {
+		n = st_node(fdt, 0, "rtc");
+		ret = n < 0 ? n : rtc_load(vm->rtc, fdt, n);
+	}
+	if (!ret) {
+		n = st_node(fdt, 0, "pci");
+		ret = n < 0 ? n : pci_bus_load(vm->pci, fdt, n);
+	}
+	return ret;
+}
+
 static int load_state(struct snapshot *s, struct vm *vm)
 {
 	const void *fdt = s->state;
@@ -490,19 +545,7 @@ static int load_state(struct snapshot *s, struct vm *vm)
 		n = st_node(fdt, 0, name);
 		ret = n < 0 ? n : vcpu_state_load(vm->vcpus[i], fdt, n);
 	}
-	if (!ret) {
-		n = st_node(fdt, 0, "serial");
-		ret = n < 0 ? n : serial_load(vm->serial, fdt, n);
-	}
-	if (!ret) {
-		n = st_node(fdt, 0, "rtc");
-		ret = n < 0 ? n : rtc_load(vm->rtc, fdt, n);
-	}
-	if (!ret) {
-		n = st_node(fdt, 0, "pci");
-		ret = n < 0 ? n : pci_bus_load(vm->pci, fdt, n);
-	}
-	return ret;
+	return ret ?: snapshot_load_devices(s, vm);
 }
 
 int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool lazy, bool progress)

@@ -67,6 +67,8 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, bool lazy, bool progress
 /* Just the memory part of snapshot_restore (tests, fuzzers). */
 int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool lazy,
 			    bool progress);
+/* The device models' part of snapshot_restore: serial, RTC, PCI (tests, fuzzers). */
+int snapshot_load_devices(struct snapshot *s, struct vm *vm);
 /* Lazy restore: wait until all memory is in (0, or -EBADMSG for a corrupt chunk). */
 int snapshot_lazy_finish(struct snapshot *s);
 

@@ -13,6 +13,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "blake2b.h"
+#include "excl_file.h"
 #include "log.h"
 #include "util.h"
 #include "vcpu/boot.h"
@@ -177,22 +179,63 @@ static const char *unpack_cache_dir(char *buf, size_t size)
 	return buf;
 }
 
-static void cache_store(const char *dir, const char *path, const void *data, size_t len)
+/*
+ * The cache directory, open: ours (owner = euid) and writable by nobody else, or
+ * anyone could plant the kernel the next guest boots. Created 0700; an existing
+ * one of ours is tightened to 0700 where the file system lets us, and refused if
+ * it stays group- or world-writable.
+ */
+static int cache_dir_open(const char *dir)
 {
-	char tmp[4200];
+	struct stat st;
+	int fd;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || st.st_uid != geteuid() ||
+	    ((st.st_mode & 077) && fchmod(fd, 0700) && (st.st_mode & 022))) {
+		pr_warn("kernel cache %s: not used: it must be a directory of ours that others "
+			"cannot write to (mode 0700)",
+			dir);
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* "vmlinux-<BLAKE2b-256 of the bzImage>.elf": a forged kernel cannot take another's name. */
+static void cache_name(const void *img, size_t len, char *name, size_t size)
+{
+	uint8_t h[32];
+	char *p = name;
+
+	blake2b(h, sizeof(h), img, len);
+	p += snprintf(p, size, "vmlinux-");
+	for (size_t i = 0; i < sizeof(h); i++)
+		p += snprintf(p, size - (p - name), "%02x", h[i]);
+	snprintf(p, size - (p - name), ".elf");
+}
+
+static void cache_store(int dfd, const char *dir, const char *name, const void *data, size_t len)
+{
+	char prefix[128], *tmp = NULL;
 	int fd;
 
 	/* Best effort: a cache that cannot be written only costs speed. */
-	mkdir(dir, 0755);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	snprintf(prefix, sizeof(prefix), "%s.tmp-", name);
+	fd = excl_create_random(dfd, prefix, "", &tmp);
 	if (fd < 0)
 		return;
-	if (write_all(fd, data, len) || close(fd) || rename(tmp, path)) {
-		unlink(tmp);
+	if (write_all(fd, data, len) || close(fd) || renameat(dfd, tmp, dfd, name)) {
+		unlinkat(dfd, tmp, 0);
+		free(tmp);
 		return;
 	}
-	pr_info("kernel cache: stored %s", path);
+	free(tmp);
+	pr_info("kernel cache: stored %s/%s", dir, name);
 }
 
 void kimage_release(struct kimage *ki)
@@ -207,16 +250,20 @@ void kimage_release(struct kimage *ki)
 	ki->fd = -1;
 }
 
-/* Map a cache entry: headers are parsed in place, segments read from the fd. */
-static int cache_map(const char *path, struct kimage *ki)
+/*
+ * Map a cache entry: headers are parsed in place, segments read from the fd. Only
+ * a regular file of ours that nobody else can write, not through a symlink.
+ */
+static int cache_map(int dfd, const char *name, struct kimage *ki)
 {
 	struct stat st;
 	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < 4 || (uint64_t)st.st_size > UNPACK_MAX)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022) || st.st_size < 4 || (uint64_t)st.st_size > UNPACK_MAX)
 		goto fail;
 	p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED)
@@ -235,31 +282,26 @@ fail:
 int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, struct kimage *out,
 			  int *cached)
 {
-	char dirbuf[4096], path[4160];
+	char dirbuf[4096], name[96];
 	const char *dir = unpack_cache_dir(dirbuf, sizeof(dirbuf));
-	uLong crc = crc32(0L, Z_NULL, 0);
-	size_t done = 0;
-	int ret;
+	int ret, dfd = dir ? cache_dir_open(dir) : -ENOENT;
 
 	*cached = 0;
+	out->fd = -1;
 	/* Content-addressed, so the key holds on any file system (the harness reads
 	 * kernels over 9p) and a replaced kernel never meets a stale entry. */
-	while (done < len) {
-		uInt n = (uInt)MIN(len - done, 1U << 30);
-
-		crc = crc32(crc, (const Bytef *)img + done, n);
-		done += n;
-	}
-	out->fd = -1;
-	if (dir) {
-		snprintf(path, sizeof(path), "%s/vmlinux-%zu-%08lx.elf", dir, len, crc);
-		if (!cache_map(path, out)) {
+	if (dfd >= 0) {
+		cache_name(img, len, name, sizeof(name));
+		if (!cache_map(dfd, name, out)) {
+			close(dfd);
 			*cached = 1;
 			return 0;
 		}
 	}
 	ret = bzimage_unpack(img, len, bz, &out->data, &out->len);
-	if (!ret && dir)
-		cache_store(dir, path, out->data, out->len);
+	if (!ret && dfd >= 0)
+		cache_store(dfd, dir, name, out->data, out->len);
+	if (dfd >= 0)
+		close(dfd);
 	return ret;
 }

@@ -21,9 +21,11 @@ struct kimage {
 };
 
 /*
- * The unpacked ELF of @img: from the cache when it has it (keyed by the
- * image's size and CRC-32; then mapped, and its segments read from the file), else decompressed now
- * and stored there when the directory is writable. @cached tells which happened.
+ * The unpacked ELF of @img: from the cache when it has it (keyed by the image's
+ * BLAKE2b-256; then mapped, and its segments read from the file), else decompressed
+ * now and stored there. The cache directory must be the user's and writable by no
+ * one else, its entries regular files of the user's (else it is not used). @cached
+ * tells which happened.
  */
 int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz, struct kimage *out,
 			  int *cached);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "vcpu/cpuid.h"
 #include "vcpu/vcpu.h"
 #include "vm.h"
@@ -210,6 +211,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	sandbox_thread_enter(SANDBOX_VCPU);
 
 	while (!vm_stopping(v->vm)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

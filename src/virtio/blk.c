@@ -15,6 +15,7 @@
 #include "block/aio.h"
 #include "block/backend.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "util.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
@@ -48,7 +49,8 @@ struct blk_vq {
 	struct iovec scratch[MAX_IOV];
 	unsigned int inflight;
 	bool need_signal;
-	bool dead; /* the driver broke the protocol: ignore until reset */
+	bool dead;		     /* the driver broke the protocol: ignore until reset */
+	const atomic_bool *stopping; /* its I/O thread's; NULL: served by blk_dev_process */
 	atomic_uint_fast64_t requests, errors, bad_chains;
 	atomic_uint_fast64_t kicks, polled, irqs;
 };
@@ -277,8 +279,13 @@ static uint8_t *status_byte(const struct vq_elem *e)
 	return NULL;
 }
 
-/* Take everything the ring offers; returns the number of chains taken. */
-static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
+static bool stop_requested(const struct blk_vq *bq)
+{
+	return bq->stopping && atomic_load_explicit(bq->stopping, memory_order_relaxed);
+}
+
+/* Take what the ring offers, at most @budget chains; returns the number taken. */
+static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned int budget)
 {
 	struct blk_dev *b = bq->dev;
 	struct virtqueue *vq = &bq->q->vq;
@@ -287,7 +294,7 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 	uint8_t st;
 	int ret;
 
-	while ((ret = vq_pop(vq, &e)) != VQ_EMPTY) {
+	while (taken < budget && !stop_requested(bq) && (ret = vq_pop(vq, &e)) != VQ_EMPTY) {
 		struct blk_io *io;
 
 		if (ret < 0) {
@@ -342,17 +349,30 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx)
 	return taken;
 }
 
+/*
+ * One pass over the ring for a kick: at most a ring's worth of chains. A guest
+ * that refills the ring as fast as it is served (or a ring that refills itself)
+ * must not keep the thread from its stop eventfd and its completions, so it
+ * kicks itself to come back for the rest (docs/virtio.md).
+ */
 static unsigned int serve(struct blk_vq *bq, struct aio_ctx *ctx)
 {
 	struct virtqueue *vq = &bq->q->vq;
-	unsigned int n = 0;
+	unsigned int n = 0, budget = vq->size;
 
 	if (bq->dead || vq->broken || !bq->q->enabled)
 		return 0;
 	/* No kicks while we are looking anyway; re-check after re-enabling (2.7.10). */
 	do {
 		vq_enable_notify(vq, false);
-		n += drain_ring(bq, ctx);
+		n += drain_ring(bq, ctx, budget - n);
+		if (n >= budget) {
+			virtio_queue_kick(bq->q);
+			break;
+		}
+		/* Whoever stops us restarts with a look at every ring (or resets it). */
+		if (stop_requested(bq))
+			break;
 	} while (!bq->dead && vq_enable_notify(vq, true));
 	return n;
 }
@@ -441,7 +461,7 @@ static void poll_rings(struct blk_thread *t)
 				continue;
 			found = true;
 			stat_inc(&bq->polled);
-			drain_ring(bq, &t->aio);
+			drain_ring(bq, &t->aio, bq->q->vq.size);
 		}
 		if (found || io_uring_cq_ready(&t->aio.ring)) {
 			aio_run_once(&t->aio, 0); /* submit, and reap what completed */
@@ -484,11 +504,15 @@ static void *blk_thread_fn(void *arg)
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
 			pr_warn("%s: cannot pin to CPU %d", name, t->cpu);
 	}
+	sandbox_thread_enter(SANDBOX_BLK_IO);
 	while (!atomic_load(&t->stopping)) {
 		int ret;
 
 		if (t->poll_ns)
 			poll_rings(t);
+		/* Polling may have taken the stop event already: do not wait for another. */
+		if (atomic_load(&t->stopping))
+			break;
 		ret = aio_run_once(&t->aio, -1);
 		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
 			pr_err("%s: io_uring: %s", name, strerror(-ret));
@@ -562,6 +586,7 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 		bq->kick.fd = bq->q->kick_fd;
 		bq->kick.fn = on_kick;
 		bq->kick.armed = false;
+		bq->stopping = &t->stopping;
 		ret = aio_watch(&t->aio, &bq->kick);
 	}
 	if (!ret) {

@@ -42,6 +42,8 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		.readonly = dc->readonly,
 		.cache = dc->cache == DISK_CACHE_NONE ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK,
 		.allow_backing = dc->backing,
+		.backing_dir = dc->backing_dir,
+		.trusted_backing = (const char *const *)dc->backing_trusted,
 	};
 	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us };
 	int cpus[CONFIG_MAX_QUEUES];

@@ -17,6 +17,7 @@
 #include "fs/dax.h"
 #include "fs/fuse_server.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "util.h"
 #include "virtio/fs.h"
 #include "virtio/virtio.h"
@@ -38,7 +39,8 @@ struct fs_vq {
 	struct virtio_queue *q;
 	struct aio_handler kick;
 	bool need_signal;
-	bool dead; /* the driver broke the ring: ignore until reset */
+	bool dead;		     /* the driver broke the ring: ignore until reset */
+	const atomic_bool *stopping; /* its I/O thread's; NULL: served by fs_dev_process */
 	atomic_uint_fast64_t requests, bad_chains, kicks, irqs;
 };
 
@@ -99,14 +101,20 @@ static void handle(struct fs_vq *fq, const struct vq_elem *e)
 	fq->need_signal = true;
 }
 
-static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov)
+static bool stop_requested(const struct fs_vq *fq)
+{
+	return fq->stopping && atomic_load_explicit(fq->stopping, memory_order_relaxed);
+}
+
+/* Serve what the ring offers, at most @budget chains; returns the number taken. */
+static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov, unsigned int budget)
 {
 	struct vq_elem e = { .iov = iov, .max = MAX_IOV };
 	struct virtqueue *vq = &fq->q->vq;
 	unsigned int taken = 0;
 	int ret;
 
-	while ((ret = vq_pop(vq, &e)) != VQ_EMPTY) {
+	while (taken < budget && !stop_requested(fq) && (ret = vq_pop(vq, &e)) != VQ_EMPTY) {
 		if (ret < 0) {
 			fq->dead = true;
 			virtio_needs_reset(&fq->dev->vdev, "corrupt available ring");
@@ -125,17 +133,29 @@ static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov)
 	return taken;
 }
 
+/*
+ * One pass for a kick: at most a ring's worth of chains, then the thread kicks
+ * itself and goes back to its event loop, where a stop request is seen. A guest
+ * that refills the ring as fast as it is served cannot keep it here.
+ */
 static unsigned int serve(struct fs_vq *fq, struct iovec *iov)
 {
 	struct virtqueue *vq = &fq->q->vq;
-	unsigned int n = 0;
+	unsigned int n = 0, budget = vq->size;
 
 	if (fq->dead || vq->broken || !fq->q->enabled)
 		return 0;
 	/* No kicks while we look anyway; re-check after re-enabling (virtio 1.2, 2.7.10). */
 	do {
 		vq_enable_notify(vq, false);
-		n += drain_ring(fq, iov);
+		n += drain_ring(fq, iov, budget - n);
+		if (n >= budget) {
+			virtio_queue_kick(fq->q);
+			break;
+		}
+		/* Whoever stops us restarts with a look at every ring (or resets it). */
+		if (stop_requested(fq))
+			break;
 	} while (!fq->dead && vq_enable_notify(vq, true));
 	if (fq->need_signal) {
 		fq->need_signal = false;
@@ -189,6 +209,7 @@ static void *fs_thread_fn(void *arg)
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
 			pr_warn("%s: cannot pin to CPU %d", name, t->cpu);
 	}
+	sandbox_thread_enter(SANDBOX_FS_IO);
 	/* Requests complete before on_kick returns: stopping leaves nothing in flight. */
 	while (!atomic_load(&t->stopping)) {
 		int ret = aio_run_once(&t->aio, -1);
@@ -256,6 +277,7 @@ static int start_thread(struct fs_dev *f, struct fs_thread *t)
 		fq->kick.fn = on_kick;
 		fq->kick.armed = false;
 		fq->kick.cancel = false;
+		fq->stopping = &t->stopping;
 		ret = aio_watch(&t->aio, &fq->kick);
 	}
 	if (!ret) {
@@ -307,6 +329,12 @@ static void fs_stop(struct virtio_dev *d)
 		dax_window_clear(f->win);
 }
 
+/* Pause: the guest's session, inodes, handles and mappings stay for the resume. */
+static void fs_pause(struct virtio_dev *d)
+{
+	stop_threads(d->priv);
+}
+
 /* The FUSE server's inodes and open files are host state a snapshot cannot carry. */
 static int fs_save(struct virtio_dev *d, void *fdt, int node)
 {
@@ -320,6 +348,7 @@ static const struct virtio_dev_ops fs_ops = {
 	.config_read = fs_config_read,
 	.start = fs_start,
 	.stop = fs_stop,
+	.pause = fs_pause,
 	.save = fs_save,
 };
 

@@ -53,6 +53,25 @@ struct virtio_pci {
 	uint64_t shm_off[VIRTIO_MAX_SHM];
 };
 
+/*
+ * A VM without a KVM fd (unit tests and fuzzers drive the transport on a bare
+ * struct vm) gets no MSI routes, irqfds, ioeventfds or memory slots: each
+ * vector stays a plain eventfd and kicks arrive through bar0_write.
+ */
+static bool has_kvm(const struct virtio_pci *p)
+{
+	return p->vm->fd >= 0;
+}
+
+static void route_vector(struct virtio_pci *p, unsigned int v)
+{
+	struct msix_vec *m = &p->vec[v];
+
+	if (has_kvm(p) &&
+	    vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
+		pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
+}
+
 /* --- MSI-X ----------------------------------------------------------------------------- */
 
 static void vec_update_locked(struct virtio_pci *p, unsigned int v)
@@ -126,8 +145,8 @@ static void msix_table_write(struct virtio_pci *p, uint64_t off, const void *dat
 	m->data = e[2];
 	m->ctrl = e[3] & MSIX_VEC_MASKED;
 	/* The route follows the entry; the guest changes it only while masked. */
-	if (o < 12 && vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
-		pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
+	if (o < 12)
+		route_vector(p, v);
 	vec_update_locked(p, v);
 	pthread_mutex_unlock(&p->msix_lock);
 }
@@ -170,7 +189,7 @@ static void vpci_notify_queue(struct virtio_dev *d, unsigned int q)
 	struct virtio_pci *p = d->transport;
 
 	atomic_fetch_or(&p->isr, 1);
-	vec_signal(p, d->q[q].vector);
+	vec_signal(p, __atomic_load_n(&d->q[q].vector, __ATOMIC_RELAXED));
 }
 
 static void vpci_notify_config(struct virtio_dev *d)
@@ -178,7 +197,7 @@ static void vpci_notify_config(struct virtio_dev *d)
 	struct virtio_pci *p = d->transport;
 
 	atomic_fetch_or(&p->isr, 2);
-	vec_signal(p, d->config_vector);
+	vec_signal(p, __atomic_load_n(&d->config_vector, __ATOMIC_RELAXED));
 }
 
 static const struct virtio_transport_ops vpci_tops = {
@@ -199,14 +218,14 @@ static void common_snapshot(struct virtio_pci *p, uint8_t *c)
 	cc->device_feature = virtio_get_features(d, p->dfselect);
 	cc->guest_feature_select = p->gfselect;
 	cc->guest_feature = p->gfselect < 2 ? (uint32_t)(d->acked >> (32 * p->gfselect)) : 0;
-	cc->msix_config = d->config_vector;
+	cc->msix_config = __atomic_load_n(&d->config_vector, __ATOMIC_RELAXED);
 	cc->num_queues = d->nr_queues;
 	cc->device_status = virtio_get_status(d);
-	cc->config_generation = d->config_gen;
+	cc->config_generation = atomic_load(&d->config_gen);
 	cc->queue_select = p->qsel;
 	if (q) {
 		cc->queue_size = q->size;
-		cc->queue_msix_vector = q->vector;
+		cc->queue_msix_vector = __atomic_load_n(&q->vector, __ATOMIC_RELAXED);
 		cc->queue_enable = q->enabled;
 		cc->queue_notify_off = q->index;
 		cc->queue_desc_lo = (uint32_t)q->desc;
@@ -231,13 +250,22 @@ static uint16_t valid_vector(struct virtio_pci *p, uint16_t v)
 	return v < p->nr_vec ? v : VIRTIO_NO_VECTOR;
 }
 
+/* A queue's set-up field written: the core decides whether it still may change. */
+static void queue_write(struct virtio_pci *p, enum virtio_queue_field f, uint64_t val)
+{
+	int ret = virtio_queue_set(p->d, p->qsel, f, val);
+
+	if (ret)
+		pr_debug("%s: queue %u: set-up write %d ignored: %s", p->d->name, p->qsel, f,
+			 strerror(-ret));
+}
+
 static void common_write(struct virtio_pci *p, uint64_t off, const void *data, unsigned int len)
 {
 	struct virtio_dev *d = p->d;
 	uint8_t buf[COMMON_SIZE];
 	struct virtio_pci_common_cfg *cc = (void *)buf;
 	struct virtio_queue *q;
-	bool frozen;
 
 	if (off >= COMMON_SIZE || len > COMMON_SIZE - off)
 		return;
@@ -251,29 +279,33 @@ static void common_write(struct virtio_pci *p, uint64_t off, const void *data, u
 	if (touches(off, len, FIELD(guest_feature)))
 		virtio_set_features(d, p->gfselect, cc->guest_feature);
 	if (touches(off, len, FIELD(msix_config)))
-		d->config_vector = valid_vector(p, cc->msix_config);
+		__atomic_store_n(&d->config_vector, valid_vector(p, cc->msix_config),
+				 __ATOMIC_RELAXED);
 	if (touches(off, len, FIELD(queue_select)))
 		p->qsel = cc->queue_select;
 	q = p->qsel < d->nr_queues ? &d->q[p->qsel] : NULL;
-	/* A queue's set-up is fixed once it is enabled or the driver is running. */
-	frozen = !q || q->enabled || (virtio_get_status(d) & VIRTIO_CONFIG_S_DRIVER_OK);
+	/* The vector may change any time (the device threads read it atomically). */
 	if (q && touches(off, len, FIELD(queue_msix_vector)))
-		q->vector = valid_vector(p, cc->queue_msix_vector);
-	if (!frozen) {
-		if (touches(off, len, FIELD(queue_size))) {
-			uint16_t s = cc->queue_size;
-
-			if (s && s <= q->size_max && !(s & (s - 1)))
-				q->size = s;
-		}
-		if (touches(off, len, 32, 8))
-			q->desc = ((uint64_t)cc->queue_desc_hi << 32) | cc->queue_desc_lo;
-		if (touches(off, len, 40, 8))
-			q->avail = ((uint64_t)cc->queue_avail_hi << 32) | cc->queue_avail_lo;
-		if (touches(off, len, 48, 8))
-			q->used = ((uint64_t)cc->queue_used_hi << 32) | cc->queue_used_lo;
-		if (touches(off, len, FIELD(queue_enable)) && cc->queue_enable == 1)
-			q->enabled = true;
+		__atomic_store_n(&q->vector, valid_vector(p, cc->queue_msix_vector),
+				 __ATOMIC_RELAXED);
+	if (q) {
+		/* The rest of a queue's set-up is fixed once it is enabled or the driver runs. */
+		if (touches(off, len, FIELD(queue_size)))
+			queue_write(p, VIRTIO_QUEUE_SIZE, cc->queue_size);
+		if (touches(off, len, FIELD(queue_desc_lo)) ||
+		    touches(off, len, FIELD(queue_desc_hi)))
+			queue_write(p, VIRTIO_QUEUE_DESC,
+				    (uint64_t)cc->queue_desc_hi << 32 | cc->queue_desc_lo);
+		if (touches(off, len, FIELD(queue_avail_lo)) ||
+		    touches(off, len, FIELD(queue_avail_hi)))
+			queue_write(p, VIRTIO_QUEUE_DRIVER,
+				    (uint64_t)cc->queue_avail_hi << 32 | cc->queue_avail_lo);
+		if (touches(off, len, FIELD(queue_used_lo)) ||
+		    touches(off, len, FIELD(queue_used_hi)))
+			queue_write(p, VIRTIO_QUEUE_DEVICE,
+				    (uint64_t)cc->queue_used_hi << 32 | cc->queue_used_lo);
+		if (touches(off, len, FIELD(queue_enable)))
+			queue_write(p, VIRTIO_QUEUE_ENABLE, cc->queue_enable);
 	}
 	if (touches(off, len, FIELD(device_status)))
 		virtio_set_status(d, cc->device_status);
@@ -340,7 +372,7 @@ static void set_ioeventfds(struct virtio_pci *p, uint64_t base, bool assign)
 {
 	unsigned int i;
 
-	for (i = 0; i < p->d->nr_queues; i++) {
+	for (i = 0; has_kvm(p) && i < p->d->nr_queues; i++) {
 		uint64_t a = base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * i;
 
 		/* Linux writes the queue index as 16 bits; other widths trap to bar0_write. */
@@ -363,7 +395,7 @@ static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
 		if (addr)
 			set_ioeventfds(p, addr, true);
 	} else if (bar == SHM_BAR) {
-		for (i = 0; i < d->nr_shm; i++) {
+		for (i = 0; has_kvm(p) && i < d->nr_shm; i++) {
 			/* KVM refuses to delete a slot it does not have (and we would warn). */
 			if (d->shm[i].gpa)
 				vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, d->shm[i].hva);
@@ -414,13 +446,14 @@ static void vpci_release(struct pci_dev *dev)
 	virtio_set_status(p->d, 0);
 	if (p->bar0)
 		set_ioeventfds(p, p->bar0, false);
-	for (i = 0; i < p->d->nr_shm; i++)
+	for (i = 0; has_kvm(p) && i < p->d->nr_shm; i++)
 		if (p->d->shm[i].gpa)
 			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
 	for (i = 0; i < p->nr_vec; i++) {
 		if (p->vec[i].fd < 0)
 			continue;
-		vm_irqfd(p->vm, p->vec[i].fd, p->vec[i].gsi, false);
+		if (has_kvm(p))
+			vm_irqfd(p->vm, p->vec[i].fd, p->vec[i].gsi, false);
 		close(p->vec[i].fd);
 	}
 	p->d->transport = NULL;
@@ -517,7 +550,7 @@ static int setup_vectors(struct virtio_pci *p)
 		m->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (m->fd < 0)
 			return -errno;
-		ret = vm_irqfd(p->vm, m->fd, m->gsi, true);
+		ret = has_kvm(p) ? vm_irqfd(p->vm, m->fd, m->gsi, true) : 0;
 		if (ret) {
 			pr_err("%s: KVM_IRQFD: %s", p->d->name, strerror(-ret));
 			close(m->fd);
@@ -600,8 +633,7 @@ static int vpci_load(struct pci_dev *dev, const void *fdt, int node)
 
 		m->addr_lo = e[0], m->addr_hi = e[1], m->data = e[2];
 		m->ctrl = e[3] & MSIX_VEC_MASKED, m->pending = e[4] != 0;
-		if (vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
-			pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
+		route_vector(p, v);
 	}
 	pthread_mutex_unlock(&p->msix_lock);
 	msix_ctrl_written(p); /* enable/mask from the restored config space */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "fs/budget.h"
 #include "fs/dax.h"
 #include "fs/fuse_server.h"
 #include "log.h"
@@ -32,8 +33,6 @@ static void share_free(struct vm_share *sh)
 	free(sh);
 }
 
-static unsigned int share_max_fds(const struct vm_config *cfg, unsigned int i);
-
 static const char *const dax_names[] = { "inode", "always", "never" };
 static const char *const cache_names[] = { "auto", "always", "none" };
 
@@ -56,19 +55,23 @@ static void server_opts(const struct share_config *sc, struct fs_share_opts *o)
 		.dax = dax[sc->dax],
 		.cache = cache[sc->cache],
 		.xattr = sc->xattr,
+		.allow_devices = sc->allow_devices,
+		.allow_setid = sc->allow_setid,
+		.allow_priv_xattr = sc->allow_priv_xattr,
 		.max_fds = sc->max_fds,
 		.uid_map = { sc->uid_map.guest, sc->uid_map.host, sc->uid_map.count },
 		.gid_map = { sc->gid_map.guest, sc->gid_map.host, sc->gid_map.count },
 	};
 }
 
-static int add_share(struct vm *vm, unsigned int idx, const struct share_config *sc)
+static int add_share(struct vm *vm, unsigned int idx, const struct share_config *sc,
+		     const struct fs_budget_out *budget)
 {
 	struct fs_dev_opts fo = { 0 };
 	struct fs_share_opts so;
 	int cpus[VIRTIO_MAX_QUEUES];
 	struct vm_share *sh;
-	char tagbuf[16], wbuf[32];
+	char tagbuf[16], wbuf[96];
 	unsigned int i;
 	int ret;
 
@@ -77,15 +80,16 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 		return -ENOMEM;
 	snprintf(sh->name, sizeof(sh->name), "fs%u", idx);
 	server_opts(sc, &so);
-	so.max_fds = share_max_fds(vm->cfg, idx);
+	so.max_fds = budget->max_fds;
 	if (sc->dax != SHARE_DAX_NEVER && sc->dax_window) {
-		/* The window's own descriptors count against the share's budget too. */
-		ret = dax_window_new(sc->dax_window, so.max_fds, &sh->win);
+		/* (0 would mean the window's default: the plan gives a window at least 1) */
+		ret = dax_window_new(sc->dax_window, MAX(budget->win_files, 1u), &sh->win);
 		if (ret) {
 			pr_err("[share.%u]: cannot reserve a %llu MiB DAX window: %s", idx,
 			       (unsigned long long)(sc->dax_window >> 20), strerror(-ret));
 			goto fail;
 		}
+		dax_window_limit_maps(sh->win, budget->win_maps);
 		so.dax_window = sc->dax_window;
 	}
 	ret = fuse_server_new(&so, sh->win ? &dax_window_ops : NULL, sh->win, &sh->srv);
@@ -112,115 +116,130 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 		       ret == -ENOSPC ? " (DAX windows too large together?)" : "");
 		return ret;
 	}
-	if (sh->win)
-		snprintf(wbuf, sizeof(wbuf), "%llu MiB DAX window",
-			 (unsigned long long)(sc->dax_window >> 20));
+	if (sh->win) {
+		struct dax_window_stats ds;
+
+		dax_window_get_stats(sh->win, &ds);
+		snprintf(wbuf, sizeof(wbuf), "%llu MiB DAX window (%u mappings, %u files)",
+			 (unsigned long long)(sc->dax_window >> 20), ds.max_maps, ds.max_files);
+	}
 	pr_info("share.%u: %s as tag '%s'%s, dax %s, %s, cache %s, xattr %s, %u request queue%s, "
-		"up to %u host descriptors",
+		"up to %u host descriptors; guest may make devices %s, set-id bits %s, "
+		"security/trusted xattrs %s",
 		idx, sc->path, fo.tag, sc->readonly ? " read-only" : "", dax_names[sc->dax],
 		sh->win ? wbuf : "no DAX window", cache_names[sc->cache], sc->xattr ? "on" : "off",
-		fo.queues, fo.queues > 1 ? "s" : "", so.max_fds);
+		fo.queues, fo.queues > 1 ? "s" : "", so.max_fds, sc->allow_devices ? "on" : "off",
+		sc->allow_setid ? "on" : "off", sc->allow_priv_xattr ? "on" : "off");
 	return 0;
 fail:
 	share_free(sh);
 	return ret;
 }
 
-/*
- * max_fds = auto: a guest keeps every inode it has cached (a `find` over a
- * big tree) and each costs the server a descriptor, so take as many as the
- * hard limit allows, up to SHARE_MAX_FDS_AUTO, shared by the auto shares.
- */
-static unsigned int auto_max_fds(const struct vm_config *cfg)
+/* A number from /proc/sys, or @def. */
+static uint64_t sysctl_u64(const char *path, uint64_t def)
 {
-	unsigned int i, n = 0;
-	uint64_t room = 8192, fixed = 256;
-	struct rlimit rl;
+	unsigned long long v;
+	FILE *f = fopen(path, "re");
+	int ok;
 
-	for (i = 0; i < CONFIG_MAX_SHARES; i++) {
-		if (!cfg->shares[i].path)
-			continue;
-		if (cfg->shares[i].max_fds)
-			fixed += 2ULL * cfg->shares[i].max_fds;
-		else
-			n++;
-	}
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_max != RLIM_INFINITY)
-		room = rl.rlim_max > fixed ? rl.rlim_max - fixed : 0;
-	else
-		room = 2ULL * SHARE_MAX_FDS_AUTO * CONFIG_MAX_SHARES;
-	room = n ? room / (2 * n) : room;
-	return (unsigned int)MAX(4096, MIN(room, SHARE_MAX_FDS_AUTO));
+	if (!f)
+		return def;
+	ok = fscanf(f, "%llu", &v) == 1;
+	fclose(f);
+	return ok ? v : def;
 }
 
-/* With CAP_SYS_RESOURCE (root) the hard limit itself may grow: make room for auto. */
-static void raise_hard_limit(const struct vm_config *cfg)
+/*
+ * Descriptors minivmm needs besides the shares' budgets: its own files, and
+ * per vCPU its fd, eventfds, and each device queue's ioeventfd, irqfd and
+ * I/O thread ring. An estimate on the generous side.
+ */
+static uint64_t fd_reserve(const struct vm *vm)
 {
-	uint64_t want = 256;
-	struct rlimit rl;
-	unsigned int i;
+	unsigned int i, devs = 0;
 
+	for (i = 0; i < CONFIG_MAX_DISKS; i++)
+		devs += vm->cfg->disks[i].path != NULL;
 	for (i = 0; i < CONFIG_MAX_SHARES; i++)
-		if (cfg->shares[i].path)
-			want += 2ULL * (cfg->shares[i].max_fds ?: SHARE_MAX_FDS_AUTO);
-	if (want == 256 || getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_max == RLIM_INFINITY ||
-	    rl.rlim_max >= want)
-		return;
-	rl.rlim_max = want;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		pr_debug("open file hard limit stays: %s", strerror(errno));
-}
-
-static unsigned int share_max_fds(const struct vm_config *cfg, unsigned int i)
-{
-	return cfg->shares[i].max_fds ? cfg->shares[i].max_fds : auto_max_fds(cfg);
+		devs += vm->cfg->shares[i].path != NULL;
+	return 256 + (uint64_t)vm->nr_vcpus * (4 + 3 * devs);
 }
 
 /*
- * Each share may hold max_fds descriptors in its server and as many in its
- * window: raise the soft limit (often 1024) to the hard one, as virtiofsd does,
- * so the guest meets the share's own budget, not the process's.
+ * Decide every share's budgets (src/fs/budget.h) within what this process may
+ * hold. First make room: as root (CAP_SYS_RESOURCE) the hard RLIMIT_NOFILE
+ * may grow to what the shares want, and the soft limit (often 1024) goes up
+ * to the hard one as far as needed, as virtiofsd does. Host VMAs and inotify
+ * watches are shared with the rest of the process and of root's processes:
+ * the DAX windows take at most half of what is left of each.
  */
-static void raise_fd_limit(const struct vm_config *cfg)
+static int plan_budgets(struct vm *vm, struct fs_budget_out *out)
 {
-	uint64_t need = 256, servers = 0; /* 256: everything else minivmm opens */
+	struct fs_budget_in in[CONFIG_MAX_SHARES] = { 0 };
+	struct fs_budget_limits l = { .auto_max = SHARE_MAX_FDS_AUTO };
 	struct rlimit rl;
+	uint64_t want;
+	char why[320];
 	unsigned int i;
+	int ret;
 
 	for (i = 0; i < CONFIG_MAX_SHARES; i++) {
-		if (!cfg->shares[i].path)
-			continue;
-		need += 2ULL * share_max_fds(cfg, i);
-		servers += share_max_fds(cfg, i);
+		const struct share_config *sc = &vm->cfg->shares[i];
+
+		in[i].present = sc->path != NULL;
+		in[i].max_fds = sc->max_fds;
+		in[i].window = sc->dax != SHARE_DAX_NEVER ? sc->dax_window : 0;
 	}
-	if (need == 256 || getrlimit(RLIMIT_NOFILE, &rl))
-		return;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : MIN(rl.rlim_max, need);
+	l.reserve = fd_reserve(vm);
+	/* The guest's RAM, libraries, thread stacks and malloc arenas keep the first 16384. */
+	l.vmas = sysctl_u64("/proc/sys/vm/max_map_count", 65530);
+	l.vmas = l.vmas > 16384 ? (l.vmas - 16384) / 2 : 0;
+	l.watches = sysctl_u64("/proc/sys/fs/inotify/max_user_watches", 8192) / 2;
+	want = fs_budget_want(&l, in, CONFIG_MAX_SHARES);
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		struct rlimit up = { .rlim_cur = rl.rlim_cur,
+				     .rlim_max =
+					 MIN(want, sysctl_u64("/proc/sys/fs/nr_open", want)) };
+
+		if (up.rlim_max > rl.rlim_max && !setrlimit(RLIMIT_NOFILE, &up))
+			rl = up;
+		else
+			pr_debug("open file hard limit stays %llu",
+				 (unsigned long long)rl.rlim_max);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : MIN(rl.rlim_max, want);
 		if (setrlimit(RLIMIT_NOFILE, &rl))
 			pr_warn("cannot raise the open file limit: %s", strerror(errno));
+		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	/* The windows rarely hold many (one per mapped file); the servers' budgets matter. */
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < servers)
-		pr_warn("shares may hold %llu descriptors, the limit is %llu: lower [share.N] "
-			"max_fds or raise ulimit -n",
-			(unsigned long long)servers, (unsigned long long)rl.rlim_cur);
-	else if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-		pr_debug("open file limit %llu: DAX windows may run short of descriptors",
-			 (unsigned long long)rl.rlim_cur);
+	l.nofile = rl.rlim_cur == RLIM_INFINITY ? want : rl.rlim_cur;
+	ret = fs_budget_plan(&l, in, CONFIG_MAX_SHARES, out, why, sizeof(why));
+	if (ret)
+		pr_err("%s", why);
+	return ret;
 }
 
 int vm_add_shares(struct vm *vm)
 {
-	unsigned int i;
+	struct fs_budget_out budget[CONFIG_MAX_SHARES] = { 0 };
+	unsigned int i, n = 0;
 	int ret;
 
-	raise_hard_limit(vm->cfg);
-	raise_fd_limit(vm->cfg);
+	for (i = 0; i < CONFIG_MAX_SHARES; i++)
+		n += vm->cfg->shares[i].path != NULL;
+	if (!n)
+		return 0;
+	ret = plan_budgets(vm, budget);
+	if (ret)
+		return ret;
 	for (i = 0; i < CONFIG_MAX_SHARES; i++) {
 		if (!vm->cfg->shares[i].path)
 			continue;
-		ret = add_share(vm, i, &vm->cfg->shares[i]);
+		ret = add_share(vm, i, &vm->cfg->shares[i], &budget[i]);
 		if (ret)
 			return ret;
 	}
@@ -245,12 +264,15 @@ void vm_remove_shares(struct vm *vm)
 		if (sh->win)
 			dax_window_get_stats(sh->win, &ds);
 		pr_info("share.%u: %llu requests, %llu malformed, %llu kicks, %llu interrupts; "
-			"%llu forgets, %u host descriptors held at exit; "
-			"DAX: %llu mappings set up, %llu removed, %llu re-clamped at EOF",
+			"%llu forgets, %u host descriptors held at exit, %llu requests over a "
+			"budget; DAX: %llu mappings set up, %llu removed, %llu re-clamped at EOF, "
+			"%llu over a budget",
 			i, (unsigned long long)st.requests, (unsigned long long)st.bad_chains,
 			(unsigned long long)st.kicks, (unsigned long long)st.irqs,
-			(unsigned long long)fst.forgets, fst.fds, (unsigned long long)ds.maps,
-			(unsigned long long)ds.unmaps, (unsigned long long)ds.repairs);
+			(unsigned long long)fst.forgets, fst.fds,
+			(unsigned long long)fst.over_budget, (unsigned long long)ds.maps,
+			(unsigned long long)ds.unmaps, (unsigned long long)ds.repairs,
+			(unsigned long long)ds.over_budget);
 		share_free(sh);
 		vm->shares[i] = NULL;
 	}

@@ -14,6 +14,12 @@
 #define CORE_FEATURES                                                                              \
 	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_EVENT_IDX) |                        \
 	 (1ULL << VIRTIO_RING_F_INDIRECT_DESC))
+/* The status bits the driver writes; NEEDS_RESET is the device's. */
+#define DRIVER_BITS                                                                                \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK |        \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_FAILED)
+/* Protocol errors a device reports as warnings; the rest at debug level. */
+#define MAX_WARNINGS 8
 
 int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 		    const struct virtio_dev_ops *ops, void *priv, const struct guest_mem *mem,
@@ -44,6 +50,7 @@ int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 	for (i = 0; i < nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
+		vq_clear(&q->vq);
 		q->index = i;
 		q->dev = d;
 		q->size_max = qsize;
@@ -126,18 +133,25 @@ static void reset_locked(struct virtio_dev *d)
 	for (i = 0; i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
-		memset(&q->vq, 0, sizeof(q->vq));
+		vq_clear(&q->vq);
 		q->size = q->size_max;
 		q->enabled = false;
 		q->desc = q->avail = q->used = 0;
-		q->vector = VIRTIO_NO_VECTOR;
+		__atomic_store_n(&q->vector, VIRTIO_NO_VECTOR, __ATOMIC_RELAXED);
 		/* A kick left over from before the reset means nothing now. */
 		if (read(q->kick_fd, &v, sizeof(v)) < 0)
 			(void)0;
 	}
 	d->acked = 0;
-	d->config_vector = VIRTIO_NO_VECTOR;
+	__atomic_store_n(&d->config_vector, VIRTIO_NO_VECTOR, __ATOMIC_RELAXED);
 	atomic_store(&d->status, 0);
+}
+
+/* Nothing of a failed start stays mapped. */
+static void unmap_queues_locked(struct virtio_dev *d)
+{
+	for (unsigned int i = 0; i < d->nr_queues; i++)
+		vq_clear(&d->q[i].vq);
 }
 
 /*
@@ -154,13 +168,16 @@ static int start_locked(struct virtio_dev *d, const uint16_t *last_avail, const 
 	for (i = 0; i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
-		if (!q->enabled)
+		/* A queue the driver did not enable stays unusable: never served. */
+		if (!q->enabled) {
+			vq_clear(&q->vq);
 			continue;
+		}
 		ret = vq_init(&q->vq, d->mem, q->size, q->desc, q->avail, q->used, ev, ind);
 		if (ret) {
-			pr_warn(
-			    "%s: queue %u: the driver placed its rings outside RAM or misaligned",
-			    d->name, i);
+			pr_debug("%s: queue %u: rings outside RAM, misaligned or overlapping",
+				 d->name, i);
+			unmap_queues_locked(d);
 			return ret;
 		}
 		if (last_avail) {
@@ -169,22 +186,33 @@ static int start_locked(struct virtio_dev *d, const uint16_t *last_avail, const 
 		}
 	}
 	ret = d->ops->start ? d->ops->start(d) : 0;
-	if (ret)
+	if (ret) {
+		unmap_queues_locked(d);
 		return ret;
+	}
 	d->started = true;
 	/* Resumed mid-stream (restore, unquiesce): a kick may have been eaten by the
-	 * threads that stopped; look at every ring once. */
+	 * threads that stopped, or work left when they were told to; look at every
+	 * ring once. */
 	for (i = 0; last_avail && i < d->nr_queues; i++)
-		if (d->q[i].enabled && write(d->q[i].kick_fd, &(uint64_t){ 1 }, 8) < 0)
-			pr_debug("%s: kick: %s", d->name, strerror(errno));
+		if (d->q[i].enabled)
+			virtio_queue_kick(&d->q[i]);
 	return 0;
+}
+
+void virtio_queue_kick(struct virtio_queue *q)
+{
+	if (write(q->kick_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+		pr_debug("%s: kick: %s", q->dev->name, strerror(errno));
 }
 
 void virtio_quiesce(struct virtio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);
 	if (d->started && !d->quiesced) {
-		if (d->ops->stop)
+		if (d->ops->pause)
+			d->ops->pause(d);
+		else if (d->ops->stop)
 			d->ops->stop(d);
 		d->quiesced = true;
 	}
@@ -212,8 +240,35 @@ int virtio_unquiesce(struct virtio_dev *d)
 	return ret;
 }
 
+static void notify_config(struct virtio_dev *d)
+{
+	if (d->tops && d->tops->notify_config)
+		d->tops->notify_config(d);
+}
+
+/* Set NEEDS_RESET; true when it was not set yet (the caller then notifies the driver). */
+static bool mark_needs_reset(struct virtio_dev *d, const char *why)
+{
+	uint8_t old = atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
+	unsigned int n;
+
+	if (old & VIRTIO_CONFIG_S_NEEDS_RESET)
+		return false;
+	/* A guest can make these as fast as it can reset: the log must not follow. */
+	n = atomic_fetch_add(&d->nr_warned, 1);
+	if (n < MAX_WARNINGS)
+		pr_warn("%s: device needs reset: %s", d->name, why);
+	else
+		pr_debug("%s: device needs reset: %s", d->name, why);
+	if (n == MAX_WARNINGS - 1)
+		pr_warn("%s: further protocol errors are logged at debug level only", d->name);
+	atomic_fetch_add(&d->config_gen, 1);
+	return true;
+}
+
 void virtio_set_status(struct virtio_dev *d, uint8_t val)
 {
+	const char *err = NULL;
 	uint8_t old;
 
 	pthread_mutex_lock(&d->lock);
@@ -222,8 +277,17 @@ void virtio_set_status(struct virtio_dev *d, uint8_t val)
 		goto out;
 	}
 	old = atomic_load(&d->status);
-	/* The driver sets bits one step at a time and never clears them (3.1.1). */
-	val |= old & VIRTIO_CONFIG_S_NEEDS_RESET;
+	val &= DRIVER_BITS;
+	/* The driver only ever adds bits; a reset is the one way back (2.1.2). */
+	if (old & DRIVER_BITS & ~val) {
+		err = "the driver cleared a status bit without a reset";
+		goto out;
+	}
+	if (old & VIRTIO_CONFIG_S_NEEDS_RESET) {
+		/* Until the reset, giving up is all that is left to the driver. */
+		atomic_fetch_or(&d->status, val & VIRTIO_CONFIG_S_FAILED);
+		goto out;
+	}
 	if ((val & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		/* Only what we offered, and only the modern interface. */
 		if ((d->acked & ~d->features) || !virtio_negotiated(d, VIRTIO_F_VERSION_1)) {
@@ -232,19 +296,66 @@ void virtio_set_status(struct virtio_dev *d, uint8_t val)
 			val &= ~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
 	}
-	atomic_store(&d->status, val);
+	/* An OR: a device thread may set NEEDS_RESET meanwhile (val holds all of old's bits). */
+	atomic_fetch_or(&d->status, val);
 	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	    !d->started && !(val & VIRTIO_CONFIG_S_FAILED)) {
-		if (!(val & VIRTIO_CONFIG_S_FEATURES_OK) || start_locked(d, NULL, NULL)) {
-			atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
-			pthread_mutex_unlock(&d->lock);
-			if (d->tops && d->tops->notify_config)
-				d->tops->notify_config(d);
-			return;
-		}
+		if (!(val & VIRTIO_CONFIG_S_FEATURES_OK))
+			err = "DRIVER_OK without FEATURES_OK";
+		else if (start_locked(d, NULL, NULL))
+			err = "cannot start: rings outside RAM, misaligned or overlapping";
+	}
+out:
+	if (err && !mark_needs_reset(d, err))
+		err = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (err)
+		notify_config(d);
+}
+
+int virtio_queue_set(struct virtio_dev *d, unsigned int qi, enum virtio_queue_field f, uint64_t val)
+{
+	struct virtio_queue *q;
+	int ret = 0;
+
+	if (qi >= d->nr_queues)
+		return -EINVAL;
+	q = &d->q[qi];
+	pthread_mutex_lock(&d->lock);
+	/* The device threads may be reading it: fixed until the reset (no RING_RESET). */
+	if (q->enabled || d->started ||
+	    (atomic_load(&d->status) & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET))) {
+		ret = -EBUSY;
+		goto out;
+	}
+	switch (f) {
+	case VIRTIO_QUEUE_SIZE:
+		if (!val || val > q->size_max || (val & (val - 1)))
+			ret = -EINVAL;
+		else
+			q->size = val;
+		break;
+	case VIRTIO_QUEUE_DESC:
+		q->desc = val;
+		break;
+	case VIRTIO_QUEUE_DRIVER:
+		q->avail = val;
+		break;
+	case VIRTIO_QUEUE_DEVICE:
+		q->used = val;
+		break;
+	case VIRTIO_QUEUE_ENABLE:
+		if (val == 1)
+			q->enabled = true;
+		else
+			ret = -EINVAL;
+		break;
+	default:
+		ret = -EINVAL;
 	}
 out:
 	pthread_mutex_unlock(&d->lock);
+	return ret;
 }
 
 bool virtio_queue_signal(struct virtio_queue *q)
@@ -259,14 +370,8 @@ bool virtio_queue_signal(struct virtio_queue *q)
 
 void virtio_needs_reset(struct virtio_dev *d, const char *why)
 {
-	uint8_t old = atomic_fetch_or(&d->status, VIRTIO_CONFIG_S_NEEDS_RESET);
-
-	if (old & VIRTIO_CONFIG_S_NEEDS_RESET)
-		return;
-	pr_warn("%s: device needs reset: %s", d->name, why);
-	d->config_gen++;
-	if (d->tops && d->tops->notify_config)
-		d->tops->notify_config(d);
+	if (mark_needs_reset(d, why))
+		notify_config(d);
 }
 
 /* --- snapshot state -------------------------------------------------------------------- */
@@ -296,7 +401,8 @@ int virtio_save(struct virtio_dev *d, void *fdt, int node)
 	ret = put_u64(fdt, node, "features", d->features) ?:
 	      put_u64(fdt, node, "acked", d->acked) ?:
 	      put_u64(fdt, node, "status", atomic_load(&d->status)) ?:
-	      put_u64(fdt, node, "config-vector", d->config_vector) ?:
+	      put_u64(fdt, node, "config-vector",
+		      __atomic_load_n(&d->config_vector, __ATOMIC_RELAXED)) ?:
 	      put_u64(fdt, node, "queues", d->nr_queues);
 	for (i = 0; !ret && i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
@@ -311,7 +417,8 @@ int virtio_save(struct virtio_dev *d, void *fdt, int node)
 		}
 		ret = put_u64(fdt, qn, "size", q->size) ?: put_u64(fdt, qn, "enabled", q->enabled) ?:
 		      put_u64(fdt, qn, "desc", q->desc) ?: put_u64(fdt, qn, "avail", q->avail) ?:
-		      put_u64(fdt, qn, "used", q->used) ?: put_u64(fdt, qn, "vector", q->vector) ?:
+		      put_u64(fdt, qn, "used", q->used) ?:
+		      put_u64(fdt, qn, "vector", __atomic_load_n(&q->vector, __ATOMIC_RELAXED)) ?:
 		      put_u64(fdt, qn, "last-avail", q->vq.last_avail) ?:
 		      put_u64(fdt, qn, "used-idx", q->vq.used_idx);
 	}
@@ -337,7 +444,15 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 	    get_u64(fdt, node, "queues", &nq))
 		return -EINVAL;
 	/* The same device model, or nothing. */
-	if (features != d->features || nq != d->nr_queues || (acked & ~features) || status > 0xff)
+	if (features != d->features || nq != d->nr_queues || (acked & ~features))
+		return -EINVAL;
+	/* A state the driver could have reached, or nothing. */
+	if ((status & ~(uint64_t)(DRIVER_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)) || cv > 0xffff)
+		return -EINVAL;
+	if ((status & VIRTIO_CONFIG_S_FEATURES_OK) && !(acked & (1ULL << VIRTIO_F_VERSION_1)))
+		return -EINVAL;
+	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    !(status & VIRTIO_CONFIG_S_NEEDS_RESET))
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	reset_locked(d);
@@ -363,20 +478,20 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 		    get_u64(fdt, qn, "vector", &v[5]) || get_u64(fdt, qn, "last-avail", &v[6]) ||
 		    get_u64(fdt, qn, "used-idx", &v[7]))
 			goto fail;
-		if (!v[0] || v[0] > q->size_max || (v[0] & (v[0] - 1)) || v[5] > 0xffff ||
-		    v[6] > 0xffff || v[7] > 0xffff)
+		if (!v[0] || v[0] > q->size_max || (v[0] & (v[0] - 1)) || v[1] > 1 ||
+		    v[5] > 0xffff || v[6] > 0xffff || v[7] > 0xffff)
 			goto fail;
 		q->size = v[0];
 		q->enabled = v[1];
 		q->desc = v[2];
 		q->avail = v[3];
 		q->used = v[4];
-		q->vector = v[5];
+		__atomic_store_n(&q->vector, v[5], __ATOMIC_RELAXED);
 		last_avail[i] = v[6];
 		used_idx[i] = v[7];
 	}
 	d->acked = acked;
-	d->config_vector = cv;
+	__atomic_store_n(&d->config_vector, cv, __ATOMIC_RELAXED);
 	atomic_store(&d->status, status);
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 		ret = start_locked(d, last_avail, used_idx);

@@ -35,13 +35,19 @@
 
 struct virtio_dev;
 
+/*
+ * A queue's set-up is the driver's until it enables the queue or sets
+ * DRIVER_OK; from then on it is fixed until a reset (virtio_queue_set). The
+ * device threads see only @vq, which is mapped (vq_init) at DRIVER_OK for the
+ * enabled queues and unusable (vq_clear) otherwise.
+ */
 struct virtio_queue {
 	struct virtqueue vq;
 	uint16_t size_max;
 	uint16_t size; /* as set by the driver */
 	bool enabled;
 	uint64_t desc, avail, used; /* guest-physical, as set by the driver */
-	uint16_t vector;	    /* MSI-X vector, VIRTIO_NO_VECTOR: none */
+	uint16_t vector;	    /* MSI-X vector, VIRTIO_NO_VECTOR: none (__atomic access) */
 	int kick_fd;		    /* eventfd the driver's notifications arrive on */
 	unsigned int index;
 	struct virtio_dev *dev;
@@ -65,6 +71,10 @@ struct virtio_dev_ops {
 	int (*start)(struct virtio_dev *d);
 	/* Reset or teardown: stop serving, finish in-flight requests, forget state. */
 	void (*stop)(struct virtio_dev *d);
+	/* Pause (snapshot, `ctl pause`): stop serving and finish in-flight requests but
+	 * keep what the driver set up (FUSE session, DAX mappings); start resumes. NULL:
+	 * stop keeps nothing a resume needs. */
+	void (*pause)(struct virtio_dev *d);
 	/* Device state beyond what the core saves, into/out of a libfdt node. */
 	int (*save)(struct virtio_dev *d, void *fdt, int node);
 	int (*load)(struct virtio_dev *d, const void *fdt, int node);
@@ -90,14 +100,15 @@ struct virtio_dev {
 	uint64_t features; /* offered: device bits | the core's */
 	uint64_t acked;	   /* accepted by the driver (valid once FEATURES_OK) */
 	atomic_uchar status;
-	uint8_t config_gen;
+	atomic_uchar config_gen;
+	atomic_uint nr_warned; /* protocol errors reported (bounded: the guest makes them) */
 	bool started;
 	bool quiesced;	      /* started, but the device threads are stopped for a snapshot */
 	pthread_mutex_t lock; /* status and queue set-up vs. device threads */
 
 	unsigned int nr_queues;
 	struct virtio_queue *q;
-	uint16_t config_vector;
+	uint16_t config_vector; /* __atomic access: the device threads read it */
 
 	struct virtio_shm shm[VIRTIO_MAX_SHM];
 	unsigned int nr_shm;
@@ -119,7 +130,24 @@ int virtio_dev_add_shm(struct virtio_dev *d, uint8_t id, void *hva, uint64_t siz
 
 /* Driver accesses (from the transport). */
 uint8_t virtio_get_status(struct virtio_dev *d);
+/*
+ * 0 resets. Otherwise the driver only adds bits (virtio 1.2, 2.1.2): a write
+ * that clears one is a protocol error (DEVICE_NEEDS_RESET, old bits kept), and
+ * once NEEDS_RESET is set only FAILED and a reset change anything.
+ */
 void virtio_set_status(struct virtio_dev *d, uint8_t status);
+
+enum virtio_queue_field {
+	VIRTIO_QUEUE_SIZE,   /* a power of two up to size_max */
+	VIRTIO_QUEUE_DESC,   /* descriptor area */
+	VIRTIO_QUEUE_DRIVER, /* available ring */
+	VIRTIO_QUEUE_DEVICE, /* used ring */
+	VIRTIO_QUEUE_ENABLE, /* 1 only: the driver never disables a queue (no RING_RESET) */
+};
+/* The driver writes queue @qi's set-up: -EBUSY once it is fixed (queue enabled,
+ * DRIVER_OK or NEEDS_RESET set), -EINVAL for no such queue or a bad value. */
+int virtio_queue_set(struct virtio_dev *d, unsigned int qi, enum virtio_queue_field f,
+		     uint64_t val);
 uint32_t virtio_get_features(struct virtio_dev *d, unsigned int word);
 void virtio_set_features(struct virtio_dev *d, unsigned int word, uint32_t val);
 bool virtio_negotiated(const struct virtio_dev *d, unsigned int bit);
@@ -127,6 +155,8 @@ bool virtio_negotiated(const struct virtio_dev *d, unsigned int bit);
 /* Device side. */
 /* After pushing used buffers on @q: interrupt the driver if it wants one (true: sent). */
 bool virtio_queue_signal(struct virtio_queue *q);
+/* Kick @q as the driver would: its I/O thread comes back for work it left. */
+void virtio_queue_kick(struct virtio_queue *q);
 /* Something is wrong beyond one request: DEVICE_NEEDS_RESET + config interrupt. */
 void virtio_needs_reset(struct virtio_dev *d, const char *why);
 

@@ -27,24 +27,58 @@ static inline void *vq_map(const struct guest_mem *mem, uint64_t gpa, uint64_t l
 	return gpa_to_hva(mem, gpa, len);
 }
 
+void vq_clear(struct virtqueue *vq)
+{
+	memset(vq, 0, sizeof(*vq));
+	vq->broken = true;
+}
+
+static bool overlaps(uint64_t a, uint64_t a_end, uint64_t b, uint64_t b_end)
+{
+	return a < b_end && b < a_end;
+}
+
+/* Whether [gpa, gpa+len) (already known to be inside RAM) touches one of the rings. */
+static bool on_rings(const struct virtqueue *vq, uint64_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < 3; i++)
+		if (overlaps(gpa, gpa + len, vq->area[i], vq->area_end[i]))
+			return true;
+	return false;
+}
+
 int vq_init(struct virtqueue *vq, const struct guest_mem *mem, unsigned int size, uint64_t desc_gpa,
 	    uint64_t avail_gpa, uint64_t used_gpa, bool event_idx, bool indirect)
 {
-	memset(vq, 0, sizeof(*vq));
+	/* desc[size]; avail flags, idx, ring[size], used_event; used flags, idx,
+	 * ring[size], avail_event */
+	const uint64_t len[3] = { 16ULL * size, 6 + 2ULL * size, 6 + 8ULL * size };
+	const uint64_t gpa[3] = { desc_gpa, avail_gpa, used_gpa };
+	void *p[3];
+
 	/* Until every check passed, every call on this queue fails safely. */
-	vq->broken = true;
+	vq_clear(vq);
 	vq->mem = mem;
 	if (!size || size > VQ_MAX_SIZE || (size & (size - 1)))
 		return -EINVAL;
 	if ((desc_gpa & 15) || (avail_gpa & 1) || (used_gpa & 3))
 		return -EINVAL;
-	vq->desc = vq_map(mem, desc_gpa, 16ULL * size);
-	/* flags, idx, ring[size], used_event */
-	vq->avail = vq_map(mem, avail_gpa, 6 + 2ULL * size);
-	/* flags, idx, ring[size], avail_event */
-	vq->used = vq_map(mem, used_gpa, 6 + 8ULL * size);
-	if (!vq->desc || !vq->avail || !vq->used)
-		return -EINVAL;
+	for (unsigned int i = 0; i < 3; i++) {
+		p[i] = vq_map(mem, gpa[i], len[i]);
+		if (!p[i])
+			return -EINVAL;
+		vq->area[i] = gpa[i];
+		vq->area_end[i] = gpa[i] + len[i];
+	}
+	/* Apart: what the device writes in the used ring must not turn into descriptors
+	 * or available entries (a ring that feeds itself). */
+	for (unsigned int i = 0; i < 3; i++)
+		for (unsigned int j = i + 1; j < 3; j++)
+			if (overlaps(vq->area[i], vq->area_end[i], vq->area[j], vq->area_end[j]))
+				return -EINVAL;
+	vq->desc = p[0];
+	vq->avail = p[1];
+	vq->used = p[2];
 	vq->size = size;
 	vq->event_idx = event_idx;
 	vq->indirect = indirect;
@@ -109,6 +143,9 @@ static int vq_walk(struct virtqueue *vq, struct vq_elem *e)
 		if (len) {
 			p = vq_map(vq->mem, addr, len);
 			if (!p)
+				return -EFAULT;
+			/* The device would write its own rings: refused (docs/virtio.md). */
+			if ((flags & VRING_DESC_F_WRITE) && on_rings(vq, addr, len))
 				return -EFAULT;
 			if (n >= e->max)
 				return -ENOBUFS;

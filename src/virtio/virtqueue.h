@@ -3,11 +3,12 @@
  * Split virtqueues (virtio 1.x, 2.7), device side.
  *
  * Everything in the rings is guest-controlled and re-read only through the
- * checks here: ring placement against guest RAM at enable time; per chain the
- * head index, every next index, the chain length (<= queue size, which also
- * breaks loops), each buffer's [addr, addr+len) inside one RAM region without
- * wrap-around, write-only buffers only after read-only ones, and indirect
- * tables (one level, 16-byte aligned length, inside RAM, not nested).
+ * checks here: ring placement against guest RAM at enable time (and the three
+ * areas apart from each other); per chain the head index, every next index,
+ * the chain length (<= queue size, which also breaks loops), each buffer's
+ * [addr, addr+len) inside one RAM region without wrap-around, write-only
+ * buffers only after read-only ones and never on the queue's own rings, and
+ * indirect tables (one level, 16-byte aligned length, inside RAM, not nested).
  * A bad chain is returned as VQ_BAD_CHAIN with its head so the device can fail
  * that one request; a bad avail index or head is VQ_BROKEN (the device sets
  * DEVICE_NEEDS_RESET) because nothing in the ring can be trusted after it.
@@ -33,7 +34,7 @@ struct virtqueue {
 	uint16_t size;	/* power of two, 1..VQ_MAX_SIZE */
 	bool event_idx; /* VIRTIO_F_RING_EVENT_IDX negotiated */
 	bool indirect;	/* VIRTIO_F_RING_INDIRECT_DESC negotiated */
-	bool broken;	/* set on VQ_BROKEN; every later call fails */
+	bool broken;	/* unmapped, or set on VQ_BROKEN: every call fails safely */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
@@ -41,6 +42,7 @@ struct virtqueue {
 	uint16_t used_idx;	 /* device's copy of used->idx */
 	uint16_t signalled_used; /* used_idx at the last notification */
 	bool signalled_valid;
+	uint64_t area[3], area_end[3]; /* guest-physical [start, end) of desc, avail, used */
 };
 
 /* One popped chain: out (device-readable) segments first, then in (device-writable). */
@@ -59,18 +61,23 @@ enum {
 };
 #define VQ_BROKEN (-EIO) /* the ring itself is corrupt: the device needs a reset */
 
+/* A queue that is not mapped: every call below fails safely until vq_init. */
+void vq_clear(struct virtqueue *vq);
+
 /*
  * Check and map a ring of @size entries whose parts sit at the guest-physical
- * addresses given (alignment and placement in RAM per the spec). -EINVAL when
- * anything is off; the queue is then unusable.
+ * addresses given (alignment and placement in RAM per the spec, no two parts
+ * overlapping). -EINVAL when anything is off; the queue is then unusable.
  */
 int vq_init(struct virtqueue *vq, const struct guest_mem *mem, unsigned int size, uint64_t desc_gpa,
 	    uint64_t avail_gpa, uint64_t used_gpa, bool event_idx, bool indirect);
 
 /*
  * Take the next available chain. Returns VQ_EMPTY, VQ_OK, VQ_BAD_CHAIN (the
- * head is consumed; complete it with vq_push(..., 0) and an error status if the
- * device has one) or VQ_BROKEN. A chain longer than @e->max segments is bad.
+ * head is consumed; complete it with vq_push(..., 0) and write nothing into
+ * it) or VQ_BROKEN. A chain longer than @e->max segments is bad, and so is one
+ * with a device-writable buffer on this queue's own rings: what the device
+ * writes there would rewrite the ring under it.
  * Zero-length descriptors take no iovec entry (their address is not checked);
  * a chain may thus have no segments at all. On VQ_BAD_CHAIN the counts and
  * lengths in @e are 0.

@@ -6,7 +6,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 # shellcheck disable=SC2034 # used by run.sh
-SNAP_CASES="snap_1cpu snap_2cpu_io snap_clone snap_api snap_bad"
+SNAP_CASES="snap_1cpu snap_2cpu_io snap_clone snap_api snap_bad snap_resave"
 SNAP_TO=30
 
 # snap_boot NAME CMDLINE-EXTRA ARGS...: boot snapcount in the background with an API
@@ -132,6 +132,31 @@ t_snap_clone() {
 	qemu-img convert -f qcow2 -O raw "$base" "$T/base.raw" || { why="qemu-img: base"; return 1; }
 	v=$(head -c 512 "$T/base.raw" | tr -dc '0-9')
 	[ "$v" -ge 8 ] && [ "$v" -lt "$SNAP_TO" ] || { why="the base holds '$v'"; return 1; }
+}
+
+# A clone saved again and restored: the second snapshot's disk is a chain of two frozen
+# images minivmm made (in the clone's directory and next to the disk), opened with
+# backing files off; no temporary file is left next to either snapshot.
+t_snap_resave() {
+	local r
+	snap_disk || return 1
+	snap_boot a "" --set "disk.0.path=$T/d.qcow2" --set disk.0.format=qcow2
+	wait_count "$T/a.log" 5 || return 1
+	snap_save a "$T/s.snap" || return 1
+	mkdir -p "$T/c1"
+	rm -f "$T"/c1/* "$T/b.log" "$T/b.sock" "$T/s2.snap"
+	timeout -k 5 "$LIMIT" "$MINIVMM" restore "$T/s.snap" --clone "$T/c1" \
+		--set "console.serial=file:$T/b.log" --api-socket "$T/b.sock" \
+		</dev/null >"$T/b.out" 2>"$T/b.err" &
+	snap_pid=$!
+	r=$(counts "$T/a.log" | tail -n 1)
+	wait_count "$T/b.log" $((r + 4)) || return 1
+	snap_save b "$T/s2.snap" || return 1
+	ls "$T"/c1/disk0.qcow2.snap-* >/dev/null 2>&1 || { why="the clone's overlay was not frozen"; return 1; }
+	snap_restore "$T/s2.snap" c -v
+	expect_rc 42 || { why="$why: $(tail -n 5 "$T/c.err" | tr '\n' ' ')"; return 1; }
+	snap_check "$T/b.log" "$T/c.log" || return 1
+	! ls "$T"/*.tmp-* "$T"/*.restore-* >/dev/null 2>&1 || { why="temporary files left"; return 1; }
 }
 
 # pause / status / resume / stop through `minivmm ctl`: a paused guest does not count.

@@ -13,6 +13,9 @@
  *   op % 5 == 2  truncate file a % 3 to b % 80 pages (new pages get the pattern)
  *   op % 5 == 3  repair, then check every page
  *   op % 5 == 4  refresh
+ *
+ * The window has a budget of 24 mappings: a map or unmap over it must fail
+ * with ENOMEM and change nothing (the model stays as it was).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	rmdir(dir);
 	if (dax_window_new(WSIZE, 0, &w))
 		die("dax_window_new");
+	dax_window_limit_maps(w, 24); /* reachable with a few records */
 	return 0;
 }
 
@@ -90,8 +94,22 @@ static void set_size(int f, unsigned int n)
 	npages[f] = n;
 }
 
+/* ENOMEM only with the mapping budget (nearly) used up, and never over it. */
+static bool over_budget(void)
+{
+	struct dax_window_stats st;
+
+	dax_window_get_stats(w, &st);
+	return st.mappings + 1 >= st.max_maps;
+}
+
 static void check(void)
 {
+	struct dax_window_stats st;
+
+	dax_window_get_stats(w, &st);
+	if (st.mappings > st.max_maps || st.files > st.max_files || st.watches > st.files)
+		abort();
 	const uint8_t *base = dax_window_hva(w);
 
 	for (unsigned int i = 0; i < WSIZE / PAGE; i++) {
@@ -134,6 +152,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort(); /* a good request refused */
 				break;
 			}
+			if (ret == -ENOMEM) { /* over the mapping budget: nothing changed */
+				if (!over_budget())
+					abort();
+				break;
+			}
 			if (ret)
 				abort();
 			for (uint64_t p = 0; p < len / PAGE; p++)
@@ -145,6 +168,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ret = dax_window_unmap(w, moff, len);
 			if (ret == -EINVAL)
 				break;
+			if (ret == -ENOMEM) { /* it would split a mapping over the budget */
+				if (!over_budget())
+					abort();
+				break;
+			}
 			if (ret)
 				abort();
 			for (uint64_t p = 0; p < len / PAGE; p++)

@@ -7,7 +7,9 @@
  * made once and reset per input. Every segment is its own exactly sized heap
  * block so ASan sees any access outside it. Input:
  *
- *   [0]      bit 0: read-only server; bit 1: skip the automatic INIT
+ *   [0]      bit 0: read-only server; bit 1: skip the automatic INIT; bit 2 (and
+ *            not bit 0): the server with allow_devices, allow_setid and
+ *            allow_priv_xattr on
  *   then up to 16 records:
  *   [0..1]   le16 message length L (clamped to what is left)
  *   [2]      bits 0-1: readable segments - 1; bit 2: set in.len = L;
@@ -19,8 +21,12 @@
  *
  * Checked: the return is < 0 or fits the room; a reply's header says its own
  * length and a sane error; a sibling directory outside the share never
- * changes. FALLOCATE and COPY_FILE_RANGE over 1 MiB are skipped (they would
- * only fill the host disk, which is the guest's right, not a bug).
+ * changes; with the default servers the share holds no device node (but
+ * whiteouts), no set-uid file or directory, no set-gid non-directory, no
+ * trusted.* or security.capability xattr, and the server's descriptors and
+ * directory buffers stay within their budgets. FALLOCATE and COPY_FILE_RANGE
+ * over 1 MiB are skipped (they would only fill the host disk, which is the
+ * guest's right, not a bug).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/fuse.h>
 
@@ -39,7 +46,7 @@
 #define TABLE	    8
 
 static char base[64], share[128], outside[128];
-static struct fuse_server *srv_rw, *srv_ro;
+static struct fuse_server *srv_rw, *srv_ro, *srv_allow;
 static struct stat outside_st;
 static uint64_t nodes[TABLE], fhs[TABLE];
 static unsigned int nnodes, nfhs;
@@ -87,16 +94,22 @@ static void cleanup(void)
 {
 	fuse_server_free(srv_rw);
 	fuse_server_free(srv_ro);
+	fuse_server_free(srv_allow);
 	rm_all();
 }
 
 static void populate(void)
 {
-	char p[256];
+	char p[256], names[4096];
+	ssize_t n;
 	int fd;
 
 	nftw(share, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	chmod(share, 0755);
+	/* The share's root stays: drop what the last input (the permissive server) set on it. */
+	n = llistxattr(share, names, sizeof(names));
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		lremovexattr(share, names + i);
 	snprintf(p, sizeof(p), "%s/f", share);
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd >= 0) {
@@ -138,10 +151,34 @@ static void setup(void)
 	o.dax_window = 64ULL << 20;
 	if (fuse_server_new(&o, &dax, NULL, &srv_rw))
 		abort();
+	o.allow_devices = o.allow_setid = o.allow_priv_xattr = true;
+	if (fuse_server_new(&o, &dax, NULL, &srv_allow))
+		abort();
+	o.allow_devices = o.allow_setid = o.allow_priv_xattr = false;
 	o.readonly = true;
 	if (fuse_server_new(&o, &dax, NULL, &srv_ro))
 		abort();
 	atexit(cleanup);
+}
+
+/* What a default share may never hold for host users (nftw callback). */
+static int check_entry(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+	char names[4096];
+	ssize_t n;
+
+	(void)type;
+	(void)f;
+	if ((S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) &&
+	    !(S_ISCHR(st->st_mode) && st->st_rdev == 0))
+		abort(); /* a device node, not a whiteout */
+	if ((st->st_mode & S_ISUID) || (!S_ISDIR(st->st_mode) && (st->st_mode & S_ISGID)))
+		abort(); /* a set-id bit */
+	n = llistxattr(p, names, sizeof(names));
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		if (!strncmp(names + i, "trusted.", 8) || !strcmp(names + i, "security.capability"))
+			abort();
+	return 0;
 }
 
 static void remember(uint32_t op, const uint8_t *out, size_t n)
@@ -268,7 +305,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	s = (data[0] & 1) ? srv_ro : srv_rw;
+	s = (data[0] & 1) ? srv_ro : (data[0] & 4) ? srv_allow : srv_rw;
 	populate();
 	fuse_server_reset(s);
 	nnodes = nfhs = 0;
@@ -308,6 +345,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!skip(msg, len))
 			one(s, msg, len, ctl, room);
 		free(msg);
+	}
+	if (s != srv_allow) {
+		struct fuse_server_stats fst;
+
+		nftw(share, check_entry, 16, FTW_PHYS);
+		fuse_server_get_stats(s, &fst);
+		if (fst.fds > 64 || fst.dirbufs > 256)
+			abort();
 	}
 	/* Nothing outside the share changed. */
 	if (stat(outside, &st) < 0 || st.st_mtim.tv_sec != outside_st.st_mtim.tv_sec ||

@@ -17,7 +17,9 @@
  *            low RAM, and the device drains the queue again
  *
  * The device pops until empty or broken, completes every head and checks that
- * each iovec lies inside guest RAM and the totals add up.
+ * each iovec lies inside guest RAM, no device-writable one on the queue's own
+ * rings (which vq_init refuses to place on top of each other), and the totals
+ * add up.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,6 +64,23 @@ static bool ring_ok(uint64_t gpa, uint64_t len)
 	       ((gpa + len <= LOW_SIZE) || (gpa >= HIGH_GPA && gpa + len <= HIGH_GPA + HIGH_SIZE));
 }
 
+static bool apart(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a + alen <= b || b + blen <= a;
+}
+
+/* Host ranges of the three areas, for the device-writable buffer check. */
+static const unsigned char *area[3];
+static size_t area_len[3];
+
+static bool on_area(const unsigned char *p, size_t len)
+{
+	for (int i = 0; i < 3; i++)
+		if (p < area[i] + area_len[i] && area[i] < p + len)
+			return true;
+	return false;
+}
+
 static void check_elem(const struct fuzz_ram *r, const struct virtqueue *vq,
 		       const struct vq_elem *e)
 {
@@ -77,6 +96,8 @@ static void check_elem(const struct fuzz_ram *r, const struct virtqueue *vq,
 
 		/* Zero-length buffers are documented to give no iovec. */
 		if (!len || !in_ram(r, p, len))
+			abort();
+		if (i >= e->out_num && on_area(p, len))
 			abort();
 		/* Touch both ends so ASan checks them too. */
 		sink ^= p[0] ^ p[len - 1];
@@ -193,8 +214,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ret = vq_init(&vq, &r.mem, qsize, gpa[0], gpa[1], gpa[2], flags & 1, flags & 2);
 	if (!ret !=
 	    (!(gpa[0] & 15) && !(gpa[1] & 1) && !(gpa[2] & 3) && ring_ok(gpa[0], 16ULL * qsize) &&
-	     ring_ok(gpa[1], 6 + 2ULL * qsize) && ring_ok(gpa[2], 6 + 8ULL * qsize)))
+	     ring_ok(gpa[1], 6 + 2ULL * qsize) && ring_ok(gpa[2], 6 + 8ULL * qsize) &&
+	     apart(gpa[0], 16ULL * qsize, gpa[1], 6 + 2ULL * qsize) &&
+	     apart(gpa[0], 16ULL * qsize, gpa[2], 6 + 8ULL * qsize) &&
+	     apart(gpa[1], 6 + 2ULL * qsize, gpa[2], 6 + 8ULL * qsize)))
 		abort();
+	if (!ret) {
+		area[0] = (const unsigned char *)vq.desc, area_len[0] = 16ULL * qsize;
+		area[1] = (const unsigned char *)vq.avail, area_len[1] = 6 + 2ULL * qsize;
+		area[2] = (const unsigned char *)vq.used, area_len[2] = 6 + 8ULL * qsize;
+	}
 
 	memset(&e, 0, sizeof(e));
 	e.max = hdr[2];

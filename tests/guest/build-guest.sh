@@ -1,9 +1,10 @@
 #!/bin/sh
 # minivmm - build the test guest: OUTDIR/vmlinuz (the host's newest Debian kernel) and
 # OUTDIR/initramfs.cpio.gz (busybox, virtio/pvpanic/kvm/fuse modules, tests/guest/init,
-# tests/guest/scenarios/*.sh, /bin/fstool from tests/guest/tools/fstool.c; a copy of it for
-# the host side of the e2e tests is OUTDIR/fstool).  OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its
-# shared libraries (~85 MB: too heavy to boot for every test, so it is a separate file).
+# tests/guest/scenarios/*.sh, /bin/NAME for each tests/guest/tools/NAME.c (static C programs:
+# fstool, vhostile); a copy of fstool for the host side of the e2e tests is OUTDIR/fstool).
+# OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its shared libraries (~85 MB: too
+# heavy to boot for every test, so it is a separate file).
 # Rebuilds only when an input changed.
 #
 # usage: tests/guest/build-guest.sh OUTDIR
@@ -53,10 +54,14 @@ chmod 755 "$root/init"
 mkdir -p "$root/scenarios"
 cp "$here"/scenarios/*.sh "$root/scenarios/"
 chmod 755 "$root"/scenarios/*.sh
-# fstool (mmap, xattrs, SEEK_DATA/SEEK_HOLE for the fs scenario); the e2e host side runs
-# the copy in OUTDIR to compute what the guest should print.
-gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/fstool" "$here/tools/fstool.c"
-cp "$stage/fstool" "$root/bin/fstool"
+# The guest's own programs, static and with no dependencies: fstool (mmap, xattrs,
+# SEEK_DATA/SEEK_HOLE for the fs scenario; the e2e host side runs the copy in OUTDIR to
+# compute what the guest should print), vhostile (a hostile virtio driver).
+for src in "$here"/tools/*.c; do
+	name=$(basename "$src" .c)
+	gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/$name" "$src"
+	cp "$stage/$name" "$root/bin/$name"
+done
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 pack_cpio "$root" "$out/initramfs.cpio.gz"

@@ -66,6 +66,25 @@ qcheck "$T/v2over.qcow2"
 same_view "$T/v2over.qcow2" --backing-dir "$T"
 ok "backing chains (qcow2, raw, v2 and v3) read and copy-on-write"
 
+# 3b. Hostile backing names: the format is never probed, the chain stays in --backing-dir.
+# QEMU no longer makes an image without a backing format: end its extensions early.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/nofmt.qcow2" $SIZE
+hl=$(od -An -tx1 -j100 -N4 "$T/nofmt.qcow2" | tr -d ' \n')
+printf '\0\0\0\0' | dd of="$T/nofmt.qcow2" bs=1 seek=$((0x$hl)) conv=notrunc 2>/dev/null
+qemu-img info "$T/nofmt.qcow2" | grep -q "backing file format" && fail "could not drop the format"
+$IMG convert --backing-dir "$T" -O raw "$T/nofmt.qcow2" "$T/x.raw" 2>"$T/err" &&
+	fail "a backing file without a format was probed as qcow2"
+grep -q "looks like qcow2" "$T/err" || fail "no clear error for an unnamed qcow2 backing file"
+mkdir -p "$T/jail"
+ln -sf /etc/passwd "$T/jail/passwd.raw"
+qemu-img create -q -f qcow2 -u -b passwd.raw -F raw "$T/jail/evil.qcow2" $SIZE
+$IMG convert --backing-dir "$T/jail" -O raw "$T/jail/evil.qcow2" "$T/x.raw" 2>"$T/err" &&
+	fail "a symlink out of --backing-dir was followed"
+grep -q "outside backing_dir" "$T/err" || fail "no clear error for a backing file outside"
+$IMG create -b base.qcow2 "$T/nofmt2.qcow2" 1M 2>"$T/err" && fail "img create -b without -F"
+grep -q -- "-F" "$T/err" || fail "img create -b without -F: no hint"
+ok "backing files: no format probing, symlinks cannot leave --backing-dir, -b needs -F"
+
 # 4. Images made and written by the engine pass qemu-img check and read back in QEMU.
 n=0
 for spec in "512 0.10 16" "4k 1.1 16" "64k 1.1 1" "64k 0.10 16" "2M 1.1 64" "4k 1.1 2" "16k 1.1 32"; do

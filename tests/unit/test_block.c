@@ -854,21 +854,42 @@ START_TEST(t_qcow2)
 	ck_assert(!memcmp(dst, src, 512));
 	blk_close(be);
 
-	/* Backing files: refused unless allowed. */
+	/* Backing files: refused unless allowed, the message naming the keys to set. */
 	qcow2_image(over, sizeof(over), 16 * MIB, path);
 	o.readonly = false;
-	ck_assert_int_lt(blk_open(&be, over, &o, err, sizeof(err)), 0);
-	ck_assert_ptr_nonnull(strstr(err, "backing"));
+	ck_assert_int_eq(blk_open(&be, over, &o, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "backing = on and backing_dir"));
+	ck_assert_ptr_null(blk_trusted_backing(NULL));
+	/* Allowed means inside backing_dir: there is no "anywhere" (it used to be the default). */
 	o.allow_backing = true;
+	ck_assert_int_eq(blk_open(&be, over, &o, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "backing_dir"));
+	o.backing_dir = tmp_dir();
 	ck_assert_msg(!blk_open(&be, over, &o, err, sizeof(err)), "%s", err);
 	treq_init(&ir.t, BLK_READ, MIB - 512, 512, NULL);
 	ir.t.iov[0] = (struct iovec){ dst, 512 };
 	ir.t.req.iovcnt = 1;
 	ck_assert_int_eq(submit_inline(be, NULL, &ir), 0);
 	ck_assert(!memcmp(dst, src, 512));
+	ck_assert_ptr_null(blk_trusted_backing(be));
 	blk_close(be);
 	o.backing_dir = "/proc";
-	ck_assert_int_lt(blk_open(&be, over, &o, err, sizeof(err)), 0);
+	ck_assert_int_eq(blk_open(&be, over, &o, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "outside backing_dir"));
+	/* A frozen image minivmm made opens by name, whatever the policy; the list is kept. */
+	{
+		const char *trusted[] = { path, NULL };
+
+		o.allow_backing = false;
+		o.backing_dir = NULL;
+		o.trusted_backing = trusted;
+		ck_assert_msg(!blk_open(&be, over, &o, err, sizeof(err)), "%s", err);
+		ck_assert_ptr_nonnull(blk_trusted_backing(be));
+		ck_assert_str_eq(blk_trusted_backing(be)[0], path);
+		ck_assert_ptr_ne(blk_trusted_backing(be)[0], path); /* a copy */
+		ck_assert_ptr_null(blk_trusted_backing(be)[1]);
+		blk_close(be);
+	}
 
 	unlink(over);
 	unlink(path);

@@ -112,7 +112,8 @@ START_TEST(test_disks)
 	ck_assert_uint_eq(cfg.disks[3].queues, 0);
 	ck_assert_uint_eq(cfg.disks[3].iothreads, 0);
 	ck_assert_uint_eq(cfg.disks[3].pin, 1);
-	ck_assert_uint_eq(cfg.disks[3].backing, 1);
+	ck_assert_uint_eq(cfg.disks[3].backing, 0); /* backing files are opt-in */
+	ck_assert_ptr_null(cfg.disks[3].backing_dir);
 	ck_assert_uint_eq(cfg.disks[3].poll_us, DISK_POLL_US_DEFAULT);
 	config_free(&cfg);
 
@@ -131,6 +132,40 @@ START_TEST(test_disks)
 	ck_assert_str_eq(errs,
 			 "guest.cfg:5: [disk.16]: bad instance number (use [disk.N], N = 0..15)\n"
 			 "guest.cfg: [disk.1] path: required key missing\n");
+}
+END_TEST
+
+/* Backing files are off by default and, when on, confined to backing_dir. */
+START_TEST(test_disk_backing)
+{
+	char *dump = NULL;
+	size_t len;
+	FILE *f;
+
+	write_file("disk.img", "");
+	ck_assert_int_eq(mkdir("base", 0755), 0);
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nbacking = on\n", NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:5: [disk.0] backing: on needs backing_dir = DIR, the "
+			       "directory that holds the image's backing files\n");
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nbacking = on\n"
+					"backing_dir = disk.img\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(errs, "guest.cfg:6: [disk.0] backing_dir: disk.img: Not a directory\n");
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\nbacking = on\n"
+					"backing_dir = base\n",
+				   NULL, 0),
+			 0);
+	ck_assert_uint_eq(cfg.disks[0].backing, 1);
+	ck_assert_str_eq(cfg.disks[0].backing_dir, "base");
+	f = open_memstream(&dump, &len);
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(dump, "backing = on\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "backing_dir = base\n"));
+	free(dump);
 }
 END_TEST
 
@@ -840,6 +875,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_string_entry);
 	tcase_add_test(tc, test_dump_round_trip);
 	tcase_add_test(tc, test_disks);
+	tcase_add_test(tc, test_disk_backing);
 	tcase_add_test(tc, test_api_socket);
 	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);

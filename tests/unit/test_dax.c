@@ -252,6 +252,122 @@ START_TEST(test_file_budget)
 }
 END_TEST
 
+/* Host VMAs inside the window (from /proc/self/maps). */
+static unsigned int window_vmas(void)
+{
+	uintptr_t lo, hi, b = (uintptr_t)base;
+	unsigned int n = 0;
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo >= b && hi <= b + WSIZE)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A guest mapping single pages all over the window: each is a list entry and
+ * up to three host VMAs. The budget (one mapping per 2 MiB of window, at least
+ * 256) is enforced: ENOMEM, and nothing changes, for a map or a splitting unmap.
+ */
+START_TEST(test_map_budget)
+{
+	int fd = mkfile("m", WSIZE, 0, O_RDWR);
+	unsigned int i, ok = 0, refused = 0;
+	struct dax_window_stats st;
+
+	ck_assert_uint_eq(stats().max_maps, 256);
+	for (i = 0; i < WSIZE / PAGE; i += 2) {
+		int ret = dax_window_map(w, fd, i * PAGE, i * PAGE, PAGE, i % 4 == 0);
+
+		if (ret == 0) {
+			ok++;
+		} else {
+			ck_assert_int_eq(ret, -ENOMEM);
+			refused++;
+			ck_assert_uint_eq(base[i * PAGE], 0); /* still zero pages */
+		}
+	}
+	st = stats();
+	ck_assert_uint_eq(ok, 256);
+	ck_assert_uint_eq(refused, WSIZE / PAGE / 2 - 256);
+	ck_assert_uint_eq(st.mappings, 256);
+	ck_assert_uint_eq(st.over_budget, refused);
+	ck_assert_uint_eq(st.files, 1);
+	ck_assert_uint_le(window_vmas(), 256 * DAX_VMAS_PER_MAP + 1);
+	ck_assert_uint_eq(base[2 * PAGE], 2);
+	/* Replacing a mapping at the budget is fine: the count stays. */
+	ck_assert_int_eq(dax_window_map(w, fd, 7 * PAGE, 2 * PAGE, PAGE, false), 0);
+	ck_assert_uint_eq(base[2 * PAGE], 7);
+	/* One range over three pages where one mapping was: still 256. */
+	ck_assert_int_eq(dax_window_map(w, fd, 100 * PAGE, PAGE, 3 * PAGE, true), 0);
+	ck_assert_uint_eq(stats().mappings, 256);
+	/* Unmapping its middle page would split it: 257, refused, nothing changed. */
+	ck_assert_int_eq(dax_window_unmap(w, 2 * PAGE, PAGE), -ENOMEM);
+	ck_assert_uint_eq(base[2 * PAGE], 101);
+	ck_assert_uint_eq(stats().mappings, 256);
+	/* Unmapping whole mappings always works, and makes room again. */
+	ck_assert_int_eq(dax_window_unmap(w, PAGE, 3 * PAGE), 0);
+	ck_assert_uint_eq(stats().mappings, 255);
+	ck_assert(all(base + PAGE, 3 * PAGE, 0));
+	ck_assert_int_eq(dax_window_map(w, fd, 3 * PAGE, 3 * PAGE, PAGE, false), 0);
+	ck_assert_uint_eq(base[3 * PAGE], 3);
+	/* A lower budget (vm.max_map_count): no new mappings until under it. */
+	dax_window_limit_maps(w, 8);
+	st = stats();
+	ck_assert_uint_eq(st.max_maps, 8);
+	ck_assert_uint_le(st.max_files, 8);
+	ck_assert_int_eq(dax_window_map(w, fd, 0, 5 * PAGE, PAGE, false), -ENOMEM);
+	ck_assert_int_eq(dax_window_unmap(w, 0, WSIZE / 2), 0);
+	ck_assert_uint_le(stats().mappings, 128);
+	dax_window_clear(w);
+	ck_assert_uint_eq(stats().mappings, 0);
+	ck_assert_int_eq(dax_window_map(w, fd, 0, 0, 2 * MIB, true), 0);
+	close(fd);
+}
+END_TEST
+
+/* Each mapped file holds one inotify watch, no more files than mappings, and both go
+ * when its mappings do. */
+START_TEST(test_watch_budget)
+{
+	struct dax_window *x;
+	struct dax_window_stats st;
+	int fds[4];
+	char name[8];
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "w%d", i);
+		fds[i] = mkfile(name, PAGE, i, O_RDWR);
+	}
+	ck_assert_int_eq(dax_window_new(4 * MIB, 0, &x), 0);
+	dax_window_limit_maps(x, 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(dax_window_map(x, fds[i], 0, i * 2 * PAGE, PAGE, true), 0);
+	ck_assert_int_eq(dax_window_map(x, fds[3], 0, 6 * 2 * PAGE, PAGE, true), -ENOMEM);
+	dax_window_get_stats(x, &st);
+	ck_assert_uint_eq(st.files, 3);
+	if (st.watches == 0) {
+		dax_window_free(x);
+		UNIT_SKIP("no inotify here");
+	}
+	ck_assert_uint_eq(st.watches, 3);
+	ck_assert_int_eq(dax_window_unmap(x, 0, 4 * PAGE), 0);
+	dax_window_get_stats(x, &st);
+	ck_assert_uint_eq(st.files, 1);
+	ck_assert_uint_eq(st.watches, 1);
+	ck_assert_int_eq(dax_window_map(x, fds[3], 0, 6 * 2 * PAGE, PAGE, true), 0);
+	dax_window_get_stats(x, &st);
+	ck_assert_uint_eq(st.watches, 2);
+	dax_window_free(x);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+}
+END_TEST
+
 /* A small file in a 2 MiB range, as the Linux client maps it. */
 START_TEST(test_past_eof)
 {
@@ -364,6 +480,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_replace_and_split);
 	tcase_add_test(tc, test_file_budget);
+	tcase_add_test(tc, test_map_budget);
+	tcase_add_test(tc, test_watch_budget);
 	tcase_add_test(tc, test_past_eof);
 	tcase_add_test(tc, test_repair);
 	tcase_add_test(tc, test_host_truncate);

@@ -18,6 +18,7 @@
 #include "pci/pci.h"
 #include "util.h"
 #include "vm.h"
+#include <libfdt.h>
 #include "unit.h"
 
 /* A fake VM: port and MMIO buses, a stop eventfd, no KVM (fd -1). */
@@ -1131,6 +1132,154 @@ START_TEST(test_rtc)
 }
 END_TEST
 
+/* ---- snapshot loads: every field within what a guest could have set ---- */
+
+static char fdt[16384];
+
+/* A tree holding @save's output under "/d"; returns that node. */
+static int saved(int (*save)(void *dev, void *fdt, int node), void *dev)
+{
+	int n;
+
+	ck_assert_int_eq(fdt_create_empty_tree(fdt, sizeof(fdt)), 0);
+	n = fdt_add_subnode(fdt, 0, "d");
+	ck_assert_int_ge(n, 0);
+	ck_assert_int_eq(save(dev, fdt, n), 0);
+	return n;
+}
+
+static int rtc_save_v(void *d, void *f, int n)
+{
+	return rtc_save(d, f, n);
+}
+
+static int serial_save_v(void *d, void *f, int n)
+{
+	return serial_save(d, f, n);
+}
+
+static int pci_save_v(void *d, void *f, int n)
+{
+	return pci_bus_save(d, f, n);
+}
+
+/*
+ * The RTC's index selects a byte of its 128-byte RAM. A saved index above 0x7f
+ * used to load, and the guest's next write to 0x71 landed past the array.
+ */
+START_TEST(test_rtc_load_bounds)
+{
+	struct rtc *r = rtc_create(&vm);
+	static const uint64_t bad[] = { 0x80, 0x8e, 0xff, 0x100, ~0ULL };
+	uint8_t ram[128];
+	int n;
+
+	ck_assert_ptr_nonnull(r);
+	outb(&vm.pio, PORT_CMOS_INDEX, 0x20);
+	outb(&vm.pio, PORT_CMOS_DATA, 0x5a);
+	n = saved(rtc_save_v, r);
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(fdt_setprop_u64(fdt, n, "index", bad[i]), 0);
+		ck_assert_msg(rtc_load(r, fdt, n) == -EINVAL, "index %#llx loaded",
+			      (unsigned long long)bad[i]);
+	}
+	/* The largest legal index, then a data write: inside the RAM, read back. */
+	ck_assert_int_eq(fdt_setprop_u64(fdt, n, "index", 0x7f), 0);
+	ck_assert_int_eq(rtc_load(r, fdt, n), 0);
+	outb(&vm.pio, PORT_CMOS_DATA, 0x42);
+	ck_assert_uint_eq(inb(&vm.pio, PORT_CMOS_DATA), 0x42);
+	ck_assert_uint_eq(cmos(0x20), 0x5a); /* the RAM came back */
+	/* RAM of another size, or none. */
+	ck_assert_int_eq(fdt_setprop(fdt, n, "ram", ram, 64), 0);
+	ck_assert_int_eq(rtc_load(r, fdt, n), -EINVAL);
+	ck_assert_int_eq(fdt_delprop(fdt, n, "ram"), 0);
+	ck_assert_int_eq(rtc_load(r, fdt, n), -EINVAL);
+	rtc_destroy(r);
+}
+END_TEST
+
+/* UART registers: only values reg_write can produce load. */
+START_TEST(test_serial_load_bounds)
+{
+	struct serial *s = serial_create(&vm, COM, IRQ_COM1, -1);
+	static const struct {
+		unsigned int reg;
+		uint8_t v;
+	} bad[] = { { 2, 0x10 }, { 2, 0xff }, { 3, 0x02 }, { 3, 0x04 }, { 5, 0x20 }, { 7, 2 } };
+	uint8_t regs[8];
+	int n, len;
+
+	ck_assert_ptr_nonnull(s);
+	n = saved(serial_save_v, s);
+	memcpy(regs, fdt_getprop(fdt, n, "regs", &len), sizeof(regs));
+	ck_assert_int_eq(len, 8);
+	ck_assert_int_eq(serial_load(s, fdt, n), 0);
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t r[8];
+
+		memcpy(r, regs, sizeof(r));
+		r[bad[i].reg] = bad[i].v;
+		ck_assert_int_eq(fdt_setprop(fdt, n, "regs", r, sizeof(r)), 0);
+		ck_assert_msg(serial_load(s, fdt, n) == -EINVAL, "reg %u = %#x loaded", bad[i].reg,
+			      bad[i].v);
+	}
+	/* Everything a guest can write, loads. */
+	regs[0] = regs[1] = regs[4] = regs[6] = 0xff;
+	regs[2] = 0x0f, regs[3] = 0xc9, regs[5] = 0x1f, regs[7] = 1;
+	ck_assert_int_eq(fdt_setprop(fdt, n, "regs", regs, sizeof(regs)), 0);
+	ck_assert_int_eq(serial_load(s, fdt, n), 0);
+	ck_assert_int_eq(fdt_setprop_u64(fdt, n, "irq-level", 2), 0);
+	ck_assert_int_eq(serial_load(s, fdt, n), -EINVAL);
+	serial_destroy(s);
+}
+END_TEST
+
+/*
+ * PCI config space: only guest-writable bits and the BAR addresses may differ from
+ * the device model; capability pointers, IDs and absent BARs are the model's.
+ */
+START_TEST(test_pci_load_bounds)
+{
+	uint8_t cfg[PCI_CFG_SIZE], orig[PCI_CFG_SIZE];
+	struct pci_dev *pv;
+	uint32_t bar;
+	int n, d, len;
+
+	ck_assert_int_eq(pvpanic_init(&vm), 0);
+	pv = bus->devs[1];
+	n = saved(pci_save_v, bus);
+	d = fdt_subnode_offset(fdt, n, "dev@1");
+	ck_assert_int_ge(d, 0);
+	memcpy(orig, fdt_getprop(fdt, d, "cfg", &len), sizeof(orig));
+	ck_assert_int_eq(len, PCI_CFG_SIZE);
+	ck_assert_int_eq(pci_bus_load(bus, fdt, n), 0);
+
+	/* Read-only bytes: the capability pointer, the status register, an absent BAR. */
+	static const unsigned int ro[] = { PCI_CAP_PTR,	  PCI_STATUS, PCI_BAR0 + 4,
+					   PCI_BAR0 + 20, 0x40,	      0xff };
+	for (unsigned int i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+		memcpy(cfg, orig, sizeof(cfg));
+		cfg[ro[i]] ^= 0x40;
+		ck_assert_int_eq(fdt_setprop(fdt, d, "cfg", cfg, sizeof(cfg)), 0);
+		ck_assert_msg(pci_bus_load(bus, fdt, n) == -EINVAL, "byte %#x loaded", ro[i]);
+	}
+	/* Writable: the interrupt line, and BAR 0 moved (its type bits are the model's). */
+	memcpy(cfg, orig, sizeof(cfg));
+	cfg[PCI_INT_LINE] = 0x0b;
+	bar = PCI_MMIO32_BASE + 0x10000 + 0xf; /* low bits set: ignored */
+	memcpy(cfg + PCI_BAR0, &bar, 4);
+	ck_assert_int_eq(fdt_setprop(fdt, d, "cfg", cfg, sizeof(cfg)), 0);
+	ck_assert_int_eq(pci_bus_load(bus, fdt, n), 0);
+	ck_assert_uint_eq(pci_cfg_read(bus, 1, PCI_INT_LINE, 1), 0x0b);
+	ck_assert_uint_eq(cfg32(1, PCI_BAR0), PCI_MMIO32_BASE + 0x10000);
+	ck_assert_uint_eq(pv->bar[0].mapped_at, PCI_MMIO32_BASE + 0x10000);
+	ck_assert_uint_eq(inb(&vm.mmio, PCI_MMIO32_BASE + 0x10000), 3);
+	/* A device the bus does not have, and one missing. */
+	ck_assert_int_ge(fdt_add_subnode(fdt, n, "dev@5"), 0);
+	ck_assert_int_eq(pci_bus_load(bus, fdt, n), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_exit_port)
 {
 	ck_assert_int_eq(power_init(&vm), 0);
@@ -1240,6 +1389,7 @@ static Suite *devices_suite(void)
 	tcase_add_test(pci, test_pci_full_and_release);
 	tcase_add_test(pci, test_pci_window_full);
 	tcase_add_test(pci, test_pvpanic);
+	tcase_add_test(pci, test_pci_load_bounds);
 	suite_add_tcase(s, pci);
 
 	tcase_add_checked_fixture(uart, serial_setup, serial_teardown);
@@ -1254,6 +1404,8 @@ static Suite *devices_suite(void)
 
 	tcase_add_checked_fixture(misc, vm_setup, vm_teardown);
 	tcase_add_test(misc, test_rtc);
+	tcase_add_test(misc, test_rtc_load_bounds);
+	tcase_add_test(misc, test_serial_load_bounds);
 	tcase_add_test(misc, test_exit_port);
 	tcase_add_test(misc, test_acpi_sleep);
 	tcase_add_test(misc, test_i8042);

@@ -16,11 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <linux/fuse.h>
 
+#include "fs/budget.h"
+#include "fs/dax.h"
+#include "fs/fuse_priv.h"
 #include "fs/fuse_server.h"
 #include "unit.h"
 
@@ -1586,12 +1591,16 @@ END_TEST
 
 START_TEST(escape_special_files_not_opened)
 {
+	struct fs_share_opts o;
 	struct fuse_entry_out e;
 	struct stat st;
 	uint64_t fh;
 	int64_t fifo, chr, sock;
 
-	start();
+	mk_dir();
+	defaults(&o);
+	o.allow_devices = true; /* a device node the guest made is never opened either */
+	start_opts(&o);
 	ck_assert_int_eq(mknod_(1, "fifo", S_IFIFO | 0666, 0), 0);
 	memcpy(&e, rp, sizeof(e));
 	fifo = (int64_t)e.nodeid;
@@ -1681,10 +1690,14 @@ START_TEST(escape_setgid_dir)
 	struct fuse_in_header h = { 0 };
 	uint8_t msg[256];
 	struct iovec iv, ov = { rbuf, sizeof(rbuf) };
+	struct fs_share_opts o;
 
 	if (geteuid() != 0)
 		UNIT_SKIP("needs root (chown of the directory to another group)");
-	start();
+	mk_dir();
+	defaults(&o);
+	o.allow_setid = true; /* the kernel's rule, when set-id bits are allowed at all */
+	start_opts(&o);
 	ck_assert_int_eq(mkdir(hp("sg"), 0777), 0);
 	ck_assert_int_eq(chown(hp("sg"), 0, 1234), 0);
 	ck_assert_int_eq(chmod(hp("sg"), 02777), 0);
@@ -2102,6 +2115,536 @@ START_TEST(no_descriptor_leak)
 }
 END_TEST
 
+/* ---- what the guest may leave in the share for host users ---- */
+
+static int setattr_(uint64_t node, const struct fuse_setattr_in *in)
+{
+	return call(FUSE_SETATTR, node, in, sizeof(*in), NULL, 0);
+}
+
+static mode_t host_mode(const char *rel)
+{
+	struct stat st;
+
+	ck_assert_int_eq(lstat(hp(rel), &st), 0);
+	return st.st_mode & 07777;
+}
+
+/* The FUSE (new_encode_dev) encoding of major:minor. */
+static uint32_t fuse_dev(unsigned int ma, unsigned int mi)
+{
+	return (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12);
+}
+
+/* A node 10:232 at 0666 would give every host user who reaches the share /dev/kvm. */
+START_TEST(share_no_devices)
+{
+	struct fuse_setattr_in sa = { 0 };
+	struct fs_share_opts o;
+	struct stat st;
+	int64_t id;
+
+	if (geteuid() != 0)
+		UNIT_SKIP("needs root (device nodes)");
+	start();
+	ck_assert_int_eq(mknod_(1, "kvm", S_IFCHR | 0666, fuse_dev(10, 232)), -EPERM);
+	ck_assert_int_ne(lstat(hp("kvm"), &st), 0);
+	ck_assert_int_eq(mknod_(1, "sda", S_IFBLK | 0660, fuse_dev(8, 0)), -EPERM);
+	ck_assert_int_eq(mknod_(1, "nvme", S_IFBLK | 0600, fuse_dev(259, 0x12345)), -EPERM);
+	ck_assert_int_eq(mknod_(1, "null", S_IFCHR | 0666, fuse_dev(1, 3)), -EPERM);
+	ck_assert_int_ne(lstat(hp("sda"), &st), 0);
+	ck_assert_int_ne(lstat(hp("null"), &st), 0);
+	/* What any host user may make: whiteouts (0:0, overlayfs), FIFOs, sockets. */
+	ck_assert_int_eq(mknod_(1, "wh", S_IFCHR, 0), 0);
+	ck_assert_int_eq(lstat(hp("wh"), &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+	ck_assert_uint_eq(st.st_rdev, makedev(0, 0));
+	ck_assert_int_eq(mknod_(1, "fifo", S_IFIFO | 0644, 0), 0);
+	ck_assert_int_eq(mknod_(1, "sock", S_IFSOCK | 0644, 0), 0);
+	ck_assert_int_eq(lstat(hp("sock"), &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	/* A device node the host put there cannot be opened up to host users either. */
+	ck_assert_int_eq(mknod(hp("hnull"), S_IFCHR | 0600, makedev(1, 3)), 0);
+	id = lookup(1, "hnull", NULL);
+	ck_assert_int_gt(id, 1);
+	sa.valid = FATTR_MODE;
+	sa.mode = S_IFCHR | 0666;
+	ck_assert_int_eq(setattr_((uint64_t)id, &sa), -EPERM);
+	sa.valid = FATTR_UID;
+	sa.uid = 1000;
+	ck_assert_int_eq(setattr_((uint64_t)id, &sa), -EPERM);
+	sa.valid = FATTR_GID;
+	sa.gid = 1000;
+	ck_assert_int_eq(setattr_((uint64_t)id, &sa), -EPERM);
+	ck_assert_int_eq(lstat(hp("hnull"), &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_uint_eq(st.st_uid, 0);
+	ck_assert_uint_eq(st.st_gid, 0);
+	sa.valid = FATTR_MTIME; /* times are harmless */
+	sa.mtime = 12345;
+	ck_assert_int_eq(setattr_((uint64_t)id, &sa), 0);
+	stop();
+
+	/* allow_devices = on: the guest's root may. */
+	mk_dir();
+	defaults(&o);
+	o.allow_devices = true;
+	start_opts(&o);
+	ck_assert_int_eq(mknod_(1, "kvm", S_IFCHR | 0666, fuse_dev(10, 232)), 0);
+	ck_assert_int_eq(lstat(hp("kvm"), &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+	ck_assert_uint_eq(st.st_rdev, makedev(10, 232));
+	ck_assert_uint_eq(st.st_mode & 07777, 0666);
+	ck_assert_int_eq(mknod(hp("hnull"), S_IFCHR | 0600, makedev(1, 3)), 0);
+	id = lookup(1, "hnull", NULL);
+	sa.valid = FATTR_MODE;
+	sa.mode = S_IFCHR | 0666;
+	ck_assert_int_eq(setattr_((uint64_t)id, &sa), 0);
+	ck_assert_uint_eq(host_mode("hnull"), 0666);
+	stop();
+}
+END_TEST
+
+/* Host file @rel: content "x", owner @uid, mode @mode. */
+static void host_setid(const char *rel, uid_t uid, mode_t mode)
+{
+	if (access(hp(rel), F_OK))
+		host_write(rel, "x", 1);
+	ck_assert_int_eq(chown(hp(rel), uid, uid), 0);
+	ck_assert_int_eq(chmod(hp(rel), mode), 0);
+	ck_assert_uint_eq(host_mode(rel), mode);
+}
+
+START_TEST(share_strips_setid)
+{
+	struct fuse_setattr_in sa = { 0 };
+	struct fs_share_opts o;
+	struct stat st;
+	int64_t f, d, h;
+	uint64_t fh;
+
+	if (geteuid() != 0)
+		UNIT_SKIP("needs root (files owned by other users, chown)");
+	start();
+	/* Made with the bits: CREATE, MKNOD of a regular file, MKDIR. */
+	f = create(1, "su", 04755, O_RDWR, &fh);
+	ck_assert_int_gt(f, 1);
+	ck_assert_uint_eq(host_mode("su"), 0755);
+	ck_assert_int_gt(create(1, "sg", 02755, O_RDWR, NULL), 1);
+	ck_assert_uint_eq(host_mode("sg"), 0755);
+	ck_assert_int_gt(create(1, "sgnx", 06644, O_RDWR, NULL), 1);
+	ck_assert_uint_eq(host_mode("sgnx"), 0644);
+	ck_assert_int_eq(mknod_(1, "reg", S_IFREG | 06755, 0), 0);
+	ck_assert_uint_eq(host_mode("reg"), 0755);
+	/* A directory keeps S_ISGID (group inheritance, no privilege) and the sticky bit. */
+	d = mkdir_(1, "d", 07777);
+	ck_assert_int_gt(d, 1);
+	ck_assert_uint_eq(host_mode("d"), 03777);
+	/* chmod */
+	sa.valid = FATTR_MODE;
+	sa.mode = S_IFREG | 06755;
+	ck_assert_int_eq(setattr_((uint64_t)f, &sa), 0);
+	ck_assert_uint_eq(host_mode("su"), 0755);
+	sa.mode = S_IFDIR | 06755;
+	ck_assert_int_eq(setattr_((uint64_t)d, &sa), 0);
+	ck_assert_uint_eq(host_mode("d"), 02755);
+	/* chown to root and chmod u+s in one request, as a hostile guest would send it. */
+	ck_assert_int_eq(chown(hp("su"), 1000, 1000), 0);
+	sa.valid = FATTR_UID | FATTR_GID | FATTR_MODE;
+	sa.uid = sa.gid = 0;
+	sa.mode = S_IFREG | 04755;
+	ck_assert_int_eq(setattr_((uint64_t)f, &sa), 0);
+	ck_assert_int_eq(lstat(hp("su"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0755);
+	/* chown alone of a file the host made set-uid. */
+	host_setid("hsu", 1000, 04755);
+	h = lookup(1, "hsu", NULL);
+	sa.valid = FATTR_UID;
+	sa.uid = 0;
+	ck_assert_int_eq(setattr_((uint64_t)h, &sa), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	/*
+	 * Writing to a set-id file drops the bits, as the kernel does for a writer
+	 * without CAP_FSETID (the server has it): else the guest could put its own
+	 * program into a host set-uid-root file. Opening it for reading does not.
+	 */
+	host_setid("hsu", 0, 04755);
+	ck_assert_int_eq(open_((uint64_t)h, O_RDONLY, &fh), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 04755);
+	ck_assert_int_eq(open_((uint64_t)h, O_WRONLY, &fh), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	host_setid("hsu", 0, 06755);
+	ck_assert_int_eq(open_((uint64_t)h, O_RDONLY | O_TRUNC, &fh), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	host_setid("hsu", 0, 06755);
+	sa.valid = FATTR_SIZE;
+	sa.size = 1;
+	ck_assert_int_eq(setattr_((uint64_t)h, &sa), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	host_setid("hsu", 0, 04755);
+	ck_assert_int_gt(create(1, "hsu", 0644, O_RDWR, NULL), 1); /* exists: opened */
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	host_setid("hsu", 0, 04755);
+	ck_assert_int_eq(setup_map((uint64_t)h, 0, 0, 2 << 20, FUSE_SETUPMAPPING_FLAG_READ), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 04755);
+	ck_assert_int_eq(setup_map((uint64_t)h, 0, 0, 2 << 20,
+				   FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE),
+			 0);
+	ck_assert_uint_eq(host_mode("hsu"), 0755);
+	/* S_ISGID without group execute is no privilege: kept, as the kernel keeps it. */
+	host_setid("hsu", 0, 02644);
+	ck_assert_int_eq(open_((uint64_t)h, O_RDWR, &fh), 0);
+	ck_assert_uint_eq(host_mode("hsu"), 02644);
+	stop();
+
+	/* allow_setid = on: as the guest asks. */
+	mk_dir();
+	defaults(&o);
+	o.allow_setid = true;
+	start_opts(&o);
+	f = create(1, "su", 04755, O_RDWR, NULL);
+	ck_assert_uint_eq(host_mode("su"), 04755);
+	sa.valid = FATTR_MODE;
+	sa.mode = S_IFREG | 06755;
+	ck_assert_int_eq(setattr_((uint64_t)f, &sa), 0);
+	ck_assert_uint_eq(host_mode("su"), 06755);
+	ck_assert_int_eq(open_((uint64_t)f, O_RDWR, &fh), 0);
+	ck_assert_uint_eq(host_mode("su"), 06755);
+	ck_assert_int_gt(mkdir_(1, "d", 07777), 1);
+	ck_assert_uint_eq(host_mode("d"), 07777);
+	stop();
+}
+END_TEST
+
+static int setx(uint64_t node, const char *name, const void *val, uint32_t len)
+{
+	struct fuse_setxattr_in si = { .size = len };
+	char buf[512];
+	size_t nl = strlen(name) + 1;
+
+	memcpy(buf, name, nl);
+	memcpy(buf + nl, val, len);
+	return call(FUSE_SETXATTR, node, &si, sizeof(si), buf, nl + len);
+}
+
+static int getx(uint64_t node, const char *name)
+{
+	struct fuse_getxattr_in gi = { .size = 256 };
+
+	return name_call(FUSE_GETXATTR, node, &gi, sizeof(gi), name);
+}
+
+/* The names LISTXATTR returns, as one string "a b c " (in the host's order). */
+static const char *listx(uint64_t node)
+{
+	static char names[1024];
+	struct fuse_getxattr_in gi = { .size = 0 };
+	struct fuse_getxattr_out go;
+	size_t k = 0;
+
+	ck_assert_int_eq(call(FUSE_LISTXATTR, node, &gi, sizeof(gi), NULL, 0), 0);
+	memcpy(&go, rp, sizeof(go));
+	gi.size = go.size ? go.size : 1;
+	ck_assert_int_eq(call(FUSE_LISTXATTR, node, &gi, sizeof(gi), NULL, 0), 0);
+	ck_assert_uint_eq(rlen, go.size);
+	for (size_t i = 0; i < rlen; i += strlen((char *)rp + i) + 1)
+		k += (size_t)snprintf(names + k, sizeof(names) - k, "%s ", (char *)rp + i);
+	names[k] = 0;
+	return names;
+}
+
+/* security.* and trusted.* are the host's: LSM labels, IMA, overlayfs metadata. */
+START_TEST(share_xattr_namespaces)
+{
+	/* vfs_cap_data, revision 2: CAP_NET_RAW permitted, effective */
+	const uint32_t cap[5] = { 0x02000001, 1u << 13, 0, 0, 0 };
+	struct fs_share_opts o;
+	char v[64];
+	int64_t id;
+
+	if (geteuid() != 0)
+		UNIT_SKIP("needs root (trusted.* xattrs)");
+	if (!mk_xattr_dir())
+		UNIT_SKIP("neither /tmp nor $MINIVMM_BUILD keeps user xattrs");
+	host_write("x", "", 0);
+	if (setxattr(hp("x"), "trusted.hidden", "h", 1, 0) ||
+	    setxattr(hp("x"), "security.minivmm-host", "label", 5, 0)) {
+		nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		UNIT_SKIP("%s keeps no trusted.* or security.* xattrs", dir);
+	}
+	start_xattr();
+	id = lookup(1, "x", NULL);
+	ck_assert_int_eq(setx((uint64_t)id, "user.ok", "v", 1), 0);
+	ck_assert_int_eq(setx((uint64_t)id, "security.minivmm", "s", 1), -EPERM);
+	ck_assert_int_eq(
+	    setx((uint64_t)id, "security.selinux", "system_u:object_r:shadow_t:s0", 29), -EPERM);
+	ck_assert_int_eq(setx((uint64_t)id, "security.capability", cap, sizeof(cap)), -EPERM);
+	ck_assert_int_eq(setx((uint64_t)id, "trusted.minivmm", "t", 1), -EPERM);
+	ck_assert_int_eq(setx((uint64_t)id, "trusted.overlay.opaque", "y", 1), -EPERM);
+	ck_assert_int_eq(setx((uint64_t)id, "system.posix_acl_access", "\2\0\0\0", 4), -EPERM);
+	ck_assert_int_eq(name_call(FUSE_REMOVEXATTR, (uint64_t)id, NULL, 0, "trusted.hidden"),
+			 -EPERM);
+	ck_assert_int_eq(
+	    name_call(FUSE_REMOVEXATTR, (uint64_t)id, NULL, 0, "security.minivmm-host"), -EPERM);
+	ck_assert_int_lt(getxattr(hp("x"), "security.minivmm", v, sizeof(v)), 0);
+	ck_assert_int_lt(getxattr(hp("x"), "security.capability", v, sizeof(v)), 0);
+	ck_assert_int_lt(getxattr(hp("x"), "trusted.minivmm", v, sizeof(v)), 0);
+	ck_assert_int_eq(getxattr(hp("x"), "trusted.hidden", v, sizeof(v)), 1);
+	ck_assert_int_eq(getxattr(hp("x"), "security.minivmm-host", v, sizeof(v)), 5);
+	/* trusted.* is hidden from the guest; security.* labels may be read. */
+	ck_assert_int_eq(getx((uint64_t)id, "trusted.hidden"), -ENODATA);
+	ck_assert_ptr_null(strstr(listx((uint64_t)id), "trusted."));
+	ck_assert_ptr_nonnull(strstr(listx((uint64_t)id), "user.ok "));
+	ck_assert_ptr_nonnull(strstr(listx((uint64_t)id), "security.minivmm-host "));
+	ck_assert_int_eq(getx((uint64_t)id, "security.minivmm-host"), 0);
+	ck_assert_uint_eq(rlen, 5);
+	fuse_server_free(srv);
+
+	/* allow_priv_xattr = on: all but file capabilities, which also need allow_setid. */
+	defaults(&o);
+	o.allow_priv_xattr = true;
+	start_opts(&o);
+	id = lookup(1, "x", NULL);
+	ck_assert_int_eq(setx((uint64_t)id, "security.minivmm", "s", 1), 0);
+	ck_assert_int_eq(setx((uint64_t)id, "trusted.minivmm", "t", 1), 0);
+	ck_assert_int_eq(getxattr(hp("x"), "trusted.minivmm", v, sizeof(v)), 1);
+	ck_assert_int_eq(getxattr(hp("x"), "security.minivmm", v, sizeof(v)), 1);
+	ck_assert_int_eq(getx((uint64_t)id, "trusted.hidden"), 0);
+	ck_assert_ptr_nonnull(strstr(listx((uint64_t)id), "trusted.hidden "));
+	ck_assert_int_eq(setx((uint64_t)id, "security.capability", cap, sizeof(cap)), -EPERM);
+	ck_assert_int_eq(setx((uint64_t)id, "system.posix_acl_access", "\2\0\0\0", 4), -EPERM);
+	fuse_server_free(srv);
+	o.allow_setid = true;
+	start_opts(&o);
+	id = lookup(1, "x", NULL);
+	ck_assert_int_eq(setx((uint64_t)id, "security.capability", cap, sizeof(cap)), 0);
+	ck_assert_int_gt(getxattr(hp("x"), "security.capability", v, sizeof(v)), 0);
+	stop();
+}
+END_TEST
+
+/* ---- budgets ---- */
+
+/* Heap bytes in use (malloc'd, including big blocks), or 0 under ASan (its own heap). */
+static size_t heap_used(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return 0;
+#else
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* Open files allowed now after raising the soft limit (as root, the hard one) to @want. */
+static unsigned long long raise_nofile(unsigned long long want)
+{
+	struct rlimit rl;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < want) {
+		struct rlimit up = { want, want };
+
+		if (!setrlimit(RLIMIT_NOFILE, &up))
+			rl = up;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	return rl.rlim_cur;
+}
+
+static int releasedir_(uint64_t fh)
+{
+	struct fuse_release_in in = { .fh = fh };
+
+	return call(FUSE_RELEASEDIR, 0, &in, sizeof(in), NULL, 0);
+}
+
+static int readdir_(uint64_t node, uint64_t fh, uint64_t off, uint32_t size)
+{
+	struct fuse_read_in in = { .fh = fh, .offset = off, .size = size };
+
+	return call(FUSE_READDIR, node, &in, sizeof(in), NULL, 0);
+}
+
+/*
+ * Each directory being read keeps a buffer of host entries (32 KiB): 16,000
+ * OPENDIR + READDIR grew the VMM by 502 MiB. Now at most FUSE_SRV_MAX_DIRBUFS
+ * at once; the next READDIR gets ENOMEM, and the memory stays bounded.
+ */
+START_TEST(budget_dirbufs)
+{
+	struct fuse_server_stats st;
+	struct fs_share_opts o;
+	unsigned long long nofile;
+	unsigned int n, i, kept = 0, refused = 0;
+	uint64_t *fhs, one;
+	size_t heap0, grown;
+	char name[64];
+	int64_t d;
+	int err;
+
+	nofile = raise_nofile(20000 + 256);
+	n = nofile >= 20000 + 256 ? 20000
+				  : (unsigned int)(nofile - 256 - (unsigned int)count_fds());
+	if (n < 4 * FUSE_SRV_MAX_DIRBUFS)
+		UNIT_SKIP("RLIMIT_NOFILE %llu leaves too few descriptors", nofile);
+	mk_dir();
+	ck_assert_int_eq(mkdir(hp("d"), 0755), 0);
+	for (i = 0; i < 64; i++) {
+		snprintf(name, sizeof(name), "d/entry-with-a-longish-name-%03u", i);
+		host_write(name, "", 0);
+	}
+	defaults(&o);
+	o.max_fds = n + 16;
+	start_opts(&o);
+	d = lookup(1, "d", NULL);
+	ck_assert_int_gt(d, 1);
+	fhs = calloc(n, sizeof(*fhs));
+	ck_assert_ptr_nonnull(fhs);
+	heap0 = heap_used();
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(opendir_((uint64_t)d, &fhs[i]), 0);
+		/* A reply of a few entries: the rest waits in the handle's buffer. */
+		err = readdir_((uint64_t)d, fhs[i], 0, 256);
+		if (err == 0) {
+			ck_assert_uint_gt(rlen, 0);
+			kept++;
+		} else {
+			ck_assert_int_eq(err, -ENOMEM);
+			refused++;
+		}
+	}
+	grown = heap_used() - heap0;
+	fuse_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.dirbufs, FUSE_SRV_MAX_DIRBUFS);
+	ck_assert_uint_eq(kept, FUSE_SRV_MAX_DIRBUFS);
+	ck_assert_uint_eq(refused, n - FUSE_SRV_MAX_DIRBUFS);
+	ck_assert_uint_eq(st.over_budget, refused);
+	ck_assert_uint_eq(st.fds, n + 2); /* the handles, the root and d */
+	/* 8 MiB of buffers and ~200 bytes per handle, not 32 KiB per handle. */
+	if (heap0)
+		ck_assert_uint_lt(grown, 16u << 20);
+	/* Closing gives the buffers back; a directory read to its end needs none. */
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(releasedir_(fhs[i]), 0);
+	fuse_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.dirbufs, 0);
+	ck_assert_uint_eq(st.fds, 2);
+	ck_assert_int_eq(opendir_((uint64_t)d, &one), 0);
+	ck_assert_int_eq(readdir_((uint64_t)d, one, 0, 1 << 16), 0);
+	ck_assert_uint_gt(rlen, 0);
+	fuse_server_get_stats(srv, &st);
+	ck_assert_uint_eq(st.dirbufs, 0); /* all 66 entries in one reply */
+	free(fhs);
+	stop();
+}
+END_TEST
+
+static struct fs_budget_limits limits(unsigned long long nofile)
+{
+	return (struct fs_budget_limits){ .nofile = nofile,
+					  .reserve = 300,
+					  .vmas = (65530 - 16384) / 2,
+					  .watches = 8192,
+					  .auto_max = 65536 };
+}
+
+/* What the plan promises fits what the process may hold. */
+static void check_plan(const struct fs_budget_limits *l, const struct fs_budget_in *in,
+		       const struct fs_budget_out *out, unsigned int n)
+{
+	uint64_t fds = l->reserve, maps = 0, files = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (!in[i].present)
+			continue;
+		ck_assert_uint_ge(out[i].max_fds, FS_BUDGET_MIN_FDS);
+		if (in[i].max_fds)
+			ck_assert_uint_eq(out[i].max_fds, in[i].max_fds);
+		ck_assert_uint_le(out[i].win_files, out[i].win_maps);
+		if (in[i].window)
+			ck_assert_uint_ge(out[i].win_files, 1);
+		fds += out[i].max_fds + out[i].win_files;
+		maps += out[i].win_maps;
+		files += out[i].win_files;
+	}
+	ck_assert_uint_le(fds, l->nofile);
+	ck_assert_uint_le(maps * DAX_VMAS_PER_MAP, l->vmas);
+	ck_assert_uint_le(files, l->watches);
+}
+
+/* The descriptor budget never promises more than RLIMIT_NOFILE (it promised >= 4096). */
+START_TEST(budget_fd_plan)
+{
+	struct fs_budget_in in[8] = { { .present = true, .window = 1ULL << 30 } };
+	struct fs_budget_out out[8];
+	struct fs_budget_limits l = limits(1024);
+	char why[320];
+	unsigned int seed = 1;
+
+	/* A low limit (not root, hard limit 1024): auto takes what is left, no more. */
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), 0);
+	check_plan(&l, in, out, 8);
+	ck_assert_uint_lt(out[0].max_fds, 1024 - 300);
+	ck_assert_uint_gt(out[0].max_fds, 256);
+	/* A generous one: 65536 and one file per 2 MiB of window. */
+	l = limits(1 << 20);
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), 0);
+	check_plan(&l, in, out, 8);
+	ck_assert_uint_eq(out[0].max_fds, 65536);
+	ck_assert_uint_eq(out[0].win_maps, 512);
+	ck_assert_uint_eq(out[0].win_files, 512);
+	/* An explicit max_fds the process cannot hold is an error, not a promise. */
+	l = limits(1024);
+	in[0].max_fds = 4096;
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), -EMFILE);
+	ck_assert_ptr_nonnull(strstr(why, "[share.0] max_fds = 4096"));
+	ck_assert_ptr_nonnull(strstr(why, "RLIMIT_NOFILE is 1024"));
+	/* It fits: its window makes do with what the server leaves. */
+	in[0].max_fds = 700;
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), 0);
+	check_plan(&l, in, out, 8);
+	ck_assert_uint_eq(out[0].max_fds, 700);
+	ck_assert_uint_eq(out[0].win_files, 1024 - 300 - 700);
+	/* Two shares, one explicit: auto gets the rest, or too little to start. */
+	in[3] = (struct fs_budget_in){ .present = true };
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), -EMFILE);
+	ck_assert_ptr_nonnull(strstr(why, "[share.3] max_fds = auto"));
+	in[0].max_fds = 400;
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), 0);
+	check_plan(&l, in, out, 8);
+	ck_assert_uint_eq(out[0].max_fds, 400);
+	ck_assert_uint_ge(out[3].max_fds, FS_BUDGET_MIN_FDS);
+	/* Eight 8 GiB windows would want 32768 mappings: more than vm.max_map_count holds. */
+	for (unsigned int i = 0; i < 8; i++)
+		in[i] = (struct fs_budget_in){ .present = true, .window = 8ULL << 30 };
+	l = limits(1 << 20);
+	ck_assert_int_eq(fs_budget_plan(&l, in, 8, out, why, sizeof(why)), 0);
+	check_plan(&l, in, out, 8);
+	ck_assert_uint_gt(out[7].win_maps, 256);
+	/* Anything: what fits is promised, the rest refused. */
+	for (unsigned int k = 0; k < 2000; k++) {
+		for (unsigned int i = 0; i < 8; i++) {
+			seed = seed * 1103515245 + 12345;
+			in[i].present = seed >> 30 & 1;
+			in[i].max_fds = (seed >> 8 & 3) ? 0 : 16 + (seed >> 10) % 5000;
+			in[i].window = (seed >> 4 & 1) ? ((seed >> 12) % 64 + 1) * (2ULL << 20) : 0;
+		}
+		l = limits(256 + (seed >> 5) % 40000);
+		l.watches = 8 + (seed >> 7) % 3000; /* at least a file per window */
+		l.vmas = 8 * DAX_VMAS_PER_MAP + (seed >> 9) % 30000;
+		if (fs_budget_plan(&l, in, 8, out, why, sizeof(why)) == 0)
+			check_plan(&l, in, out, 8);
+		else
+			ck_assert_ptr_nonnull(strstr(why, "[share."));
+	}
+}
+END_TEST
+
 /* Several queue threads at once: lookups, forgets, opens and reads of shared nodes. */
 struct worker {
 	int id;
@@ -2320,6 +2863,11 @@ static Suite *fuse_suite(void)
 	tcase_add_test(t, no_descriptor_leak);
 	tcase_add_test(t, threads_share_nodes);
 	tcase_add_test(t, escape_symlink_swap_race);
+	tcase_add_test(t, share_no_devices);
+	tcase_add_test(t, share_strips_setid);
+	tcase_add_test(t, share_xattr_namespaces);
+	tcase_add_test(t, budget_dirbufs);
+	tcase_add_test(t, budget_fd_plan);
 	suite_add_tcase(s, t);
 	return s;
 }

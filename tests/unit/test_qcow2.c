@@ -552,7 +552,10 @@ START_TEST(t_backing_policy)
 	}
 	o.backing_depth = 2;
 	ck_assert_int_eq(qcow2_open(&q, c, &o, err, sizeof(err)), -ELOOP);
-	/* A probed (unnamed) qcow2 backing file may not have a backing file of its own. */
+	/*
+	 * No format in the header: raw, never probed. A qcow2 file named that way is
+	 * refused (it used to be probed and opened as qcow2, its own links followed).
+	 */
 	char probe[512];
 
 	snprintf(probe, sizeof(probe), "%s/probe.qcow2", dir);
@@ -560,8 +563,8 @@ START_TEST(t_backing_policy)
 	co.backing_fmt = NULL;
 	ck_assert_int_eq(qcow2_create(probe, &co, err, sizeof(err)), 0);
 	o.backing_depth = 4;
-	ck_assert_int_eq(qcow2_open(&q, probe, &o, err, sizeof(err)), -EPERM);
-	ck_assert_ptr_nonnull(strstr(err, "not allowed"));
+	ck_assert_int_eq(qcow2_open(&q, probe, &o, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "looks like qcow2"));
 	o.backing_depth = 4;
 	ck_assert_int_eq(qcow2_open(&q, c, &o, err, sizeof(err)), 0);
 	ck_assert_int_eq(qcow2_pread(q, buf, 4096, 40960), 0);
@@ -580,6 +583,173 @@ START_TEST(t_backing_policy)
 	ck_assert_int_eq(system(cmd), 0);
 	free(raw);
 	free(buf);
+}
+END_TEST
+
+static void make_image(const char *path, uint64_t size, const char *backing, const char *fmt)
+{
+	struct qcow2_create_opts co = {
+		.size = size, .cluster_bits = 16, .backing_file = backing, .backing_fmt = fmt
+	};
+	char err[256];
+
+	ck_assert_msg(!qcow2_create(path, &co, err, sizeof(err)), "%s: %s", path, err);
+}
+
+/* Open @top with @o; 0 or the error, with the first 4 KiB checked against @want. */
+static int open_read(const char *top, const struct qcow2_opts *o, const uint8_t *want, char *err,
+		     size_t n)
+{
+	uint8_t buf[4096];
+	struct qcow2 *q;
+	int r = qcow2_open(&q, top, o, err, n);
+
+	if (r)
+		return r;
+	ck_assert_int_eq(qcow2_pread(q, buf, sizeof(buf), 0), 0);
+	if (want)
+		ck_assert(!memcmp(buf, want, sizeof(buf)));
+	ck_assert_int_eq(qcow2_close(q), 0);
+	return 0;
+}
+
+/*
+ * backing_dir after symlinks and "..": the file must resolve inside it, for every
+ * image of the chain; a header without a format means raw; special files refused.
+ */
+START_TEST(t_backing_beneath)
+{
+	char dir[] = "/tmp/qcow2-bn-XXXXXX", d[600], p[700], top[700], base[700], cmd[700];
+	struct qcow2_opts o = { .backing = QCOW2_BACKING_DIR, .policy_hint = "HINT" };
+	uint8_t raw[4096];
+	char err[512];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(d, sizeof(d), "%s/d", dir);
+	ck_assert_int_eq(mkdir(d, 0700), 0);
+	snprintf(p, sizeof(p), "%s/sub", d);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	memset(raw, 0x5c, sizeof(raw));
+	snprintf(base, sizeof(base), "%s/base.raw", d);
+	write_file(base, raw, sizeof(raw));
+	snprintf(p, sizeof(p), "%s/outside.raw", dir);
+	write_file(p, raw, sizeof(raw));
+	o.backing_dir = d;
+	snprintf(top, sizeof(top), "%s/top.qcow2", d);
+
+	/* Relative, absolute and through a symlink that stays inside: fine. */
+	make_image(top, 1 << 20, "base.raw", "raw");
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+	unlink(top);
+	make_image(top, 1 << 20, base, "raw");
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+	unlink(top);
+	snprintf(p, sizeof(p), "%s/in.raw", d);
+	ck_assert_int_eq(symlink("sub/../base.raw", p), 0);
+	make_image(top, 1 << 20, "in.raw", "raw");
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+	unlink(top);
+	/* No format in the header: raw. */
+	make_image(top, 1 << 20, "base.raw", NULL);
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+	/* backing_dir itself may be a symlink. */
+	snprintf(p, sizeof(p), "%s/dlink", dir);
+	ck_assert_int_eq(symlink(d, p), 0);
+	o.backing_dir = p;
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+	o.backing_dir = d;
+	unlink(top);
+
+	/* A symlink out of the directory, "..", an absolute path elsewhere: refused. */
+	snprintf(p, sizeof(p), "%s/esc.raw", d);
+	ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+	make_image(top, 1 << 20, "esc.raw", "raw");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "resolves outside backing_dir"));
+	ck_assert_ptr_nonnull(strstr(err, "; HINT"));
+	unlink(top);
+	snprintf(p, sizeof(p), "%s/sub/up.raw", d);
+	ck_assert_int_eq(symlink("../../outside.raw", p), 0);
+	make_image(top, 1 << 20, "sub/up.raw", "raw");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	unlink(top);
+	make_image(top, 1 << 20, "sub/../../outside.raw", "raw");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "outside backing_dir"));
+	unlink(top);
+	make_image(top, 1 << 20, "/etc/passwd", NULL);
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	unlink(top);
+	/* A FIFO is not a disk, and must not block the open. */
+	snprintf(p, sizeof(p), "%s/fifo", d);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	make_image(top, 1 << 20, "fifo", "raw");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+	unlink(top);
+
+	/* The whole chain: a qcow2 inside naming a file outside. */
+	snprintf(p, sizeof(p), "%s/mid.qcow2", d);
+	make_image(p, 1 << 20, "../outside.raw", "raw");
+	make_image(top, 1 << 20, "mid.qcow2", "qcow2");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "outside backing_dir"));
+	/* ... and allowed once the directory holds the whole chain. */
+	o.backing_dir = dir;
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* Frozen snapshot images: opened by exact name whatever the policy; nothing else is. */
+START_TEST(t_backing_trusted)
+{
+	char dir[] = "/tmp/qcow2-tr-XXXXXX", fz[600], top[600], base[600], link[600], cmd[700];
+	const char *trusted[] = { fz, NULL }, *tlink[] = { link, NULL };
+	struct qcow2_opts o = { .trusted = trusted };
+	uint8_t raw[4096];
+	char err[512];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memset(raw, 0x3e, sizeof(raw));
+	snprintf(base, sizeof(base), "%s/base.raw", dir);
+	write_file(base, raw, sizeof(raw));
+	snprintf(fz, sizeof(fz), "%s/disk.qcow2.snap-1", dir);
+	snprintf(top, sizeof(top), "%s/overlay.qcow2", dir);
+	snprintf(link, sizeof(link), "%s/link.qcow2", dir);
+	make_image(fz, 1 << 20, NULL, NULL);
+	make_image(top, 1 << 20, fz, "qcow2");
+	ck_assert_msg(!open_read(top, &o, NULL, err, sizeof(err)), "%s", err);
+	/* Without the list, the policy (deny) decides. */
+	o.trusted = NULL;
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	unlink(top);
+	/* Only with format qcow2 in the header. */
+	o.trusted = trusted;
+	make_image(top, 1 << 20, fz, "raw");
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	unlink(top);
+	/* Never through a symlink, even one the list names. */
+	ck_assert_int_eq(symlink(fz, link), 0);
+	make_image(top, 1 << 20, link, "qcow2");
+	o.trusted = tlink;
+	ck_assert_int_lt(open_read(top, &o, NULL, err, sizeof(err)), 0);
+	unlink(top);
+	/* Below the frozen image the user's backing files obey the policy. */
+	unlink(fz);
+	make_image(fz, 1 << 20, "base.raw", "raw");
+	make_image(top, 1 << 20, fz, "qcow2");
+	o.trusted = trusted;
+	ck_assert_int_eq(open_read(top, &o, NULL, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "not allowed"));
+	o.backing = QCOW2_BACKING_DIR;
+	o.backing_dir = dir;
+	ck_assert_msg(!open_read(top, &o, raw, err, sizeof(err)), "%s", err);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -676,6 +846,8 @@ int main(void)
 	tcase_add_test(tc, t_refcount_growth);
 	tcase_add_test(tc, t_malicious_headers);
 	tcase_add_test(tc, t_backing_policy);
+	tcase_add_test(tc, t_backing_beneath);
+	tcase_add_test(tc, t_backing_trusted);
 	tcase_add_test(tc, t_lazy_dirty_repair);
 	tcase_add_test(tc, t_check_repairs_leaks);
 	suite_add_tcase(s, tc);

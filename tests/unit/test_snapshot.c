@@ -13,12 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/kvm.h>
+#include <zlib.h>
+
+#include "block/backend.h"
 #include "config.h"
 #include "log.h"
 #include "mm/guest_mem.h"
 #include "qcow2/qcow2.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/state.h"
+#include "vcpu/vcpu.h"
 #include "unit.h"
 
 #define MEM_SIZE (4u << 20)
@@ -247,6 +252,9 @@ START_TEST(test_foreign)
 	close(fd);
 	ck_assert_int_eq(snapshot_open(path, &s), -EINVAL);
 	ck_assert_int_eq(snapshot_open(dir, &s), -EINVAL); /* a directory */
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(snapshot_open(path, &s), -EINVAL); /* refused, not blocking */
 	snprintf(path, sizeof(path), "%s/none", dir);
 	ck_assert_int_eq(snapshot_open(path, &s), -ENOENT);
 }
@@ -283,8 +291,10 @@ START_TEST(test_disks)
 
 	snprintf(img, sizeof(img), "%s/base.qcow2", dir);
 	ck_assert_int_eq(qcow2_create(img, &co, err, sizeof(err)), 0);
+	snprintf(overlay, sizeof(overlay), "%s.snap-1", img);
+	ck_assert_int_eq(qcow2_create(overlay, &co, err, sizeof(err)), 0);
 	/* The record's CRC must be the real one: take it from a fresh save. */
-	st = make_state(img, &slen);
+	st = make_state(overlay, &slen);
 	ck_assert_int_eq(
 	    snapshot_write(snap, cfg_text, strlen(cfg_text), st, slen, &mem, 1, &o, NULL), 0);
 	free(st);
@@ -314,7 +324,302 @@ START_TEST(test_disks)
 	ck_assert_int_eq(snapshot_prepare_disks(s, &cfg, clone), -ENOTDIR);
 	snapshot_close(s);
 	config_free(&cfg);
-	(void)overlay;
+}
+END_TEST
+
+/* --- hostile or raced files ------------------------------------------------------------- */
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return !lstat(path, &st);
+}
+
+/*
+ * The snapshot's temporary file: another user of the directory plants a symlink
+ * where it will be ("PATH.tmp-PID" was predictable and opened O_TRUNC, so the
+ * snapshot overwrote the link's target and the link became PATH).
+ */
+START_TEST(test_write_tmp_excl)
+{
+	struct snapshot_save_opts o = { .compress = true };
+	char link[200], victim[160];
+	struct stat st;
+	size_t slen;
+	void *state = make_state(NULL, &slen);
+	FILE *f;
+	char buf[16] = "";
+
+	snprintf(victim, sizeof(victim), "%s/precious", dir);
+	put_file(victim, "precious");
+	snprintf(link, sizeof(link), "%s.tmp-%d", snap, (int)getpid());
+	ck_assert_int_eq(symlink(victim, link), 0);
+	ck_assert_int_eq(
+	    snapshot_write(snap, cfg_text, strlen(cfg_text), state, slen, &mem, 1, &o, NULL), 0);
+	free(state);
+	f = fopen(victim, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	ck_assert_str_eq(buf, "precious");
+	ck_assert_int_eq(lstat(snap, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	ck_assert(exists(link)); /* left alone */
+	ck_assert_int_eq(open_restore(snap, &mem), 0);
+}
+END_TEST
+
+/* A state tree whose disk@0 record names @image (CRC computed unless @crc_ok is false). */
+static void *disk_state(const char *image, bool ro, uint64_t fmt, uint64_t size,
+			const char *trusted, int tlen, size_t *len)
+{
+	void *fdt = malloc(8192);
+	uint8_t *buf = malloc(1 << 20);
+	uint64_t isize = 0;
+	uint32_t crc = 0;
+	int d, n, fd;
+
+	ck_assert_int_eq(fdt_create_empty_tree(fdt, 8192), 0);
+	ck_assert_int_eq(st_put_u64(fdt, 0, "version", SNAPSHOT_VERSION), 0);
+	d = st_add_node(fdt, 0, "disks");
+	n = st_add_node(fdt, d, "disk@0");
+	ck_assert_int_ge(n, 0);
+	fd = open(image, O_RDONLY | O_NONBLOCK);
+	if (fd >= 0) {
+		struct stat sb;
+		ssize_t r = pread(fd, buf, 1 << 20, 0);
+
+		ck_assert_int_eq(fstat(fd, &sb), 0);
+		isize = (uint64_t)sb.st_size;
+		crc = (uint32_t)crc32(0, buf, r > 0 ? (uInt)r : 0);
+		close(fd);
+	}
+	ck_assert_int_eq(st_put_u64(fdt, n, "format", fmt), 0);
+	ck_assert_int_eq(st_put_u64(fdt, n, "readonly", ro), 0);
+	ck_assert_int_eq(st_put_u64(fdt, n, "size", size), 0);
+	ck_assert_int_eq(st_put_u64(fdt, n, "image-size", isize), 0);
+	ck_assert_int_eq(st_put_u64(fdt, n, "image-crc", crc), 0);
+	ck_assert_int_eq(fdt_setprop_string(fdt, n, "image", image), 0);
+	if (trusted)
+		ck_assert_int_eq(fdt_setprop(fdt, n, "trusted", trusted, tlen), 0);
+	fdt_pack(fdt);
+	*len = fdt_totalsize(fdt);
+	free(buf);
+	return fdt;
+}
+
+static struct snapshot *snap_with(void *state)
+{
+	struct snapshot_save_opts o = { .compress = true };
+	size_t slen = fdt_totalsize(state);
+	struct snapshot *s;
+
+	ck_assert_int_eq(
+	    snapshot_write(snap, cfg_text, strlen(cfg_text), state, slen, &mem, 1, &o, NULL), 0);
+	free(state);
+	ck_assert_int_eq(snapshot_open(snap, &s), 0);
+	return s;
+}
+
+static void disk_cfg(struct vm_config *cfg, const char *path, bool ro)
+{
+	config_init(cfg);
+	cfg->disks[0].path = strdup(path);
+	cfg->disks[0].format = DISK_QCOW2;
+	cfg->disks[0].readonly = ro;
+}
+
+/*
+ * Restore overlays: created exclusively under unpredictable names (a symlink
+ * planted at the old "SNAP.restore-PID-disk0.qcow2" or at a clone's
+ * "disk0.qcow2" made the restore create and write the file it points to), mode
+ * 0600, removed at close; their one link, to the frozen image, opens by name.
+ */
+START_TEST(test_overlays_excl)
+{
+	struct qcow2_create_opts co = { .size = 1 << 20 };
+	char disk[160], frozen[200], link[200], victim[160], clone[160], err[256];
+	struct blk_backend *be;
+	struct blk_open_opts bo = { .format = BLK_FMT_QCOW2 };
+	struct vm_config cfg;
+	struct snapshot *s;
+	struct stat st;
+	size_t slen;
+
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+	snprintf(frozen, sizeof(frozen), "%s.snap-0123456789ab", disk);
+	ck_assert_int_eq(qcow2_create(disk, &co, err, sizeof(err)), 0);
+	ck_assert_int_eq(qcow2_create(frozen, &co, err, sizeof(err)), 0);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(link, sizeof(link), "%s.restore-%d-disk0.qcow2", snap, (int)getpid());
+	ck_assert_int_eq(symlink(victim, link), 0);
+
+	s = snap_with(disk_state(frozen, false, DISK_QCOW2, 1 << 20, NULL, 0, &slen));
+	disk_cfg(&cfg, disk, false);
+	ck_assert_int_eq(snapshot_prepare_disks(s, &cfg, NULL), 0);
+	ck_assert(!exists(victim));
+	ck_assert_str_ne(cfg.disks[0].path, link);
+	ck_assert_int_eq(lstat(cfg.disks[0].path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(strncmp(cfg.disks[0].path, snap, strlen(snap)), 0);
+	ck_assert_ptr_nonnull(strstr(cfg.disks[0].path, ".restore-"));
+	/* The overlay opens with backing files off: its link is to a frozen image. */
+	ck_assert_ptr_nonnull(cfg.disks[0].backing_trusted);
+	ck_assert_str_eq(cfg.disks[0].backing_trusted[0], frozen);
+	ck_assert_ptr_null(cfg.disks[0].backing_trusted[1]);
+	bo.trusted_backing = (const char *const *)cfg.disks[0].backing_trusted;
+	ck_assert_msg(!blk_open(&be, cfg.disks[0].path, &bo, err, sizeof(err)), "%s", err);
+	blk_close(be);
+	snprintf(clone, sizeof(clone), "%s", cfg.disks[0].path);
+	snapshot_close(s);
+	ck_assert(!exists(clone)); /* temporary: gone at close */
+	config_free(&cfg);
+
+	/* --clone: a symlink where the overlay goes is refused, its target untouched. */
+	snprintf(clone, sizeof(clone), "%s/c1", dir);
+	ck_assert_int_eq(mkdir(clone, 0700), 0);
+	snprintf(link, sizeof(link), "%s/disk0.qcow2", clone);
+	ck_assert_int_eq(symlink(victim, link), 0);
+	ck_assert_int_eq(snapshot_open(snap, &s), 0);
+	disk_cfg(&cfg, disk, false);
+	ck_assert_int_lt(snapshot_prepare_disks(s, &cfg, clone), 0);
+	ck_assert(!exists(victim));
+	snapshot_close(s);
+	config_free(&cfg);
+	/* ... and in an empty one it is made, 0600, and stays. */
+	unlink(link);
+	ck_assert_int_eq(snapshot_open(snap, &s), 0);
+	disk_cfg(&cfg, disk, false);
+	ck_assert_int_eq(snapshot_prepare_disks(s, &cfg, clone), 0);
+	ck_assert_str_eq(cfg.disks[0].path, link);
+	snapshot_close(s);
+	ck_assert_int_eq(lstat(link, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	config_free(&cfg);
+	/* A second clone into the same directory: refused. */
+	ck_assert_int_eq(snapshot_open(snap, &s), 0);
+	disk_cfg(&cfg, disk, false);
+	ck_assert_int_lt(snapshot_prepare_disks(s, &cfg, clone), 0);
+	snapshot_close(s);
+	config_free(&cfg);
+}
+END_TEST
+
+/* Disk records are input: each field within its bounds, each file what it should be. */
+START_TEST(test_disk_record_bounds)
+{
+	struct qcow2_create_opts co = { .size = 1 << 20 };
+	char disk[160], frozen[200], other[200], fifo[200], err[256];
+	static const char bad_list[] = "relative/path";
+	struct vm_config cfg;
+	struct snapshot *s;
+	size_t slen;
+
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+	snprintf(frozen, sizeof(frozen), "%s.snap-1", disk);
+	snprintf(other, sizeof(other), "%s/other.qcow2", dir);
+	snprintf(fifo, sizeof(fifo), "%s.snap-fifo", disk);
+	ck_assert_int_eq(qcow2_create(disk, &co, err, sizeof(err)), 0);
+	ck_assert_int_eq(qcow2_create(frozen, &co, err, sizeof(err)), 0);
+	ck_assert_int_eq(qcow2_create(other, &co, err, sizeof(err)), 0);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+
+	struct {
+		void *state;
+		bool ro;
+		int want;
+	} cases[] = {
+		{ disk_state(frozen, false, 7, 1 << 20, NULL, 0, &slen), false, -EINVAL },
+		{ disk_state(frozen, false, DISK_QCOW2, 1000, NULL, 0, &slen), false, -EINVAL },
+		{ disk_state(frozen, false, DISK_QCOW2, 0, NULL, 0, &slen), false, -EINVAL },
+		{ disk_state("disk.qcow2.snap-1", false, DISK_QCOW2, 1 << 20, NULL, 0, &slen),
+		  false, -EINVAL },
+		/* Not a frozen image of the configured disk, or not the disk itself. */
+		{ disk_state(other, false, DISK_QCOW2, 1 << 20, NULL, 0, &slen), false, -ESTALE },
+		{ disk_state(other, true, DISK_QCOW2, 1 << 20, NULL, 0, &slen), true, -ESTALE },
+		/* A FIFO named like a frozen image: refused, and the open does not block. */
+		{ disk_state(fifo, false, DISK_QCOW2, 1 << 20, NULL, 0, &slen), false, -ESTALE },
+		{ disk_state(frozen, false, DISK_QCOW2, 1 << 20, bad_list, sizeof(bad_list), &slen),
+		  false, -EINVAL },
+		/* The good ones. */
+		{ disk_state(frozen, false, DISK_QCOW2, 1 << 20, frozen, (int)strlen(frozen) + 1,
+			     &slen),
+		  false, 0 },
+		{ disk_state(disk, true, DISK_QCOW2, 1 << 20, NULL, 0, &slen), true, 0 },
+	};
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = snap_with(cases[i].state);
+		disk_cfg(&cfg, disk, cases[i].ro);
+		ck_assert_msg(snapshot_prepare_disks(s, &cfg, NULL) == cases[i].want, "case %u", i);
+		snapshot_close(s);
+		config_free(&cfg);
+	}
+}
+END_TEST
+
+/* mp-state is stored by KVM as it comes: only the states an x86 vCPU can be in load. */
+START_TEST(test_vcpu_mp_state)
+{
+	struct kvm_vcpu_events ev = { 0 };
+	struct kvm_sregs sr = { 0 };
+	struct vcpu v = { .fd = -1 };
+	char fdt[8192];
+	int n;
+
+	ck_assert_int_eq(fdt_create_empty_tree(fdt, sizeof(fdt)), 0);
+	n = st_add_node(fdt, 0, "vcpu@0");
+	ck_assert_int_eq(st_put_blob(fdt, n, "events", &ev, sizeof(ev)), 0);
+	ck_assert_int_eq(st_put_blob(fdt, n, "sregs", &sr, sizeof(sr)), 0);
+	for (uint64_t m = 5; m <= 8; m++) { /* s390's states */
+		ck_assert_int_eq(st_put_u64(fdt, n, "mp-state", m), 0);
+		ck_assert_int_eq(vcpu_state_load(&v, fdt, n), -EINVAL);
+	}
+	ck_assert_int_eq(st_put_u64(fdt, n, "mp-state", 1ULL << 32), 0);
+	ck_assert_int_eq(vcpu_state_load(&v, fdt, n), -EINVAL);
+	/* A valid one gets as far as KVM (no vCPU here: EBADF). */
+	ck_assert_int_eq(st_put_u64(fdt, n, "mp-state", KVM_MP_STATE_HALTED), 0);
+	ck_assert_int_eq(vcpu_state_load(&v, fdt, n), -EBADF);
+}
+END_TEST
+
+/*
+ * A snapshot's configuration goes through the same checks as `run`'s: a serial
+ * file whose directory is missing, a kernel that is not there, a backing policy
+ * without its directory are refused before anything is opened.
+ */
+START_TEST(test_restore_config_checked)
+{
+	static const char *const bad[] = {
+		"[boot]\nkernel = /nonexistent/bzImage\n",
+		"[boot]\nkernel = %s\n[console]\nserial = file:/nonexistent/dir/log\n",
+		"[boot]\nkernel = %s\n[disk.0]\npath = %s\nbacking = on\n",
+	};
+	char kernel[160], text[512];
+	struct vm_config cfg;
+	FILE *devnull = fopen("/dev/null", "w");
+
+	snprintf(kernel, sizeof(kernel), "%s/bzImage", dir);
+	put_file(kernel, "k");
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), bad[i], kernel, kernel);
+		ck_assert_msg(
+		    config_load_string(&cfg, snap, text, strlen(text), NULL, 0, devnull) == -EINVAL,
+		    "%s", text);
+	}
+	fclose(devnull);
 }
 END_TEST
 
@@ -355,6 +660,11 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_layout_mismatch);
 	tcase_add_test(tc, test_disks);
 	tcase_add_test(tc, test_state_helpers);
+	tcase_add_test(tc, test_write_tmp_excl);
+	tcase_add_test(tc, test_overlays_excl);
+	tcase_add_test(tc, test_disk_record_bounds);
+	tcase_add_test(tc, test_vcpu_mp_state);
+	tcase_add_test(tc, test_restore_config_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,6 +12,7 @@
 #include <libfdt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -501,6 +502,108 @@ START_TEST(t_core_reset)
 }
 END_TEST
 
+/*
+ * The driver never clears a status bit; only a reset does (virtio 1.2, 2.1.2).
+ * A write that clears one is a protocol error: NEEDS_RESET (with a
+ * configuration interrupt), the old bits stay, and nothing restarts or
+ * remaps until a reset. A queue the driver did not enable is never usable.
+ */
+START_TEST(t_core_status_clear)
+{
+	struct iovec iov[4];
+	struct vq_elem e = { .iov = iov, .max = 4 };
+	struct vdrv q;
+
+	core_init(&cdev);
+	drv_init(&q, 0, 32);
+	/* Unmapped queues, before and after DRIVER_OK: every call fails safely. */
+	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_BROKEN);
+	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	place_queue(&cdev, 0, &q);
+	virtio_set_status(&cdev, S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	ck_assert_int_eq(vq_pop(&cdev.q[1].vq, &e), VQ_BROKEN);
+	ck_assert(!vq_enable_notify(&cdev.q[1].vq, true));
+	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_EMPTY);
+
+	/* DRIVER_OK cleared without a reset. */
+	virtio_set_status(&cdev, S_FEAT);
+	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
+	ck_assert(cdev.started);
+	ck_assert_int_eq(core_stops, 0);
+	/* Setting it again, or anything else, changes nothing now. */
+	virtio_set_status(&cdev, S_LIVE);
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	ck_assert_int_eq(core_starts, 1);
+	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
+	virtio_set_status(&cdev, 0);
+	ck_assert_uint_eq(virtio_get_status(&cdev), 0);
+	ck_assert_int_eq(core_stops, 1);
+	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_BROKEN);
+
+	/* FEATURES_OK cleared before DRIVER_OK: DRIVER_OK then starts nothing. */
+	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_FEATURES_OK);
+	place_queue(&cdev, 0, &q);
+	virtio_set_status(&cdev, S_LIVE);
+	ck_assert_int_eq(core_starts, 1);
+	ck_assert(!cdev.started);
+	virtio_set_status(&cdev, 0);
+
+	/* NEEDS_RESET is the device's bit: the driver can neither set nor clear it. */
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	/* FAILED may be added at any time, and is kept. */
+	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_FAILED);
+	ck_assert_uint_eq(virtio_get_status(&cdev),
+			  VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_FAILED);
+	virtio_dev_exit(&cdev);
+	ck_assert_int_eq(core_starts, 1);
+}
+END_TEST
+
+/* Queue set-up through the core: only while the queue is off and the driver not live. */
+START_TEST(t_core_queue_frozen)
+{
+	struct vdrv q;
+
+	core_init(&cdev);
+	drv_init(&q, 0, 32);
+	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 48), -EINVAL);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 0), -EINVAL);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 128), -EINVAL);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 2, VIRTIO_QUEUE_SIZE, 16), -EINVAL);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 32), 0);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_DESC, q.desc_gpa), 0);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_DRIVER, q.avail_gpa), 0);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_DEVICE, q.used_gpa), 0);
+	/* Enabling takes 1 only (the driver never writes 0). */
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_ENABLE, 0), -EINVAL);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_ENABLE, 1), 0);
+	ck_assert(cdev.q[0].enabled);
+	/* Enabled: fixed. */
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_DESC, 0x5000), -EBUSY);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_DESC, 0x5000), 0);
+	virtio_set_status(&cdev, S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	/* Live: every queue is fixed, enabled or not. */
+	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_DESC, 0x6000), -EBUSY);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_ENABLE, 1), -EBUSY);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 16), -EBUSY);
+	ck_assert_uint_eq(cdev.q[1].desc, 0x5000);
+	ck_assert(!cdev.q[1].enabled);
+	ck_assert_uint_eq(cdev.q[0].size, 32);
+	virtio_set_status(&cdev, 0);
+	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_DESC, 0x6000), 0);
+	virtio_dev_exit(&cdev);
+}
+END_TEST
+
 START_TEST(t_core_save_load)
 {
 	static char buf[16384];
@@ -587,6 +690,52 @@ START_TEST(t_core_save_load)
 		node = fdt_add_subnode(small, 0, "virtio");
 		ck_assert_int_ge(node, 0);
 		ck_assert_int_eq(virtio_save(&cdev, small, node), -ENOSPC);
+	}
+	virtio_dev_exit(&cdev);
+}
+END_TEST
+
+/* A snapshot whose status no driver could have reached is refused. */
+START_TEST(t_core_load_bad_status)
+{
+	static char buf[16384];
+	const uint64_t no_fok =
+	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK;
+	struct {
+		const char *prop;
+		uint64_t v;
+		int ret;
+	} cases[] = {
+		{ "status", S_LIVE, 0 },
+		{ "status", no_fok, -EINVAL }, /* DRIVER_OK, no FEATURES_OK */
+		{ "status", no_fok | VIRTIO_CONFIG_S_NEEDS_RESET, 0 }, /* ... refused at the time */
+		{ "status", S_LIVE | 0x10, -EINVAL },		       /* not a status bit */
+		{ "acked", 1ULL << 3, -EINVAL }, /* FEATURES_OK without VERSION_1 */
+		{ "config-vector", 0x10000, -EINVAL },
+		{ "config-vector", VIRTIO_NO_VECTOR, 0 },
+	};
+	struct virtio_dev d2;
+	struct vdrv q;
+	int node;
+
+	core_init(&cdev);
+	drv_init(&q, 0, 32);
+	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	place_queue(&cdev, 0, &q);
+	virtio_set_status(&cdev, S_LIVE);
+	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(fdt_create_empty_tree(buf, sizeof(buf)), 0);
+		node = fdt_add_subnode(buf, 0, "virtio");
+		ck_assert_int_ge(node, 0);
+		ck_assert_int_eq(virtio_save(&cdev, buf, node), 0);
+		ck_assert_int_eq(fdt_setprop_inplace_u64(buf, node, cases[i].prop, cases[i].v), 0);
+		ck_assert_int_eq(virtio_dev_init(&d2, "t", 42, &core_ops, NULL, &mem, 2, 64,
+						 CORE_DEV_FEATURES, 0),
+				 0);
+		ck_assert_msg(virtio_load(&d2, buf, node) == cases[i].ret, "case %u", i);
+		if (cases[i].ret)
+			ck_assert_uint_eq(virtio_get_status(&d2), 0);
+		virtio_dev_exit(&d2);
 	}
 	virtio_dev_exit(&cdev);
 }
@@ -1466,6 +1615,59 @@ START_TEST(t_blk_null)
 }
 END_TEST
 
+/*
+ * Device-writable buffers on the queue's own rings (fuzz_virtio_blk found the
+ * status byte of a failing request landing in a published used entry): the
+ * chain is refused with used length 0 and nothing is written; the queue goes on.
+ */
+START_TEST(t_blk_write_over_rings)
+{
+	struct vdrv *q;
+	struct rq r;
+	uint16_t a, b;
+
+	blk_setup(BE_NULL);
+	q = sync_queue(0, 16, false, false);
+	rq_init(&r);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
+	rq_buf(&r, 512, true);
+	rq_status(&r);
+	a = drv_post(q, &r, false);
+	ck_assert_uint_eq(run(0), 1);
+	expect_used(q, a, 513);
+	/* Out of range (IOERR), its status byte on used->ring[0].id. */
+	rq_init(&r);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, DISK_SIZE);
+	rq_add(&r, q->used_gpa, 8, true);
+	b = drv_post(q, &r, false);
+	ck_assert_uint_eq(run(0), 1);
+	expect_used(q, b, 0);
+	ck_assert_uint_eq(q->used->ring[0].id, a);
+	ck_assert_uint_eq(q->used->ring[0].len, 513);
+	/* A read whose data would land on the available ring. */
+	rq_init(&r);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
+	rq_add(&r, q->avail_gpa, 512, true);
+	rq_status(&r);
+	b = drv_post(q, &r, false);
+	ck_assert_uint_eq(run(0), 1);
+	expect_used(q, b, 0);
+	ck_assert_uint_eq(status_of(&r), SENTINEL);
+	ck_assert_uint_eq(q->avail->idx, q->avail_idx);
+	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
+	/* And a good one after them. */
+	rq_init(&r);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, 1);
+	rq_buf(&r, 512, true);
+	rq_status(&r);
+	a = drv_post(q, &r, false);
+	ck_assert_uint_eq(run(0), 1);
+	expect_used(q, a, 513);
+	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
+	blk_teardown();
+}
+END_TEST
+
 static unsigned int irqs(unsigned int qi)
 {
 	return atomic_load(&tt.queue_irqs[qi]);
@@ -1630,6 +1832,192 @@ static void threads_teardown(void)
 	tt.efd = -1;
 	blk_teardown();
 }
+
+/* --- a guest that never lets the queue go idle ------------------------------------------ */
+
+/*
+ * A backend that completes each request at once and, as a guest vCPU spinning
+ * on the used ring would, makes the same chain available again right away: the
+ * ring is never empty while @on.
+ */
+struct busy_backend {
+	struct blk_backend be;
+	struct vdrv *q;
+	uint16_t head;
+	atomic_bool on;
+	atomic_uint served;
+};
+
+static struct busy_backend busy;
+
+static int busy_submit(struct blk_backend *be, struct aio_ctx *c, struct blk_req *req)
+{
+	struct busy_backend *b = (struct busy_backend *)be;
+
+	(void)c;
+	req->done(req, 0);
+	atomic_fetch_add(&b->served, 1);
+	if (atomic_load(&b->on))
+		drv_publish(b->q, b->head);
+	return 0;
+}
+
+static void busy_close(struct blk_backend *be)
+{
+	(void)be; /* static */
+}
+
+static const struct blk_backend_ops busy_ops = { .name = "busy",
+						 .submit = busy_submit,
+						 .close = busy_close };
+
+static void busy_setup(unsigned int poll_us)
+{
+	struct blk_dev_opts bo = { .name = "vdt", .queues = 1, .threads = 1, .poll_us = poll_us };
+
+	memset(&busy, 0, sizeof(busy));
+	busy.be.ops = &busy_ops;
+	busy.be.size = DISK_SIZE;
+	busy.be.block_size = 512;
+	ck_assert_int_eq(blk_dev_create(&blk, &busy.be, &mem, &bo), 0);
+	vd = blk_dev_virtio(blk);
+	tt_attach(vd);
+	ck_assert_int_eq(aio_init(&ctx, 64), 0);
+	ctx_up = true;
+}
+
+/* One read on @q that the busy backend keeps re-posting. */
+static void busy_post(struct vdrv *q)
+{
+	static struct rq r;
+
+	rq_init(&r);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
+	rq_buf(&r, 512, true);
+	rq_status(&r);
+	busy.q = q;
+	busy.head = drv_post(q, &r, false);
+	atomic_store(&busy.on, true);
+}
+
+/* Run @fn(@arg) on a thread; false if it has not returned within @ms (it is left behind). */
+struct bounded_call {
+	void (*fn)(void *);
+	void *arg;
+	atomic_bool done;
+};
+
+static void *bounded_thread(void *p)
+{
+	struct bounded_call *c = p;
+
+	c->fn(c->arg);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static bool returns_within(void (*fn)(void *), void *arg, int ms)
+{
+	static struct bounded_call c;
+	pthread_t t;
+
+	c.fn = fn;
+	c.arg = arg;
+	atomic_store(&c.done, false);
+	ck_assert_int_eq(pthread_create(&t, NULL, bounded_thread, &c), 0);
+	for (int i = 0; i < ms && !atomic_load(&c.done); i++)
+		usleep(1000);
+	if (!atomic_load(&c.done))
+		return false;
+	pthread_join(t, NULL);
+	return true;
+}
+
+static unsigned int processed;
+
+static void process_q0(void *arg)
+{
+	(void)arg;
+	processed = blk_dev_process(blk, 0, &ctx);
+}
+
+static bool kick_pending(unsigned int qi)
+{
+	uint64_t v;
+
+	return read(vd->q[qi].kick_fd, &v, sizeof(v)) == sizeof(v) && v;
+}
+
+/* One pass serves at most a ring's worth, then asks for another pass (its own kick). */
+START_TEST(t_blk_serve_bounded)
+{
+	struct vdrv *q;
+	uint32_t id, len;
+
+	busy_setup(0);
+	q = sync_queue(0, 16, false, false);
+	busy_post(q);
+	ck_assert_msg(returns_within(process_q0, NULL, 5000),
+		      "one pass never returns while the guest keeps the ring busy");
+	ck_assert_uint_eq(processed, 16);
+	ck_assert(kick_pending(0));
+	/* The guest stops: the next pass takes what is left and is done. */
+	atomic_store(&busy.on, false);
+	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 1);
+	ck_assert(!kick_pending(0));
+	ck_assert_uint_eq(atomic_load(&busy.served), 17);
+	for (unsigned int i = 0; i < 17; i++) {
+		ck_assert(drv_used(q, &id, &len));
+		ck_assert_uint_eq(id, busy.head);
+		ck_assert_uint_eq(len, 513);
+	}
+	ck_assert(!drv_used(q, &id, &len));
+	blk_teardown();
+}
+END_TEST
+
+static void reset_vd(void *arg)
+{
+	(void)arg;
+	virtio_set_status(vd, 0);
+}
+
+/*
+ * The I/O thread keeps serving such a guest, and still stops when told to; _i 1:
+ * while it polls the ring (where it used to take the stop event and then sleep
+ * for ever).
+ */
+START_TEST(t_blk_stop_busy)
+{
+	unsigned int n, want;
+
+	busy_setup(_i ? 1000 : 0);
+	/* The polling race is narrow: try it a good many times. */
+	for (unsigned int round = 0; round < (_i ? 30u : 2u); round++) {
+		ck_assert_uint_eq(handshake(vd, offered(vd)), S_FEAT);
+		drv_init(&drv[0], 0, 16);
+		place_queue(vd, 0, &drv[0]);
+		virtio_set_status(vd, S_LIVE);
+		ck_assert_uint_eq(virtio_get_status(vd), S_LIVE);
+		busy_post(&drv[0]);
+		want = atomic_load(&busy.served) + 200;
+		kick(0);
+		for (int i = 0; i < 5000 && atomic_load(&busy.served) < want; i++)
+			usleep(1000);
+		ck_assert_uint_ge(atomic_load(&busy.served), want);
+		ck_assert_msg(returns_within(reset_vd, NULL, 5000),
+			      "round %u: reset blocked by a guest that keeps its queue busy",
+			      round);
+		ck_assert(!vd->started);
+		n = atomic_load(&busy.served);
+		usleep(2000);
+		ck_assert_uint_eq(atomic_load(&busy.served), n);
+		atomic_store(&busy.on, false);
+		buf_next = BUF_GPA;
+	}
+	blk_teardown();
+}
+END_TEST
 
 /* Requests on both queues, kicked through the eventfds, served by two threads. */
 START_TEST(t_blk_threads)
@@ -1822,11 +2210,14 @@ int main(void)
 	tcase_add_loop_test(core, t_core_features_refused, 0, 3);
 	tcase_add_test(core, t_core_driver_ok_bad);
 	tcase_add_test(core, t_core_reset);
+	tcase_add_test(core, t_core_status_clear);
+	tcase_add_test(core, t_core_queue_frozen);
 	suite_add_tcase(s, core);
 
 	/* Own case: run the others alone with CK_RUN_CASE when this one aborts (UBSan). */
 	tcase_add_checked_fixture(snap, ram_setup, ram_teardown);
 	tcase_add_test(snap, t_core_save_load);
+	tcase_add_test(snap, t_core_load_bad_status);
 	tcase_add_test(snap, t_blk_save_load);
 	suite_add_tcase(s, snap);
 
@@ -1849,12 +2240,15 @@ int main(void)
 	tcase_add_test(sync, t_blk_null);
 	tcase_add_test(sync, t_blk_event_idx);
 	tcase_add_test(sync, t_blk_no_interrupt_flag);
+	tcase_add_test(sync, t_blk_write_over_rings);
+	tcase_add_test(sync, t_blk_serve_bounded);
 	suite_add_tcase(s, sync);
 
 	tcase_add_checked_fixture(thr, ram_setup, ram_teardown);
 	tcase_set_timeout(thr, 30);
 	tcase_add_loop_test(thr, t_blk_threads, 0, 2);
 	tcase_add_test(thr, t_blk_reset_inflight);
+	tcase_add_loop_test(thr, t_blk_stop_busy, 0, 2);
 	suite_add_tcase(s, thr);
 
 	/* Last: when it fails without fork it leaves threads behind. */

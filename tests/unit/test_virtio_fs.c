@@ -12,6 +12,7 @@
 #include <linux/fuse.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,11 +383,13 @@ START_TEST(test_window_descriptors)
 }
 END_TEST
 
-/* CREATE @name in the root; returns the reply's error, fills @nodeid and @fh. */
-static int32_t create(const char *name, uint64_t unique, uint64_t *nodeid, uint64_t *fh)
+/* CREATE @name in the root opened with @flags; returns the reply's error, fills @nodeid
+ * and @fh. */
+static int32_t create_flags(const char *name, uint64_t unique, uint32_t flags, uint64_t *nodeid,
+			    uint64_t *fh)
 {
 	uint8_t arg[sizeof(struct fuse_create_in) + 32];
-	struct fuse_create_in ci = { .flags = 01 /* O_WRONLY */, .mode = 0100644 };
+	struct fuse_create_in ci = { .flags = flags, .mode = 0100644 };
 	struct fuse_out_header oh;
 	struct fuse_entry_out eo;
 	struct fuse_open_out oo;
@@ -409,6 +412,11 @@ static int32_t create(const char *name, uint64_t unique, uint64_t *nodeid, uint6
 	*nodeid = eo.nodeid;
 	*fh = oo.fh;
 	return 0;
+}
+
+static int32_t create(const char *name, uint64_t unique, uint64_t *nodeid, uint64_t *fh)
+{
+	return create_flags(name, unique, 01 /* O_WRONLY */, nodeid, fh);
 }
 
 static int count_fds(void)
@@ -500,6 +508,218 @@ START_TEST(test_fd_budget)
 }
 END_TEST
 
+/* Make @head available again on queue @qi, as the driver does. */
+static void republish(unsigned int qi, uint16_t head)
+{
+	struct vdrv *q = &drv[qi];
+
+	q->avail->ring[q->avail_idx % QSIZE] = head;
+	q->avail_idx++;
+	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+}
+
+/*
+ * A READ whose reply lands on the queue's own available ring, from a file the
+ * guest wrote: each reply makes the READ available again (the I/O thread spun
+ * on it forever). A device-writable buffer on the queue's rings makes the chain
+ * bad: completed with length 0, nothing written.
+ */
+START_TEST(test_reply_over_avail)
+{
+	const uint32_t alen = 4 + 2 * QSIZE + 2; /* flags, idx, ring, used_event */
+	struct fuse_out_header oh;
+	struct fs_dev_stats st;
+	uint8_t warg[sizeof(struct fuse_write_in) + 4 + 2 * QSIZE + 2];
+	struct fuse_write_in wi = { .size = alen };
+	struct fuse_read_in ri = { .size = alen };
+	struct fuse_in_header h = { .len = sizeof(h) + sizeof(ri),
+				    .opcode = FUSE_READ,
+				    .unique = 9 };
+	struct vring_avail *img = (void *)(warg + sizeof(wi));
+	uint64_t nodeid, fh, out, in;
+	uint16_t head, rhead, idx;
+	uint32_t id, len;
+	struct seg sg[2];
+
+	map_queues();
+	send_init(1, &head);
+	fs_dev_process(fdev, 1);
+	ck_assert(used(1, &id, &len));
+	ck_assert_int_eq(create_flags("records", 2, 02 /* O_RDWR */, &nodeid, &fh), 0);
+	/* The READ will be the chain after the WRITE (two descriptors each). */
+	rhead = (drv[1].next_desc + 2) % QSIZE;
+	idx = drv[1].avail_idx + 2; /* avail->idx once the WRITE and the READ are posted */
+	wi.fh = fh;
+	memset(img, 0, alen);
+	img->idx = idx + QSIZE - 1; /* a full ring more of ... */
+	for (unsigned int i = 0; i < QSIZE; i++)
+		img->ring[i] = rhead; /* ... the same READ */
+	memcpy(warg, &wi, sizeof(wi));
+	out = request(1, FUSE_WRITE, 3, nodeid, warg, sizeof(warg),
+		      sizeof(oh) + sizeof(struct fuse_write_out), &head);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	expect_reply(1, head, out, 3, 0, sizeof(oh) + sizeof(struct fuse_write_out));
+
+	ri.fh = fh;
+	h.nodeid = nodeid;
+	in = galloc(sizeof(h) + sizeof(ri));
+	memcpy(hva(in), &h, sizeof(h));
+	memcpy((uint8_t *)hva(in) + sizeof(h), &ri, sizeof(ri));
+	sg[0] = (struct seg){ in, sizeof(h) + sizeof(ri), false };
+	/* The reply header just before the ring, the data on it. */
+	sg[1] = (struct seg){ drv[1].avail_gpa - sizeof(oh), sizeof(oh) + alen, true };
+	ck_assert_uint_eq(post(1, sg, 2), rhead);
+	ck_assert_uint_eq(drv[1].avail->idx, idx);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert(used(1, &id, &len));
+	ck_assert_uint_eq(id, rhead);
+	ck_assert_uint_eq(len, 0);
+	ck_assert(!used(1, &id, &len));
+	ck_assert_uint_eq(drv[1].avail->idx, idx);
+	ck_assert_uint_eq(*(uint8_t *)hva(drv[1].avail_gpa - sizeof(oh)), 0);
+	fs_dev_get_stats(fdev, &st);
+	ck_assert_uint_eq(st.bad_chains, 1);
+	ck_assert(!vd->q[1].vq.broken);
+}
+END_TEST
+
+/*
+ * A guest that never lets a queue go idle: REMOVEMAPPING reaches the window's
+ * unmap, where this test's "vCPU" makes the same request available again, so
+ * the ring is never empty while @on.
+ */
+struct busy_guest {
+	unsigned int qi;
+	uint16_t head;
+	atomic_bool on;
+	atomic_uint served;
+};
+
+static struct busy_guest bg;
+
+static int bg_map(void *c, int fd, uint64_t foffset, uint64_t moffset, uint64_t len, bool wr)
+{
+	(void)c, (void)fd, (void)foffset, (void)moffset, (void)len, (void)wr;
+	return -ENOSYS;
+}
+
+static int bg_unmap(void *c, uint64_t moffset, uint64_t len)
+{
+	struct busy_guest *g = c;
+
+	(void)moffset, (void)len;
+	atomic_fetch_add(&g->served, 1);
+	if (atomic_load(&g->on))
+		republish(g->qi, g->head);
+	return 0;
+}
+
+static const struct fuse_dax_ops bg_ops = { .map = bg_map, .unmap = bg_unmap };
+
+static void busy_setup(void)
+{
+	struct fs_share_opts o = { .path = dir, .dax_window = WSIZE };
+	struct fs_dev_opts fo = { .name = "fs1", .tag = "busy", .queues = 2 };
+
+	fs_dev_destroy(fdev);
+	fuse_server_free(srv);
+	memset(&bg, 0, sizeof(bg));
+	ck_assert_int_eq(fuse_server_new(&o, &bg_ops, &bg, &srv), 0);
+	ck_assert_int_eq(fs_dev_create(&fdev, srv, NULL, &mem, &fo), 0);
+	vd = fs_dev_virtio(fdev);
+	vd->tops = &tops;
+}
+
+static void busy_post(unsigned int qi)
+{
+	struct {
+		struct fuse_removemapping_in in;
+		struct fuse_removemapping_one one;
+	} __attribute__((packed)) rm = { { .count = 1 }, { .moffset = 0, .len = 4096 } };
+
+	request(qi, FUSE_REMOVEMAPPING, 50, FUSE_ROOT_ID, &rm, sizeof(rm),
+		sizeof(struct fuse_out_header), &bg.head);
+	bg.qi = qi;
+	atomic_store(&bg.on, true);
+}
+
+struct bounded_call {
+	void (*fn)(void *);
+	void *arg;
+	atomic_bool done;
+};
+
+static void *bounded_thread(void *p)
+{
+	struct bounded_call *c = p;
+
+	c->fn(c->arg);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* Run @fn(@arg) on a thread; false if it has not returned within @ms (it is left behind). */
+static bool returns_within(void (*fn)(void *), void *arg, int ms)
+{
+	static struct bounded_call c;
+	pthread_t t;
+
+	c.fn = fn;
+	c.arg = arg;
+	atomic_store(&c.done, false);
+	ck_assert_int_eq(pthread_create(&t, NULL, bounded_thread, &c), 0);
+	for (int i = 0; i < ms && !atomic_load(&c.done); i++)
+		usleep(1000);
+	if (!atomic_load(&c.done))
+		return false;
+	pthread_join(t, NULL);
+	return true;
+}
+
+static unsigned int processed;
+
+static void process_q1(void *arg)
+{
+	(void)arg;
+	processed = fs_dev_process(fdev, 1);
+}
+
+static bool kick_pending(unsigned int qi)
+{
+	uint64_t v;
+
+	return read(vd->q[qi].kick_fd, &v, sizeof(v)) == sizeof(v) && v;
+}
+
+/* One pass serves at most a ring's worth, then asks for another pass (its own kick). */
+START_TEST(test_serve_bounded)
+{
+	uint32_t id, len;
+	uint16_t head;
+
+	busy_setup();
+	map_queues();
+	send_init(1, &head);
+	fs_dev_process(fdev, 1);
+	ck_assert(used(1, &id, &len));
+	busy_post(1);
+	ck_assert_msg(returns_within(process_q1, NULL, 5000),
+		      "one pass never returns while the guest keeps the ring busy");
+	ck_assert_uint_eq(processed, QSIZE);
+	ck_assert(kick_pending(1));
+	atomic_store(&bg.on, false);
+	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert(!kick_pending(1));
+	ck_assert_uint_eq(atomic_load(&bg.served), QSIZE + 1);
+	for (unsigned int i = 0; i < QSIZE + 1; i++) {
+		ck_assert(used(1, &id, &len));
+		ck_assert_uint_eq(id, bg.head);
+		ck_assert_uint_eq(len, sizeof(struct fuse_out_header));
+	}
+	ck_assert(!used(1, &id, &len));
+}
+END_TEST
+
 static void handshake(void)
 {
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
@@ -558,6 +778,109 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* A reply of @outlen bytes to @opcode on queue 1, served by its I/O thread. */
+static struct fuse_out_header call(uint32_t opcode, uint64_t unique, uint64_t nodeid,
+				   const void *arg, uint32_t arglen, uint32_t outlen, void *reply)
+{
+	struct fuse_out_header oh;
+	uint64_t one = 1, out;
+	uint16_t head;
+	uint32_t id, len;
+
+	out = request(1, opcode, unique, nodeid, arg, arglen, sizeof(oh) + outlen, &head);
+	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(wait_used(1, &id, &len));
+	ck_assert_uint_eq(id, head);
+	memcpy(&oh, hva(out), sizeof(oh));
+	if (reply && oh.len > sizeof(oh))
+		memcpy(reply, (uint8_t *)hva(out) + sizeof(oh), outlen);
+	return oh;
+}
+
+/*
+ * Pause is not reset: after virtio_quiesce() and virtio_unquiesce() (what `ctl pause`,
+ * `resume` and a refused `save` do) the guest's FUSE session and its DAX mappings are
+ * still there: requests are answered, mapped file pages still show the file.
+ */
+START_TEST(test_pause_keeps_session)
+{
+	static const char text[] = "still here after a pause";
+	struct fuse_setupmapping_in sm = {
+		.fh = UINT64_MAX, .foffset = 0, .len = 2 << 20, .flags = FUSE_SETUPMAPPING_FLAG_READ
+	};
+	struct fuse_getattr_in ga = { 0 };
+	struct fuse_attr_out ao;
+	struct fuse_entry_out eo;
+	struct fuse_out_header oh;
+	char path[128], name[] = "paused";
+	uint32_t id, len;
+	uint16_t head;
+	uint64_t one = 1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	handshake();
+	send_init(1, &head);
+	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(wait_used(1, &id, &len));
+	oh = call(FUSE_LOOKUP, 2, FUSE_ROOT_ID, name, sizeof(name), sizeof(eo), &eo);
+	ck_assert_int_eq(oh.error, 0);
+	oh = call(FUSE_SETUPMAPPING, 3, eo.nodeid, &sm, sizeof(sm), 0, NULL);
+	ck_assert_int_eq(oh.error, 0);
+	ck_assert_mem_eq(dax_window_hva(win), text, sizeof(text) - 1);
+
+	virtio_quiesce(vd);
+	ck_assert_int_eq(virtio_unquiesce(vd), 0);
+	ck_assert(vd->started);
+
+	oh = call(FUSE_GETATTR, 4, eo.nodeid, &ga, sizeof(ga), sizeof(ao), &ao);
+	ck_assert_msg(oh.error == 0, "GETATTR after a pause: error %d", oh.error);
+	ck_assert_uint_eq(ao.attr.size, sizeof(text) - 1);
+	ck_assert_msg(!memcmp(dax_window_hva(win), text, sizeof(text) - 1),
+		      "the DAX window lost the file's pages in a pause");
+	virtio_set_status(vd, 0);
+	unlink(path);
+}
+END_TEST
+
+static void reset_vd(void *arg)
+{
+	(void)arg;
+	virtio_set_status(vd, 0);
+}
+
+/* The I/O thread keeps serving such a guest, and still stops when told to. */
+START_TEST(test_stop_busy)
+{
+	uint64_t one = 1;
+	uint32_t id, len;
+	uint16_t head;
+	unsigned int n;
+
+	busy_setup();
+	handshake();
+	send_init(1, &head);
+	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(wait_used(1, &id, &len));
+	busy_post(1);
+	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	for (int i = 0; i < 5000 && atomic_load(&bg.served) < 1000; i++)
+		usleep(1000);
+	ck_assert_uint_ge(atomic_load(&bg.served), 1000);
+	ck_assert_msg(returns_within(reset_vd, NULL, 5000),
+		      "reset blocked by a guest that keeps its queue busy");
+	ck_assert(!vd->started);
+	n = atomic_load(&bg.served);
+	usleep(20000);
+	ck_assert_uint_eq(atomic_load(&bg.served), n);
+	atomic_store(&bg.on, false);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("virtio_fs");
@@ -569,6 +892,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_window_descriptors);
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_fd_budget);
+	tcase_add_test(tc, test_reply_over_avail);
+	tcase_add_test(tc, test_serve_bounded);
+	tcase_add_test(tc, test_stop_busy);
+	tcase_add_test(tc, test_pause_keeps_session);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

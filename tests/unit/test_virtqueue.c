@@ -161,7 +161,7 @@ START_TEST(t_init_sizes)
 		ck_assert_int_eq(vq_init(&vq, &mem, s, DESC_GPA, AVAIL_GPA, USED_GPA, false, false),
 				 0);
 	/* The largest queue: 512 KiB of descriptors, 256 KiB of used ring. */
-	ck_assert_int_eq(vq_init(&vq, &mem, 32768, 0, 0x80000, 0x90000, false, false), 0);
+	ck_assert_int_eq(vq_init(&vq, &mem, 32768, 0, 0x80000, 0x90008, false, false), 0);
 	ck_assert_uint_eq(vq.size, 32768);
 	ck_assert_uint_eq(vq.last_avail, 0);
 	ck_assert_uint_eq(vq.used_idx, 0);
@@ -198,9 +198,47 @@ START_TEST(t_init_placement)
 	}
 	/* Exactly at the ends of the regions, and split between them, is fine. */
 	ck_assert_int_eq(vq_init(&vq, &mem, n, end0 - 16 * n, end1 - (6 + 2 * n),
-				 end1 - (6 + 8 * n) - 2, true, true),
+				 end1 - (6 + 2 * n) - (6 + 8 * n) - 4, true, true),
 			 0);
 	ck_assert_int_eq(vq_init(&vq, &mem, n, HIGH_GPA, AVAIL_GPA, USED_GPA, true, true), 0);
+}
+END_TEST
+
+/*
+ * The three areas never overlap: the device writes the used ring, and what it
+ * writes there must not become descriptors or available entries (a ring that
+ * feeds itself). Touching is fine.
+ */
+START_TEST(t_init_overlap)
+{
+	const unsigned int n = QSIZE;
+	const uint64_t dl = 16 * n, al = 6 + 2 * n, ul = 6 + 8 * n;
+	struct {
+		uint64_t d, a, u;
+	} bad[] = {
+		{ DESC_GPA, AVAIL_GPA, AVAIL_GPA },		       /* used on avail */
+		{ DESC_GPA, AVAIL_GPA, (AVAIL_GPA + al - 2) & ~3ULL }, /* used_event under used */
+		{ DESC_GPA, AVAIL_GPA, AVAIL_GPA - ul + 2 },	       /* avail_event on avail */
+		{ DESC_GPA, AVAIL_GPA, DESC_GPA },		       /* used on desc */
+		{ DESC_GPA, AVAIL_GPA, DESC_GPA + dl - 4 },
+		{ DESC_GPA, DESC_GPA + dl - 2, USED_GPA }, /* avail on desc */
+		{ DESC_GPA, DESC_GPA, USED_GPA },
+		{ AVAIL_GPA - dl + 16, AVAIL_GPA, USED_GPA },
+	};
+
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(vq_init(&vq, &mem, n, bad[i].d, bad[i].a, bad[i].u, true, false) ==
+				  -EINVAL,
+			      "overlap %u accepted", i);
+		expect_dead();
+	}
+	/* Back to back. */
+	ck_assert_int_eq(vq_init(&vq, &mem, n, DESC_GPA, DESC_GPA + dl,
+				 (DESC_GPA + dl + al + 3) & ~3ULL, true, false),
+			 0);
+	ck_assert_int_eq(
+	    vq_init(&vq, &mem, n, (USED_GPA + ul + 15) & ~15ULL, AVAIL_GPA, USED_GPA, true, true),
+	    0);
 }
 END_TEST
 
@@ -433,6 +471,71 @@ START_TEST(t_bad_buffers)
 		avail_add(3);
 		expect_bad(3);
 	}
+}
+END_TEST
+
+/*
+ * A device-writable buffer on one of the queue's own rings makes the chain bad:
+ * what the device writes there would rewrite the ring under it (an avail index
+ * that runs ahead forever, used entries naming heads that do not exist).
+ * Reading the rings, touching them, or an empty buffer on them is fine.
+ */
+START_TEST(t_write_over_rings)
+{
+	const uint64_t dl = 16 * QSIZE, al = 6 + 2 * QSIZE, ul = 6 + 8 * QSIZE;
+	const struct {
+		uint64_t addr;
+		uint32_t len;
+	} bad[] = {
+		{ USED_GPA, 8 },	   { USED_GPA + 2, 2 },	      /* used->idx */
+		{ USED_GPA + ul - 1, 1 },  { USED_GPA - 8, 9 },	      /* avail_event, first byte */
+		{ AVAIL_GPA + 2, 2 },	   { AVAIL_GPA + al - 1, 1 }, /* avail->idx, used_event */
+		{ AVAIL_GPA - 100, 101 },  { DESC_GPA + 100, 16 },    /* desc table */
+		{ DESC_GPA + dl - 1, 64 }, { 0, USED_GPA + 0x1000 },  /* all of them */
+	};
+	const struct {
+		uint64_t addr;
+		uint32_t len;
+	} good[] = {
+		{ USED_GPA - 8, 8 },   { USED_GPA + ul, 8 },  { AVAIL_GPA - 8, 8 },
+		{ AVAIL_GPA + al, 2 }, { DESC_GPA - 16, 16 }, { DESC_GPA + dl, 16 },
+	};
+	struct vring_desc *t;
+
+	vq_setup(QSIZE, true, true);
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		desc(1, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
+		desc(2, bad[i].addr, bad[i].len, VRING_DESC_F_WRITE, 0);
+		avail_add(1);
+		ck_assert_msg(vq_pop(&vq, &e) == VQ_BAD_CHAIN, "buffer %u accepted", i);
+		ck_assert_uint_eq(e.in_num + e.out_num, 0);
+		vq_push(&vq, 1, 0);
+		/* Device-readable, the same range is only read. */
+		desc(2, bad[i].addr, bad[i].len, VRING_DESC_F_NEXT, 3);
+		desc(3, BUF_GPA + 64, 1, VRING_DESC_F_WRITE, 0);
+		avail_add(1);
+		ck_assert_int_eq(vq_pop(&vq, &e), VQ_OK);
+		vq_push(&vq, 1, 0);
+	}
+	for (unsigned int i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		desc(4, good[i].addr, good[i].len, VRING_DESC_F_WRITE, 0);
+		avail_add(4);
+		ck_assert_msg(vq_pop(&vq, &e) == VQ_OK, "buffer %u refused", i);
+		vq_push(&vq, 4, 0);
+	}
+	/* An empty device-writable buffer writes nothing. */
+	desc(5, USED_GPA, 0, VRING_DESC_F_WRITE, 0);
+	avail_add(5);
+	ck_assert_int_eq(vq_pop(&vq, &e), VQ_OK);
+	vq_push(&vq, 5, 0);
+	/* The same inside an indirect table. */
+	t = hva(TABLE_GPA);
+	set_desc(t, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, AVAIL_GPA, 4, VRING_DESC_F_WRITE, 0);
+	desc(6, TABLE_GPA, 2 * 16, VRING_DESC_F_INDIRECT, 0);
+	avail_add(6);
+	expect_bad(6);
+	ck_assert(!vq.broken);
 }
 END_TEST
 
@@ -746,6 +849,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, ram_setup, ram_teardown);
 	tcase_add_test(tc, t_init_sizes);
 	tcase_add_test(tc, t_init_placement);
+	tcase_add_test(tc, t_init_overlap);
 	tcase_add_test(tc, t_single);
 	tcase_add_test(tc, t_multi);
 	tcase_add_test(tc, t_limits_exact);
@@ -756,6 +860,7 @@ int main(void)
 	tcase_add_test(tc, t_loops);
 	tcase_add_test(tc, t_chain_too_long);
 	tcase_add_test(tc, t_bad_buffers);
+	tcase_add_test(tc, t_write_over_rings);
 	tcase_add_test(tc, t_too_many_segments);
 	tcase_add_test(tc, t_avail_jump);
 	tcase_add_test(tc, t_index_wrap);
