@@ -144,7 +144,7 @@ guest: $(BIN)
 e2e: $(BIN) guest
 	$(Q)rm -f $(O)/e2e.progress
 	$(Q)TEST_E2E_PROGRESS=$(abspath $(O))/e2e.progress MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} \
-		tests/harness/in-vm.sh tests/e2e/run.sh $(E2E_CASES)
+		MINIVMM_L1_TIMEOUT=$${MINIVMM_L1_TIMEOUT:-3000} tests/harness/in-vm.sh tests/e2e/run.sh $(E2E_CASES)
 
 # Everything is compiled first, on all cores; the tests then run one after another.
 check: deps

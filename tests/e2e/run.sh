@@ -6,7 +6,9 @@
 # at the end. A case whose guest timed out is run once more, with a `RETRY name: reason`
 # line first; if that passes it is `FLAKY name` (with the first attempt's reason and tail),
 # counted apart from the plain passes.
-# TEST_TIMEOUT (seconds, default 180) bounds each minivmm run.
+# TEST_TIMEOUT (seconds, default 180) bounds each minivmm run. TEST_E2E_JOBS (default 2)
+# cases run at once, each in its own directory; those in EXCLUSIVE below (and
+# EXCLUSIVE_CASES) run alone.
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -u
 
@@ -19,6 +21,7 @@ GUEST=$repo/build/guest
 LIMIT=${TEST_TIMEOUT:-180}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-e2e.XXXXXX")
+chmod 711 "$T" # cases run as another user in their own directories below (sandbox.sh)
 trap 'rm -rf "$T"' EXIT
 
 pass=0
@@ -143,38 +146,17 @@ record() { [ -z "$progress" ] || { echo "$1" >>"$progress" && sync "$progress" 2
 if [ -n "$progress" ] && [ -s "$progress" ]; then
 	echo "e2e: resuming after an L1 failure; $(grep -c '^\(PASS\|FAIL\|FLAKY\) ' "$progress") case(s) done"
 	record "RESUME"
-	started=$(sed -n 's/^START //p' "$progress" | tail -n 1)
-	if [ -n "$started" ] && ! grep -q "^\(PASS\|FAIL\) $started\b" "$progress"; then
-		echo "e2e: case $started was running when the L1 died; running it again"
-	fi
+	for started in $(sed -n 's/^START //p' "$progress" | sort -u); do
+		grep -q "^\(PASS\|FAIL\|FLAKY\) $started\b" "$progress" ||
+			echo "e2e: case $started was running when the L1 died; running it again"
+	done
 fi
 
-for c in $CASES; do
-	if done_before "$c"; then
-		case $(grep "^\(PASS\|FAIL\|FLAKY\) $c\b" "$progress" | tail -n 1) in
-		PASS*) pass=$((pass + 1)) ;;
-		FLAKY*) flaky=$((flaky + 1)) flaky_names="$flaky_names $c" ;;
-		*) fail=$((fail + 1)) ;;
-		esac
-		continue
-	fi
-	record "START $c"
-	if ! declare -F "t_$c" >/dev/null; then
-		echo "FAIL $c: no such case"
-		record "FAIL $c"
-		fail=$((fail + 1))
-		continue
-	fi
-	if [ -n "$missing" ]; then
-		echo "FAIL $c: $missing"
-		record "FAIL $c"
-		fail=$((fail + 1))
-		continue
-	fi
+# run_case NAME (in a subshell, with its own $T): runs t_NAME, prints its result lines,
+# writes PASS, FAIL or FLAKY to $TOP/res.NAME.
+run_case() {
+	local c=$1 ok=0 first="" case_start res
 	why=""
-	rm -f "$T/out" "$T/err" "$T/out.txt"
-	ok=0
-	first=""
 	case_start=$(date +%s)
 	"t_$c" && ok=1
 	# A guest that stopped making progress (an RCU stall on one vCPU, seen about once in
@@ -195,13 +177,10 @@ for c in $CASES; do
 	fi
 	if [ $ok = 1 ] && [ -n "$first" ]; then
 		echo "FLAKY $c: passed only on its second attempt ($(($(date +%s) - case_start)) s); the first: $first"
-		record "FLAKY $c"
-		flaky=$((flaky + 1))
-		flaky_names="$flaky_names $c"
+		res=FLAKY
 	elif [ $ok = 1 ]; then
 		echo "PASS $c ($(($(date +%s) - case_start)) s)"
-		record "PASS $c"
-		pass=$((pass + 1))
+		res=PASS
 	else
 		echo "FAIL $c: ${why:-failed} ($(($(date +%s) - case_start)) s)"
 		for f in out.txt err; do
@@ -209,10 +188,85 @@ for c in $CASES; do
 			echo "  --- last lines of $f:"
 			tail -n 15 "$T/$f" | sed 's/^/  | /'
 		done
+		res=FAIL
+	fi
+	record "$res $c"
+	echo "$res" >"$TOP/res.$c"
+}
+
+# Cases run TEST_E2E_JOBS at a time (default 2: a one-vCPU guest keeps one of the L1's two
+# vCPUs busy), each in its own scratch directory, their output printed whole as each ends.
+# These run alone: they measure the host (page cache, memory, elapsed time), need all of
+# the L1's CPUs or memory, or change the host (cgroup mounts).
+EXCLUSIVE=" memory_4g boot_4cpu blk_queues fs_ops fs_dax fs_dax_inode fs_hostchange timeout
+	sigterm reboot_restart $SNAP_CASES sb_jail ${EXCLUSIVE_CASES:-} "
+JOBS=${TEST_E2E_JOBS:-2}
+TOP=$T
+running=""
+declare -A pids
+
+# reap [all]: wait for one (or every) running case, print its output, count its result.
+reap() {
+	local c r left
+	while [ -n "$running" ]; do
+		wait -n 2>/dev/null
+		left=""
+		for c in $running; do
+			# A case shell that died without a result (killed) counts as failed.
+			if [ ! -f "$TOP/res.$c" ] && ! kill -0 "${pids[$c]}" 2>/dev/null; then
+				wait "${pids[$c]}" 2>/dev/null
+				[ -f "$TOP/res.$c" ] || {
+					echo "FAIL $c: its test shell ended without a result" >>"$TOP/log.$c"
+					echo FAIL >"$TOP/res.$c"
+				}
+			fi
+			if [ -f "$TOP/res.$c" ]; then
+				cat "$TOP/log.$c"
+				r=$(cat "$TOP/res.$c")
+				case $r in
+				PASS) pass=$((pass + 1)) ;;
+				FLAKY) flaky=$((flaky + 1)) flaky_names="$flaky_names $c" ;;
+				*) fail=$((fail + 1)) ;;
+				esac
+				rm -rf "${TOP:?}/case.$c"
+			else
+				left="$left $c"
+			fi
+		done
+		[ "$left" != "$running" ] && [ "${1:-}" != all ] && { running=$left; return; }
+		running=$left
+	done
+}
+
+for c in $CASES; do
+	if done_before "$c"; then
+		case $(grep "^\(PASS\|FAIL\|FLAKY\) $c\b" "$progress" | tail -n 1) in
+		PASS*) pass=$((pass + 1)) ;;
+		FLAKY*) flaky=$((flaky + 1)) flaky_names="$flaky_names $c" ;;
+		*) fail=$((fail + 1)) ;;
+		esac
+		continue
+	fi
+	if ! declare -F "t_$c" >/dev/null || [ -n "$missing" ]; then
+		record "START $c"
+		echo "FAIL $c: ${missing:-no such case}"
 		record "FAIL $c"
 		fail=$((fail + 1))
+		continue
 	fi
+	if [[ $EXCLUSIVE == *" $c "* ]] || [ "$JOBS" -le 1 ]; then
+		reap all
+	else
+		while [ "$(echo $running | wc -w)" -ge "$JOBS" ]; do reap; done
+	fi
+	record "START $c"
+	mkdir -p "$TOP/case.$c"
+	(T=$TOP/case.$c run_case "$c") >"$TOP/log.$c" 2>&1 </dev/null &
+	pids[$c]=$!
+	running="$running $c"
+	[[ $EXCLUSIVE == *" $c "* ]] && reap all
 done
+reap all
 resumed=0
 [ -n "$progress" ] && resumed=$(grep -c '^RESUME$' "$progress" 2>/dev/null)
 echo "e2e: $pass passed, $fail failed, $flaky flaky${flaky_names:+ (passed only on a retry:$flaky_names)}$(

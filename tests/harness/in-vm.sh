@@ -128,10 +128,7 @@ printf '%s\n' "$cwd" >"$jobdir/cwd"
 # EPYC minus the features TCG cannot emulate (QEMU warns about each of them otherwise).
 cpu=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
 klog=$jobdir/l1-kernel.log
-# No transparent huge pages in the L1: seen under TCG, khugepaged blocked for good while
-# collapsing a nested guest's memory and the L1 wedged with it.
 append="panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 watchdog_thresh=20"
-append="$append transparent_hugepage=never"
 append="$append minivmm.job=$jobdir minivmm.build=$build minivmm.tty=$tty"
 if [ "${MINIVMM_L1_VERBOSE:-0}" = 1 ]; then
 	append="$append console=ttyS2 console=ttyS0 loglevel=7"

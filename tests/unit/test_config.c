@@ -319,6 +319,13 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.path);
 	ck_assert_int_eq(cfg.serial, SERIAL_STDIO);
 	ck_assert_ptr_null(cfg.serial_path);
+	/* The safe choice: seccomp enforcing, except in sanitizer builds (log; docs/sandbox.md). */
+#if defined(__SANITIZE_ADDRESS__)
+	ck_assert_uint_eq(cfg.sandbox.seccomp, 2);
+#else
+	ck_assert_uint_eq(cfg.sandbox.seccomp, 1);
+#endif
+	ck_assert_ptr_null(cfg.sandbox.jail);
 	config_free(&cfg);
 	config_free(&cfg); /* idempotent */
 
