@@ -191,7 +191,7 @@ run_case() {
 		res=FAIL
 	fi
 	record "$res $c"
-	echo "$res" >"$TOP/res.$c"
+	echo "$res" >"$TOP/res.$KEY"
 }
 
 # Cases run TEST_E2E_JOBS at a time (default 2: a one-vCPU guest keeps one of the L1's two
@@ -203,9 +203,11 @@ EXCLUSIVE=" memory_4g boot_4cpu blk_queues fs_ops fs_dax fs_dax_inode fs_hostcha
 JOBS=${TEST_E2E_JOBS:-2}
 TOP=$T
 running=""
+seq=0
 declare -A pids
 
 # reap [all]: wait for one (or every) running case, print its output, count its result.
+# (Here $c is a run's key, NAME.N.)
 reap() {
 	local c r left
 	while [ -n "$running" ]; do
@@ -225,7 +227,7 @@ reap() {
 				r=$(cat "$TOP/res.$c")
 				case $r in
 				PASS) pass=$((pass + 1)) ;;
-				FLAKY) flaky=$((flaky + 1)) flaky_names="$flaky_names $c" ;;
+				FLAKY) flaky=$((flaky + 1)) flaky_names="$flaky_names ${c%.*}" ;;
 				*) fail=$((fail + 1)) ;;
 				esac
 				rm -rf "${TOP:?}/case.$c"
@@ -260,10 +262,12 @@ for c in $CASES; do
 		while [ "$(echo $running | wc -w)" -ge "$JOBS" ]; do reap; done
 	fi
 	record "START $c"
-	mkdir -p "$TOP/case.$c"
-	(T=$TOP/case.$c run_case "$c") >"$TOP/log.$c" 2>&1 </dev/null &
-	pids[$c]=$!
-	running="$running $c"
+	seq=$((seq + 1))
+	k=$c.$seq # a case named twice runs twice, in two directories
+	mkdir -p "$TOP/case.$k"
+	(T=$TOP/case.$k KEY=$k run_case "$c") >"$TOP/log.$k" 2>&1 </dev/null &
+	pids[$k]=$!
+	running="$running $k"
 	[[ $EXCLUSIVE == *" $c "* ]] && reap all
 done
 reap all
