@@ -45,7 +45,7 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		.backing_dir = dc->backing_dir,
 		.trusted_backing = (const char *const *)dc->backing_trusted,
 	};
-	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us };
+	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us, .rl = &dc->rl };
 	int cpus[CONFIG_MAX_QUEUES];
 	struct blk_backend *be;
 	struct blk_dev *b;

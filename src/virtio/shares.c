@@ -104,6 +104,7 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 	for (i = 0; i < fo.queues; i++)
 		cpus[i] = vm_host_cpu(vm, i);
 	fo.thread_cpu = cpus;
+	fo.rl = &sc->rl;
 	ret = fs_dev_create(&sh->dev, sh->srv, sh->win, &vm->mem, &fo);
 	if (ret) {
 		pr_err("[share.%u]: cannot create the device: %s", idx, strerror(-ret));
