@@ -6,7 +6,7 @@
 
 # shellcheck disable=SC2034 # used by run.sh
 BLK_CASES="blk_rw blk_queues blk_readonly blk_two_disks blk_discard blk_qcow2 blk_backing
-	blk_cache_none blk_bad_disk"
+	blk_cache_none blk_bad_disk blk_iops"
 
 # --- virtio-blk ---------------------------------------------------------------------------
 # blk OPS ARGS...: the blk scenario with minivmm.blk=OPS, -v for the disk summary.
@@ -108,4 +108,25 @@ t_blk_bad_disk() {
 	mkdisk "$T/d.img" 1M
 	printf 'x' >>"$T/d.img" # not a whole number of sectors
 	vm "$CFG" --set "disk.0.path=$T/d.img" && expect_rc 1 && expect_err "512"
+}
+t_blk_iops() { # [disk.0] iops: every request completes, none sooner than the limit lets it
+	local rate=4 burst=1 base n need
+	mkdisk "$T/d.img" 16M
+	# The same work unlimited first, for the report (no bound is put on it).
+	blk read,write --set "disk.0.path=$T/d.img" && expect_rc 0 || return 1
+	base=$took
+	mkdisk "$T/d.img" 16M
+	blk read,write --set "disk.0.path=$T/d.img" --set disk.0.iops=$rate \
+		--set disk.0.iops_burst=$burst && expect_rc 0 &&
+		expect_out "READ_SHA256=$(read_sha)" && expect_out WRITE=done &&
+		expect_written "$T/d.img" || return 1
+	n=$(sed -n 's/.*disk\.0: \([0-9]*\) requests.*/\1/p' "$T/err" | tail -n 1)
+	[ -n "$n" ] || { why="no request count on stderr"; return 1; }
+	# After the burst, one request per 1/rate s: the last starts (n - burst) / rate s in.
+	# A lower bound only (80% of it, whole seconds), never an upper one.
+	need=$(((n - burst) * 8 / (rate * 10)))
+	echo "  blk_iops: $n requests at $rate/s (burst $burst): ${took} s, the limit implies" \
+		"$(((n - burst) / rate)) s; unlimited ${base} s"
+	[ "$took" -ge "$need" ] ||
+		{ why="$n requests at $rate/s took ${took} s, under ${need} s"; return 1; }
 }
