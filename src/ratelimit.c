@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Token buckets for I/O rate limits (ratelimit.h). */
+#include <stdio.h>
+
 #include "ratelimit.h"
 
 #define NSEC 1000000000ULL
@@ -13,6 +15,23 @@ uint64_t rl_default_burst(uint64_t rate)
 bool rl_config_limited(const struct rl_config *c)
 {
 	return c && (c->iops || c->bandwidth);
+}
+
+void rl_config_describe(const struct rl_config *c, char *buf, size_t size)
+{
+	unsigned long long io = c->iops, iob = c->iops_burst ?: rl_default_burst(c->iops);
+	unsigned long long bw = c->bandwidth, bwb = c->bandwidth_burst ?: rl_default_burst(bw);
+
+	if (io && bw)
+		snprintf(buf, size,
+			 ", at most %llu requests/s (burst %llu), %llu bytes/s (burst %llu)", io,
+			 iob, bw, bwb);
+	else if (io)
+		snprintf(buf, size, ", at most %llu requests/s (burst %llu)", io, iob);
+	else if (bw)
+		snprintf(buf, size, ", at most %llu bytes/s (burst %llu)", bw, bwb);
+	else if (size)
+		buf[0] = 0;
 }
 
 void rl_bucket_init(struct rl_bucket *b, uint64_t rate, uint64_t burst, uint64_t now_ns)

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* What the configuration asks for; 0: unlimited (rates), the default (bursts). */
@@ -45,6 +46,8 @@ struct ratelimit {
 uint64_t rl_default_burst(uint64_t rate);
 /* Whether @c limits anything. */
 bool rl_config_limited(const struct rl_config *c);
+/* ", at most N requests/s (burst B), N bytes/s (burst B)" for the limits set; "" for none. */
+void rl_config_describe(const struct rl_config *c, char *buf, size_t size);
 
 /* A full bucket of @rate per second, holding @burst (0: the default). */
 void rl_bucket_init(struct rl_bucket *b, uint64_t rate, uint64_t burst, uint64_t now_ns);

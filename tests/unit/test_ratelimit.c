@@ -29,6 +29,27 @@ START_TEST(t_defaults)
 }
 END_TEST
 
+/* What -v says of a device's limits. */
+START_TEST(t_describe)
+{
+	struct rl_config c = { 0 };
+	char buf[128];
+
+	rl_config_describe(&c, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "");
+	c.iops = 100;
+	rl_config_describe(&c, buf, sizeof(buf));
+	ck_assert_str_eq(buf, ", at most 100 requests/s (burst 10)");
+	c.bandwidth = 1 << 20;
+	c.bandwidth_burst = 4096;
+	rl_config_describe(&c, buf, sizeof(buf));
+	ck_assert_str_eq(buf, ", at most 100 requests/s (burst 10), 1048576 bytes/s (burst 4096)");
+	c.iops = 0;
+	rl_config_describe(&c, buf, sizeof(buf));
+	ck_assert_str_eq(buf, ", at most 1048576 bytes/s (burst 4096)");
+}
+END_TEST
+
 START_TEST(t_unlimited)
 {
 	struct rl_bucket b;
@@ -181,6 +202,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("bucket");
 
 	tcase_add_test(tc, t_defaults);
+	tcase_add_test(tc, t_describe);
 	tcase_add_test(tc, t_unlimited);
 	tcase_add_test(tc, t_burst_then_rate);
 	tcase_add_test(tc, t_fractions);
