@@ -118,6 +118,7 @@ t_blk_iops() { # [disk.0] iops: every request completes, none sooner than the li
 	mkdisk "$T/d.img" 16M
 	blk read,write --set "disk.0.path=$T/d.img" --set disk.0.iops=$rate \
 		--set disk.0.iops_burst=$burst && expect_rc 0 &&
+		expect_err "at most $rate requests/s (burst $burst)" &&
 		expect_out "READ_SHA256=$(read_sha)" && expect_out WRITE=done &&
 		expect_written "$T/d.img" || return 1
 	n=$(sed -n 's/.*disk\.0: \([0-9]*\) requests.*/\1/p' "$T/err" | tail -n 1)
