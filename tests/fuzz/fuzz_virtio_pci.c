@@ -707,6 +707,18 @@ static void gen_seeds(const char *dir)
 		s8(&s, OP_KICK), s8(&s, i + 1);
 	}
 	write_seed(dir, "kicks_and_resets", &s);
+	/* The same under rate limits: requests wait on them, resets must not. */
+	s.b[0] |= 4;
+	write_seed(dir, "kicks_and_resets_limited", &s);
+
+	/* A burst of reads beyond the limit's, a snapshot while they wait, a reset. */
+	s.n = 0, s8(&s, 5);
+	s_setup(&s, 0, 0x1000, 4);
+	for (unsigned int i = 0; i < 6; i++)
+		s_read(&s, i & 1, i, 0x9000 + 0x800 * i, 0x9400 + 0x800 * i);
+	s8(&s, OP_SNAPSHOT), s8(&s, 0);
+	s8(&s, OP_SYNC), s8(&s, OP_RESET);
+	write_seed(dir, "limited_burst", &s);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
