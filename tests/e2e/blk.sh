@@ -109,6 +109,7 @@ t_blk_bad_disk() {
 	printf 'x' >>"$T/d.img" # not a whole number of sectors
 	vm "$CFG" --set "disk.0.path=$T/d.img" && expect_rc 1 && expect_err "512"
 }
+# shellcheck disable=SC2154 # $took: the wall time of the last vm(), set by run.sh
 t_blk_iops() { # [disk.0] iops: every request completes, none sooner than the limit lets it
 	local rate=4 burst=1 base n need
 	mkdisk "$T/d.img" 16M
