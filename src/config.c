@@ -125,6 +125,8 @@ static int check_dir(struct parse_ctx *, const struct setting *, const void *, c
 static int check_serial(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_api_socket(struct parse_ctx *, const struct setting *, const void *, char **);
 static int parse_bytes(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int parse_rate(struct parse_ctx *, const struct setting *, void *, const char *, char **);
+static int check_burst(struct parse_ctx *, const struct setting *, const void *, char **);
 static int parse_cpu_max(struct parse_ctx *, const struct setting *, void *, const char *, char **);
 static int parse_share_tag(struct parse_ctx *, const struct setting *, void *, const char *,
 			   char **);
@@ -153,6 +155,8 @@ static const char *const cache_names[] = {
 static const char *const queues_auto[] = { "auto", NULL };
 static const char *const seccomp_names[] = { "off", "on", "log", NULL };
 static const char *const iothreads_auto[] = { "per-queue", NULL };
+/* parse_rate: a size (bytes per second), not a plain number. */
+static const char *const rate_size[] = { "size", NULL };
 static const char *const share_dax_names[] = { [SHARE_DAX_INODE] = "inode",
 					       [SHARE_DAX_ALWAYS] = "always",
 					       [SHARE_DAX_NEVER] = "never",
@@ -290,6 +294,30 @@ static const struct setting settings[] = {
 	  .offset = D(poll_us),
 	  .min = 0,
 	  .max = 1000000 },
+	{ .section = SEC_DISK,
+	  .key = "iops",
+	  .parse = parse_rate,
+	  .offset = D(rl.iops),
+	  .max = RL_RATE_MAX },
+	{ .section = SEC_DISK,
+	  .key = "iops_burst",
+	  .parse = parse_rate,
+	  .offset = D(rl.iops_burst),
+	  .max = RL_RATE_MAX,
+	  .check = check_burst },
+	{ .section = SEC_DISK,
+	  .key = "bandwidth",
+	  .parse = parse_rate,
+	  .offset = D(rl.bandwidth),
+	  .max = RL_RATE_MAX,
+	  .names = rate_size },
+	{ .section = SEC_DISK,
+	  .key = "bandwidth_burst",
+	  .parse = parse_rate,
+	  .offset = D(rl.bandwidth_burst),
+	  .max = RL_RATE_MAX,
+	  .check = check_burst,
+	  .names = rate_size },
 	{ .section = SEC_SHARE,
 	  .key = "path",
 	  .parse = parse_path,
@@ -351,6 +379,30 @@ static const struct setting settings[] = {
 	  .parse = parse_enum,
 	  .offset = SH(allow_priv_xattr),
 	  .names = onoff_names },
+	{ .section = SEC_SHARE,
+	  .key = "iops",
+	  .parse = parse_rate,
+	  .offset = SH(rl.iops),
+	  .max = RL_RATE_MAX },
+	{ .section = SEC_SHARE,
+	  .key = "iops_burst",
+	  .parse = parse_rate,
+	  .offset = SH(rl.iops_burst),
+	  .max = RL_RATE_MAX,
+	  .check = check_burst },
+	{ .section = SEC_SHARE,
+	  .key = "bandwidth",
+	  .parse = parse_rate,
+	  .offset = SH(rl.bandwidth),
+	  .max = RL_RATE_MAX,
+	  .names = rate_size },
+	{ .section = SEC_SHARE,
+	  .key = "bandwidth_burst",
+	  .parse = parse_rate,
+	  .offset = SH(rl.bandwidth_burst),
+	  .max = RL_RATE_MAX,
+	  .check = check_burst,
+	  .names = rate_size },
 	{ .section = SEC_SANDBOX,
 	  .key = "seccomp",
 	  .parse = parse_enum,
@@ -655,6 +707,52 @@ static int parse_bytes(struct parse_ctx *ctx, const struct setting *s, void *fie
 	if (v < s->min || v > s->max)
 		return failf(why, "%s out of range", val);
 	*(uint64_t *)field = v;
+	return 0;
+}
+
+/*
+ * iops, bandwidth and their bursts: a uint64_t in [0, max], 0 unlimited (the
+ * rates) or the default (the bursts). Bandwidths (names set) take sizes.
+ */
+static int parse_rate(struct parse_ctx *ctx, const struct setting *s, void *field, const char *val,
+		      char **why)
+{
+	unsigned long long n;
+	char hi[32], *end;
+	uint64_t v;
+
+	(void)ctx;
+	if (s->names) {
+		if (config_parse_size(val, &v))
+			return failf(why, "bad size '%s' (bytes per second, e.g. 50M or 1G)", val);
+		format_size(hi, sizeof(hi), s->max);
+	} else {
+		errno = 0;
+		n = strtoull(val, &end, 10);
+		if (!isdigit((unsigned char)*val) || *end || errno)
+			return failf(why, "bad number '%s'", val);
+		v = n;
+		snprintf(hi, sizeof(hi), "%llu", (unsigned long long)s->max);
+	}
+	if (v > s->max)
+		return failf(why, "%s out of range (0..%s)", val, hi);
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+/* A burst without its rate would limit nothing: say so rather than ignore it. */
+static int check_burst(struct parse_ctx *ctx, const struct setting *s, const void *field,
+		       char **why)
+{
+	bool ops = !strcmp(s->key, "iops_burst");
+	const struct rl_config *rl =
+	    (const void *)((const char *)field -
+			   (ops ? offsetof(struct rl_config, iops_burst)
+				: offsetof(struct rl_config, bandwidth_burst)));
+
+	(void)ctx;
+	if (*(const uint64_t *)field && !(ops ? rl->iops : rl->bandwidth))
+		return failf(why, "has no effect without %s", ops ? "iops" : "bandwidth");
 	return 0;
 }
 
@@ -1584,6 +1682,25 @@ static void dump_sandbox(const struct vm_config *cfg, FILE *out)
 		fprintf(out, "pids_max = %u\n", sb->pids_max);
 }
 
+/* Rate limits, the keys that are set. */
+static void dump_rl(FILE *out, const struct rl_config *rl)
+{
+	char size[32];
+
+	if (rl->iops)
+		fprintf(out, "iops = %llu\n", (unsigned long long)rl->iops);
+	if (rl->iops_burst)
+		fprintf(out, "iops_burst = %llu\n", (unsigned long long)rl->iops_burst);
+	if (rl->bandwidth) {
+		format_size(size, sizeof(size), rl->bandwidth);
+		fprintf(out, "bandwidth = %s\n", size);
+	}
+	if (rl->bandwidth_burst) {
+		format_size(size, sizeof(size), rl->bandwidth_burst);
+		fprintf(out, "bandwidth_burst = %s\n", size);
+	}
+}
+
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
 	char size[32];
@@ -1645,6 +1762,7 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 			dump_value(out, "backing_dir", "", d->backing_dir);
 		if (d->serial)
 			dump_value(out, "serial", "", d->serial);
+		dump_rl(out, &d->rl);
 	}
 	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
 		const struct share_config *sh = &cfg->shares[i];
@@ -1675,6 +1793,7 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 			enum_name(onoff_names, 2, sh->allow_devices),
 			enum_name(onoff_names, 2, sh->allow_setid),
 			enum_name(onoff_names, 2, sh->allow_priv_xattr));
+		dump_rl(out, &sh->rl);
 	}
 	dump_sandbox(cfg, out);
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ratelimit.h"
+
 enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
@@ -36,6 +38,7 @@ struct disk_config {
 	char **backing_trusted;	 /* not a key: frozen snapshot images a restore may open */
 	unsigned int poll_us;	 /* I/O threads busy-poll the rings this long before sleeping */
 	char *serial;		 /* NULL: none */
+	struct rl_config rl;	 /* iops, bandwidth and their bursts; 0: unlimited */
 };
 /* [share.N]: a host directory over virtio-fs; present when path is set. */
 #define CONFIG_MAX_SHARES	 8
@@ -62,6 +65,7 @@ struct share_config {
 	unsigned int allow_devices;	     /* on|off: the guest may make device nodes */
 	unsigned int allow_setid;	     /* on|off: set-uid/set-gid bits kept */
 	unsigned int allow_priv_xattr;	     /* on|off: security.*, trusted.* xattrs */
+	struct rl_config rl;		     /* iops, bandwidth and their bursts; 0: unlimited */
 };
 
 #define CONFIG_MIN_MEMORY (16ULL << 20)

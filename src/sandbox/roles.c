@@ -106,6 +106,8 @@ static const struct sb_rule vcpu[] = {
  */
 static const struct sb_rule dev_queues[] = {
 	SB_ANY(eventfd2),
+	/* An I/O thread's rate-limit timer. */
+	SB_ANY(timerfd_create),
 	SB_ANY(io_uring_setup),
 	SB_ANY(io_uring_register),
 	SB_ANY(io_uring_enter),
@@ -115,7 +117,7 @@ static const struct sb_rule dev_queues[] = {
 	SB_ANY(inotify_rm_watch),
 };
 
-/* Block I/O threads: the ring, and qcow2 metadata I/O done in the thread. */
+/* Block I/O threads: the ring, qcow2 metadata I/O done in the thread, the rate-limit timer. */
 static const struct sb_rule blk_io[] = {
 	SB_ANY(io_uring_enter), SB_ANY(io_uring_register),
 	SB_ANY(pread64),	SB_ANY(pwrite64),
@@ -124,7 +126,7 @@ static const struct sb_rule blk_io[] = {
 	SB_ANY(fdatasync),	SB_ANY(fsync),
 	SB_ANY(fallocate),	SB_ANY(ftruncate),
 	SB_ANY(fstat),		SB_ANY(newfstatat),
-	SB_ANY(lseek),
+	SB_ANY(lseek),		SB_ANY(timerfd_settime),
 };
 
 /*
@@ -134,6 +136,8 @@ static const struct sb_rule blk_io[] = {
  */
 static const struct sb_rule fuse[] = {
 	SB_ANY(io_uring_enter),
+	/* Waiting for a rate limit. */
+	SB_ANY(timerfd_settime),
 	SB_ANY(openat),
 	SB_ANY(openat2),
 	SB_ANY(dup),

@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "block/aio.h"
 #include "block/backend.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "sandbox/sandbox.h"
 #include "util.h"
 #include "virtio/blk.h"
@@ -29,6 +31,7 @@
 #define AIO_RING_ENTRIES 256
 
 struct blk_vq;
+struct blk_thread;
 
 /* One request in flight, indexed by its head descriptor. */
 struct blk_io {
@@ -50,7 +53,9 @@ struct blk_vq {
 	unsigned int inflight;
 	bool need_signal;
 	bool dead;		     /* the driver broke the protocol: ignore until reset */
+	bool throttled;		     /* waiting for the rate limit: the ring is left alone */
 	const atomic_bool *stopping; /* its I/O thread's; NULL: served by blk_dev_process */
+	struct blk_thread *thread;   /* whose timer ends a wait for the rate limit */
 	atomic_uint_fast64_t requests, errors, bad_chains;
 	atomic_uint_fast64_t kicks, polled, irqs;
 };
@@ -61,6 +66,8 @@ struct blk_thread {
 	pthread_t thr;
 	struct aio_ctx aio;
 	struct aio_handler stop;
+	struct aio_handler timer; /* timerfd: a throttled queue may go on */
+	uint64_t timer_at;	  /* when it fires (CLOCK_MONOTONIC ns); 0: disarmed */
 	atomic_bool stopping;
 	int cpu;
 	bool running;
@@ -75,6 +82,8 @@ struct blk_dev {
 	char name[16];
 	unsigned int nq, nt;
 	unsigned int poll_us;
+	bool limited;	     /* iops or bandwidth set: rl is in use */
+	struct ratelimit rl; /* shared by all its queues */
 	struct blk_vq *vqs;
 	struct blk_thread *threads;
 };
@@ -284,6 +293,38 @@ static bool stop_requested(const struct blk_vq *bq)
 	return bq->stopping && atomic_load_explicit(bq->stopping, memory_order_relaxed);
 }
 
+/* Fire @t's timer at @at_ns at the latest. */
+static void arm_timer(struct blk_thread *t, uint64_t at_ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = at_ns / 1000000000ULL,
+						.tv_nsec = at_ns % 1000000000ULL } };
+
+	if (t->timer_at && t->timer_at <= at_ns)
+		return;
+	if (timerfd_settime(t->timer.fd, TFD_TIMER_ABSTIME, &its, NULL)) {
+		pr_err("%s: timerfd: %s", t->dev->name, strerror(errno));
+		return;
+	}
+	t->timer_at = at_ns;
+}
+
+/*
+ * The device's rate limit before a request is taken: true when it must wait.
+ * The ring is then left alone (notifications off) until the thread's timer
+ * fires; nothing is refused, and the thread sleeps, so no core spins.
+ */
+static bool must_wait(struct blk_vq *bq)
+{
+	uint64_t now = now_ns(), w = rl_wait(&bq->dev->rl, now);
+
+	if (!w)
+		return false;
+	bq->throttled = true;
+	if (bq->thread)
+		arm_timer(bq->thread, now + w);
+	return true;
+}
+
 /* Take what the ring offers, at most @budget chains; returns the number taken. */
 static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned int budget)
 {
@@ -294,9 +335,15 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned 
 	uint8_t st;
 	int ret;
 
-	while (taken < budget && !stop_requested(bq) && (ret = vq_pop(vq, &e)) != VQ_EMPTY) {
+	bq->throttled = false;
+	while (taken < budget && !stop_requested(bq)) {
 		struct blk_io *io;
 
+		if (b->limited && vq_has_avail(vq) && must_wait(bq))
+			break;
+		ret = vq_pop(vq, &e);
+		if (ret == VQ_EMPTY)
+			break;
 		if (ret < 0) {
 			bq->dead = true;
 			virtio_needs_reset(&b->vdev, "corrupt available ring");
@@ -304,6 +351,9 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned 
 		}
 		taken++;
 		stat_inc(&bq->requests);
+		/* Every chain is an operation; bytes are charged once known (below). */
+		if (b->limited)
+			rl_charge(&b->rl, 1, 0);
 		io = &bq->ios[e.head];
 		if (bq->busy[e.head]) {
 			/* The same head twice in flight: nothing in this ring is safe now. */
@@ -340,6 +390,8 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned 
 			complete(io, st);
 			continue;
 		}
+		if (b->limited && (io->req.op == BLK_READ || io->req.op == BLK_WRITE))
+			rl_charge(&b->rl, 0, io->req.len);
 		io->req.done = io_done;
 		io->req.opaque = io;
 		ret = blk_submit(b->be, ctx, &io->req);
@@ -372,6 +424,9 @@ static unsigned int serve(struct blk_vq *bq, struct aio_ctx *ctx)
 		}
 		/* Whoever stops us restarts with a look at every ring (or resets it). */
 		if (stop_requested(bq))
+			break;
+		/* Kicks stay off: the timer brings us back (re-enabling would loop here). */
+		if (bq->throttled)
 			break;
 	} while (!bq->dead && vq_enable_notify(vq, true));
 	return n;
@@ -420,6 +475,22 @@ static void on_stop(struct aio_ctx *ctx, struct aio_handler *h)
 		(void)0;
 }
 
+/* The rate limit's wait is over: serve the queues that waited for it. */
+static void on_timer(struct aio_ctx *ctx, struct aio_handler *h)
+{
+	struct blk_thread *t = container_of(h, struct blk_thread, timer);
+	struct blk_dev *b = t->dev;
+	unsigned int i;
+	uint64_t v;
+
+	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("%s: timerfd read: %s", b->name, strerror(errno));
+	t->timer_at = 0;
+	for (i = t->id; i < b->nq; i += b->nt)
+		if (b->vqs[i].throttled)
+			serve(&b->vqs[i], ctx);
+}
+
 static void signal_queues(struct blk_thread *t)
 {
 	struct blk_dev *b = t->dev;
@@ -452,12 +523,14 @@ static void poll_rings(struct blk_thread *t)
 	for (i = t->id; i < b->nq; i += b->nt)
 		if (!b->vqs[i].dead && b->vqs[i].q->enabled)
 			vq_enable_notify(&b->vqs[i].q->vq, false);
+	/* A throttled queue is not polled: only its timer ends the wait (no spinning on it). */
 	do {
 		found = false;
 		for (i = t->id; i < b->nq; i += b->nt) {
 			struct blk_vq *bq = &b->vqs[i];
 
-			if (bq->dead || !bq->q->enabled || !vq_has_avail(&bq->q->vq))
+			if (bq->dead || bq->throttled || !bq->q->enabled ||
+			    !vq_has_avail(&bq->q->vq))
 				continue;
 			found = true;
 			stat_inc(&bq->polled);
@@ -473,7 +546,7 @@ static void poll_rings(struct blk_thread *t)
 	} while (now_ns() < end && !atomic_load_explicit(&t->stopping, memory_order_relaxed));
 	/* Kicks again; anything that slipped in is served now (2.7.10). */
 	for (i = t->id; i < b->nq; i += b->nt)
-		if (!b->vqs[i].dead && b->vqs[i].q->enabled &&
+		if (!b->vqs[i].dead && !b->vqs[i].throttled && b->vqs[i].q->enabled &&
 		    vq_enable_notify(&b->vqs[i].q->vq, true))
 			serve(&b->vqs[i], &t->aio);
 }
@@ -555,6 +628,9 @@ static void stop_threads(struct blk_dev *b)
 		aio_exit(&t->aio);
 		close(t->stop.fd);
 		t->stop.fd = -1;
+		if (t->timer.fd >= 0)
+			close(t->timer.fd);
+		t->timer.fd = -1;
 	}
 }
 
@@ -578,6 +654,13 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 	/* A new ring: nothing is polled in it yet (the last one died with its polls). */
 	t->stop.armed = false;
 	ret = aio_watch(&t->aio, &t->stop);
+	t->timer_at = 0;
+	if (!ret && b->limited) {
+		t->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		t->timer.fn = on_timer;
+		t->timer.armed = false;
+		ret = t->timer.fd < 0 ? -errno : aio_watch(&t->aio, &t->timer);
+	}
 	if (!ret && b->be->ops->attach)
 		ret = b->be->ops->attach(b->be, &t->aio);
 	for (i = t->id; !ret && i < b->nq; i += b->nt) {
@@ -587,6 +670,7 @@ static int start_thread(struct blk_dev *b, struct blk_thread *t)
 		bq->kick.fn = on_kick;
 		bq->kick.armed = false;
 		bq->stopping = &t->stopping;
+		bq->thread = t;
 		ret = aio_watch(&t->aio, &bq->kick);
 	}
 	if (!ret) {
@@ -618,6 +702,7 @@ static int blk_start(struct virtio_dev *d)
 		struct blk_vq *bq = &b->vqs[i];
 
 		bq->dead = false;
+		bq->throttled = false;
 		bq->inflight = 0;
 		bq->need_signal = false;
 		memset(bq->busy, 0, bq->q->size_max);
@@ -730,6 +815,9 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 	b->nq = o->queues;
 	b->nt = o->threads;
 	b->poll_us = o->poll_us;
+	b->limited = rl_config_limited(o->rl);
+	if (b->limited)
+		rl_init(&b->rl, o->rl, now_ns());
 	snprintf(b->name, sizeof(b->name), "%s", o->name ? o->name : "vd");
 	if (o->serial)
 		memcpy(b->serial, o->serial, MIN(strlen(o->serial), sizeof(b->serial)));
@@ -760,6 +848,7 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 		b->threads[i].dev = b;
 		b->threads[i].id = i;
 		b->threads[i].stop.fd = -1;
+		b->threads[i].timer.fd = -1;
 		b->threads[i].cpu = o->thread_cpu ? o->thread_cpu[i] : -1;
 	}
 	*out = b;
@@ -819,6 +908,8 @@ void blk_dev_destroy(struct blk_dev *b)
 		}
 	free(b->vqs);
 	free(b->threads);
+	if (b->limited)
+		rl_destroy(&b->rl);
 	if (b->be)
 		blk_close(b->be);
 	free(b);

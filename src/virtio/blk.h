@@ -17,17 +17,19 @@ struct blk_backend;
 struct blk_dev;
 struct aio_ctx;
 struct virtio_dev;
+struct rl_config;
 
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX    (BLK_QUEUE_SIZE - 2) /* data segments per request */
 
 struct blk_dev_opts {
-	const char *name;      /* "vda", for messages and thread names */
-	unsigned int queues;   /* >= 1 */
-	unsigned int threads;  /* 1..queues; queue i is served by thread i % threads */
-	const char *serial;    /* GET_ID; NULL: empty */
-	const int *thread_cpu; /* [threads] host CPU to pin each thread to, or NULL */
-	unsigned int poll_us;  /* busy-poll the rings this long before sleeping; 0: never */
+	const char *name;	    /* "vda", for messages and thread names */
+	unsigned int queues;	    /* >= 1 */
+	unsigned int threads;	    /* 1..queues; queue i is served by thread i % threads */
+	const char *serial;	    /* GET_ID; NULL: empty */
+	const int *thread_cpu;	    /* [threads] host CPU to pin each thread to, or NULL */
+	unsigned int poll_us;	    /* busy-poll the rings this long before sleeping; 0: never */
+	const struct rl_config *rl; /* iops and bandwidth limits; NULL: none */
 };
 
 /* The device takes ownership of @be (closed by blk_dev_destroy). */

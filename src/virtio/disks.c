@@ -45,11 +45,11 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		.backing_dir = dc->backing_dir,
 		.trusted_backing = (const char *const *)dc->backing_trusted,
 	};
-	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us };
+	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us, .rl = &dc->rl };
 	int cpus[CONFIG_MAX_QUEUES];
 	struct blk_backend *be;
 	struct blk_dev *b;
-	char err[256] = "", name[8];
+	char err[256] = "", name[8], limits[128];
 	unsigned int i;
 	int ret;
 
@@ -90,10 +90,11 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		pr_err("[disk.%u]: cannot put it on the PCI bus: %s", idx, strerror(-ret));
 		return ret;
 	}
-	pr_info("disk.%u: %s, %s%s, %llu MiB, %u queue%s, %u I/O thread%s%s", idx, dc->path,
+	rl_config_describe(&dc->rl, limits, sizeof(limits));
+	pr_info("disk.%u: %s, %s%s, %llu MiB, %u queue%s, %u I/O thread%s%s%s", idx, dc->path,
 		be->ops->name, dc->readonly ? " read-only" : "",
 		(unsigned long long)(be->size >> 20), bo.queues, bo.queues > 1 ? "s" : "",
-		bo.threads, bo.threads > 1 ? "s" : "", dc->pin ? ", pinned" : "");
+		bo.threads, bo.threads > 1 ? "s" : "", dc->pin ? ", pinned" : "", limits);
 	return 0;
 }
 

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "block/aio.h"
 #include "fs/dax.h"
 #include "fs/fuse_server.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "sandbox/sandbox.h"
 #include "util.h"
 #include "virtio/fs.h"
@@ -25,7 +27,7 @@
 #define PCI_CLASS_STORAGE_OTHER 0x018000 /* what QEMU's vhost-user-fs-pci reports */
 /* The Linux driver sends at most queue size - 4 pages of data plus its headers. */
 #define MAX_IOV		 (FS_QUEUE_SIZE + 8)
-#define AIO_RING_ENTRIES 8 /* kicks and the stop eventfd only: requests are synchronous */
+#define AIO_RING_ENTRIES 8 /* kicks, the stop eventfd and a timer: requests are synchronous */
 
 /* The spec's layout; <linux/virtio_fs.h> of Linux 6.1 lacks notify_buf_size. */
 struct fs_config {
@@ -34,13 +36,17 @@ struct fs_config {
 	uint32_t notify_buf_size;    /* no notification queue: 0 */
 } __attribute__((packed));
 
+struct fs_thread;
+
 struct fs_vq {
 	struct fs_dev *dev;
 	struct virtio_queue *q;
 	struct aio_handler kick;
 	bool need_signal;
 	bool dead;		     /* the driver broke the ring: ignore until reset */
+	bool throttled;		     /* waiting for the rate limit: the ring is left alone */
 	const atomic_bool *stopping; /* its I/O thread's; NULL: served by fs_dev_process */
+	struct fs_thread *thread;    /* whose timer ends a wait for the rate limit */
 	atomic_uint_fast64_t requests, bad_chains, kicks, irqs;
 };
 
@@ -50,6 +56,8 @@ struct fs_thread {
 	pthread_t thr;
 	struct aio_ctx aio;
 	struct aio_handler stop;
+	struct aio_handler timer; /* timerfd: a throttled queue may go on */
+	uint64_t timer_at;	  /* when it fires (CLOCK_MONOTONIC ns); 0: disarmed */
 	atomic_bool stopping;
 	int cpu;
 	bool running;
@@ -62,8 +70,10 @@ struct fs_dev {
 	char name[16];
 	struct fuse_server *srv;
 	struct dax_window *win;
-	unsigned int nq; /* 1 + request queues */
-	unsigned int nt; /* one per request queue */
+	unsigned int nq;     /* 1 + request queues */
+	unsigned int nt;     /* one per request queue */
+	bool limited;	     /* iops or bandwidth set: rl is in use */
+	struct ratelimit rl; /* shared by its request queues (not hiprio: FORGETs only) */
 	struct fs_vq *vqs;
 	struct fs_thread *threads;
 	struct iovec *scratch; /* fs_dev_process()'s */
@@ -106,15 +116,54 @@ static bool stop_requested(const struct fs_vq *fq)
 	return fq->stopping && atomic_load_explicit(fq->stopping, memory_order_relaxed);
 }
 
+/* Fire @t's timer at @at_ns at the latest. */
+static void arm_timer(struct fs_thread *t, uint64_t at_ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = at_ns / 1000000000ULL,
+						.tv_nsec = at_ns % 1000000000ULL } };
+
+	if (t->timer_at && t->timer_at <= at_ns)
+		return;
+	if (timerfd_settime(t->timer.fd, TFD_TIMER_ABSTIME, &its, NULL)) {
+		pr_err("%s: timerfd: %s", t->dev->name, strerror(errno));
+		return;
+	}
+	t->timer_at = at_ns;
+}
+
+/*
+ * The share's rate limit before a request is taken: true when it must wait.
+ * The ring is left alone (notifications off) until the thread's timer fires.
+ */
+static bool must_wait(struct fs_vq *fq)
+{
+	uint64_t now = now_ns(), w = rl_wait(&fq->dev->rl, now);
+
+	if (!w)
+		return false;
+	fq->throttled = true;
+	if (fq->thread)
+		arm_timer(fq->thread, now + w);
+	return true;
+}
+
 /* Serve what the ring offers, at most @budget chains; returns the number taken. */
 static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov, unsigned int budget)
 {
 	struct vq_elem e = { .iov = iov, .max = MAX_IOV };
 	struct virtqueue *vq = &fq->q->vq;
+	/* The hiprio queue carries FORGETs: no reply, no data, and they free host state. */
+	bool limited = fq->dev->limited && fq != &fq->dev->vqs[0];
 	unsigned int taken = 0;
 	int ret;
 
-	while (taken < budget && !stop_requested(fq) && (ret = vq_pop(vq, &e)) != VQ_EMPTY) {
+	fq->throttled = false;
+	while (taken < budget && !stop_requested(fq)) {
+		if (limited && vq_has_avail(vq) && must_wait(fq))
+			break;
+		ret = vq_pop(vq, &e);
+		if (ret == VQ_EMPTY)
+			break;
 		if (ret < 0) {
 			fq->dead = true;
 			virtio_needs_reset(&fq->dev->vdev, "corrupt available ring");
@@ -122,6 +171,10 @@ static unsigned int drain_ring(struct fs_vq *fq, struct iovec *iov, unsigned int
 		}
 		taken++;
 		stat_inc(&fq->requests);
+		/* Bad chains count as operations too; a good one costs its payload. */
+		if (limited)
+			rl_charge(&fq->dev->rl, 1,
+				  ret == VQ_BAD_CHAIN ? 0 : (uint64_t)e.out_len + e.in_len);
 		if (ret == VQ_BAD_CHAIN) {
 			stat_inc(&fq->bad_chains);
 			vq_push(vq, e.head, 0);
@@ -156,6 +209,9 @@ static unsigned int serve(struct fs_vq *fq, struct iovec *iov)
 		/* Whoever stops us restarts with a look at every ring (or resets it). */
 		if (stop_requested(fq))
 			break;
+		/* Kicks stay off: the timer brings us back (re-enabling would loop here). */
+		if (fq->throttled)
+			break;
 	} while (!fq->dead && vq_enable_notify(vq, true));
 	if (fq->need_signal) {
 		fq->need_signal = false;
@@ -182,6 +238,23 @@ static void on_kick(struct aio_ctx *ctx, struct aio_handler *h)
 		pr_debug("%s: kick read: %s", fq->dev->name, strerror(errno));
 	stat_inc(&fq->kicks);
 	serve(fq, t->iov);
+}
+
+/* The rate limit's wait is over: serve the queues that waited for it. */
+static void on_timer(struct aio_ctx *ctx, struct aio_handler *h)
+{
+	struct fs_thread *t = container_of(h, struct fs_thread, timer);
+	struct fs_dev *f = t->dev;
+	unsigned int i;
+	uint64_t v;
+
+	(void)ctx;
+	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("%s: timerfd read: %s", f->name, strerror(errno));
+	t->timer_at = 0;
+	for (i = 0; i < f->nq; i++)
+		if (thread_of(f, i) == t->id && f->vqs[i].throttled)
+			serve(&f->vqs[i], t->iov);
 }
 
 static void on_stop(struct aio_ctx *ctx, struct aio_handler *h)
@@ -246,6 +319,9 @@ static void stop_threads(struct fs_dev *f)
 		aio_exit(&t->aio);
 		close(t->stop.fd);
 		t->stop.fd = -1;
+		if (t->timer.fd >= 0)
+			close(t->timer.fd);
+		t->timer.fd = -1;
 	}
 }
 
@@ -268,6 +344,14 @@ static int start_thread(struct fs_dev *f, struct fs_thread *t)
 	t->stop.armed = false;
 	t->stop.cancel = false;
 	ret = aio_watch(&t->aio, &t->stop);
+	t->timer_at = 0;
+	if (!ret && f->limited) {
+		t->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		t->timer.fn = on_timer;
+		t->timer.armed = false;
+		t->timer.cancel = false;
+		ret = t->timer.fd < 0 ? -errno : aio_watch(&t->aio, &t->timer);
+	}
 	for (i = 0; !ret && i < f->nq; i++) {
 		struct fs_vq *fq = &f->vqs[i];
 
@@ -278,6 +362,7 @@ static int start_thread(struct fs_dev *f, struct fs_thread *t)
 		fq->kick.armed = false;
 		fq->kick.cancel = false;
 		fq->stopping = &t->stopping;
+		fq->thread = t;
 		ret = aio_watch(&t->aio, &fq->kick);
 	}
 	if (!ret) {
@@ -307,6 +392,7 @@ static int fs_start(struct virtio_dev *d)
 
 	for (i = 0; i < f->nq; i++) {
 		f->vqs[i].dead = false;
+		f->vqs[i].throttled = false;
 		f->vqs[i].need_signal = false;
 	}
 	for (i = 0; !ret && i < f->nt; i++)
@@ -371,6 +457,9 @@ int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_windo
 	f->win = win;
 	f->nq = o->queues + 1;
 	f->nt = o->queues;
+	f->limited = rl_config_limited(o->rl);
+	if (f->limited)
+		rl_init(&f->rl, o->rl, now_ns());
 	snprintf(f->name, sizeof(f->name), "%s", o->name ? o->name : "fs");
 	memcpy(f->cfg.tag, o->tag, tlen);
 	f->cfg.num_request_queues = o->queues;
@@ -400,6 +489,7 @@ int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_windo
 		f->threads[i].dev = f;
 		f->threads[i].id = i;
 		f->threads[i].stop.fd = -1;
+		f->threads[i].timer.fd = -1;
 		f->threads[i].cpu = o->thread_cpu ? o->thread_cpu[i] : -1;
 	}
 	*out = f;
@@ -435,5 +525,7 @@ void fs_dev_destroy(struct fs_dev *f)
 	free(f->vqs);
 	free(f->threads);
 	free(f->scratch);
+	if (f->limited)
+		rl_destroy(&f->rl);
 	free(f);
 }

@@ -17,15 +17,17 @@ struct fs_dev;
 struct fuse_server;
 struct dax_window;
 struct virtio_dev;
+struct rl_config;
 
 #define FS_QUEUE_SIZE 1024
 #define FS_TAG_MAX    36 /* bytes, not NUL-terminated when all are used */
 
 struct fs_dev_opts {
-	const char *name;      /* "fs0", for messages and thread names */
-	const char *tag;       /* what the guest mounts, at most FS_TAG_MAX bytes */
-	unsigned int queues;   /* request queues, 1..VIRTIO_MAX_QUEUES-1 */
-	const int *thread_cpu; /* [queues] host CPU for each queue's thread, or NULL */
+	const char *name;	    /* "fs0", for messages and thread names */
+	const char *tag;	    /* what the guest mounts, at most FS_TAG_MAX bytes */
+	unsigned int queues;	    /* request queues, 1..VIRTIO_MAX_QUEUES-1 */
+	const int *thread_cpu;	    /* [queues] host CPU for each queue's thread, or NULL */
+	const struct rl_config *rl; /* iops and bandwidth limits; NULL: none */
 };
 
 /* @srv and @win (NULL: no DAX window) stay the caller's and must outlive the device. */

@@ -71,7 +71,7 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 	struct fs_share_opts so;
 	int cpus[VIRTIO_MAX_QUEUES];
 	struct vm_share *sh;
-	char tagbuf[16], wbuf[96];
+	char tagbuf[16], wbuf[96], limits[128];
 	unsigned int i;
 	int ret;
 
@@ -104,6 +104,7 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 	for (i = 0; i < fo.queues; i++)
 		cpus[i] = vm_host_cpu(vm, i);
 	fo.thread_cpu = cpus;
+	fo.rl = &sc->rl;
 	ret = fs_dev_create(&sh->dev, sh->srv, sh->win, &vm->mem, &fo);
 	if (ret) {
 		pr_err("[share.%u]: cannot create the device: %s", idx, strerror(-ret));
@@ -123,13 +124,14 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 		snprintf(wbuf, sizeof(wbuf), "%llu MiB DAX window (%u mappings, %u files)",
 			 (unsigned long long)(sc->dax_window >> 20), ds.max_maps, ds.max_files);
 	}
+	rl_config_describe(&sc->rl, limits, sizeof(limits));
 	pr_info("share.%u: %s as tag '%s'%s, dax %s, %s, cache %s, xattr %s, %u request queue%s, "
 		"up to %u host descriptors; guest may make devices %s, set-id bits %s, "
-		"security/trusted xattrs %s",
+		"security/trusted xattrs %s%s",
 		idx, sc->path, fo.tag, sc->readonly ? " read-only" : "", dax_names[sc->dax],
 		sh->win ? wbuf : "no DAX window", cache_names[sc->cache], sc->xattr ? "on" : "off",
 		fo.queues, fo.queues > 1 ? "s" : "", so.max_fds, sc->allow_devices ? "on" : "off",
-		sc->allow_setid ? "on" : "off", sc->allow_priv_xattr ? "on" : "off");
+		sc->allow_setid ? "on" : "off", sc->allow_priv_xattr ? "on" : "off", limits);
 	return 0;
 fail:
 	share_free(sh);

@@ -6,7 +6,7 @@
 
 # shellcheck disable=SC2034 # used by run.sh
 BLK_CASES="blk_rw blk_queues blk_readonly blk_two_disks blk_discard blk_qcow2 blk_backing
-	blk_cache_none blk_bad_disk"
+	blk_cache_none blk_bad_disk blk_iops"
 
 # --- virtio-blk ---------------------------------------------------------------------------
 # blk OPS ARGS...: the blk scenario with minivmm.blk=OPS, -v for the disk summary.
@@ -108,4 +108,50 @@ t_blk_bad_disk() {
 	mkdisk "$T/d.img" 1M
 	printf 'x' >>"$T/d.img" # not a whole number of sectors
 	vm "$CFG" --set "disk.0.path=$T/d.img" && expect_rc 1 && expect_err "512"
+}
+# fio_blk IMG [ARGS...]: 5 s of fio 4k random reads on IMG in the guest; its terse v3
+# result (field 6: KiB read, 9: runtime in ms) -> $kib, $ms.
+fio_blk() {
+	local img=$1 line f
+	shift
+	f="minivmm.fio.rw=randread minivmm.fio.bs=4k minivmm.fio.iodepth=8 minivmm.fio.jobs=1"
+	f="$f minivmm.fio.engine=libaio minivmm.fio.direct=1 minivmm.fio.runtime=5"
+	vm "$CFG" -v --set vm.memory=512M --set "boot.initrd=$GUEST/initramfs-fio.cpio.gz" \
+		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fio $f minivmm.fio.format=terse" \
+		--set "disk.0.path=$img" "$@" && expect_rc 0 || return 1
+	line=$(awk -F';' '$1 == "3" && NF > 50 { print $6, $9 }' "$T/out.txt" | tail -n 1)
+	read -r kib ms <<<"$line"
+	case $kib$ms in '' | *[!0-9]*) why="no fio result: '$line'"; return 1 ;; esac
+}
+# shellcheck disable=SC2154 # $took: the wall time of the last vm(), set by run.sh
+t_blk_iops() { # [disk.0] iops: every request completes, none sooner than the limit lets it
+	local rate=20 burst=2 n need ios
+	# The blk scenario's reads and writes, all through, data intact.
+	mkdisk "$T/d.img" 16M
+	blk read,write --set "disk.0.path=$T/d.img" --set disk.0.iops=$rate \
+		--set disk.0.iops_burst=$burst && expect_rc 0 &&
+		expect_err "at most $rate requests/s (burst $burst)" &&
+		expect_out "READ_SHA256=$(read_sha)" && expect_out WRITE=done &&
+		expect_written "$T/d.img" || return 1
+	n=$(sed -n 's/.*disk\.0: \([0-9]*\) requests.*/\1/p' "$T/err" | tail -n 1)
+	[ -n "$n" ] || { why="no request count on stderr"; return 1; }
+	# After the burst one request per 1/rate s: 80% of that at least (whole seconds).
+	need=$(((n - burst) * 8 / (rate * 10)))
+	echo "  blk_iops: blk scenario, $n requests at $rate/s (burst $burst): ${took} s" \
+		"(boot included), the limit implies $(((n - burst) / rate)) s"
+	[ "$took" -ge "$need" ] ||
+		{ why="$n requests at $rate/s took ${took} s, under ${need} s"; return 1; }
+	# fio in the guest, timed by the guest: boot time cannot hide a missing limit there.
+	# Unlimited first, for the report only (no bound is put on it).
+	fio_blk "$T/d.img" || return 1
+	echo "  blk_iops: fio randread 4k, iodepth 8, unlimited: $((kib / 4)) reads in $ms ms"
+	rate=50 burst=5
+	fio_blk "$T/d.img" --set disk.0.iops=$rate --set disk.0.iops_burst=$burst &&
+		expect_err "at most $rate requests/s (burst $burst)" || return 1
+	ios=$((kib / 4))
+	need=$(((ios - burst) * 1000 * 8 / (rate * 10)))
+	echo "  blk_iops: fio randread 4k, iodepth 8: $ios reads in $ms ms at $rate/s" \
+		"(burst $burst); the limit implies $(((ios - burst) * 1000 / rate)) ms"
+	[ "$ios" -gt "$burst" ] || { why="fio read only $ios blocks"; return 1; }
+	[ "$ms" -ge "$need" ] || { why="fio: $ios reads in $ms ms at $rate/s, under $need ms"; return 1; }
 }

@@ -36,6 +36,13 @@ static void round_trip(const struct vm_config *cfg)
 	    !same(again.initrd, cfg->initrd) || !same(again.cmdline, cfg->cmdline) ||
 	    !same(again.serial_path, cfg->serial_path))
 		abort();
+	/* Rate limits: those set are dumped, the others stay 0. */
+	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++)
+		if (memcmp(&again.disks[i].rl, &cfg->disks[i].rl, sizeof(cfg->disks[i].rl)))
+			abort();
+	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++)
+		if (memcmp(&again.shares[i].rl, &cfg->shares[i].rl, sizeof(cfg->shares[i].rl)))
+			abort();
 	config_free(&again);
 	free(text);
 }

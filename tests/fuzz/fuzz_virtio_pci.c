@@ -10,7 +10,8 @@
  * raw descriptor chains anywhere (on the rings too), kicks, resets, and
  * snapshots: save, patch any property, load, go on with I/O.
  *
- *   [0]    bit 0: two queues (else one), bit 1: the I/O thread polls (poll_us)
+ *   [0]    bit 0: two queues (else one), bit 1: the I/O thread polls (poll_us),
+ *          bit 2: rate limits (requests wait on the limit, resets must not)
  *   [1..]  operations: an opcode byte, then its operands (missing bytes are 0)
  *
  * Guest RAM is one exactly sized heap block, so ASan sees any device access
@@ -44,6 +45,7 @@
 #include "layout.h"
 #include "log.h"
 #include "pci/pci.h"
+#include "ratelimit.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_pci.h"
@@ -160,6 +162,11 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* Tight enough that a burst of requests waits, loose enough to go on within an input. */
+static const struct rl_config fuzz_rl = {
+	.iops = 2000, .iops_burst = 2, .bandwidth = 1 << 20, .bandwidth_burst = 4096
+};
+
 static void machine_up(uint8_t flags)
 {
 	struct blk_open_opts o = { .format = BLK_FMT_NULL, .null_size = 64 * 512 };
@@ -167,7 +174,8 @@ static void machine_up(uint8_t flags)
 				   .queues = 1 + (flags & 1),
 				   .threads = 1,
 				   .serial = "fuzz",
-				   .poll_us = flags & 2 ? 4 : 0 };
+				   .poll_us = flags & 2 ? 4 : 0,
+				   .rl = flags & 4 ? &fuzz_rl : NULL };
 	struct blk_backend *be;
 	char err[256];
 
@@ -699,6 +707,18 @@ static void gen_seeds(const char *dir)
 		s8(&s, OP_KICK), s8(&s, i + 1);
 	}
 	write_seed(dir, "kicks_and_resets", &s);
+	/* The same under rate limits: requests wait on them, resets must not. */
+	s.b[0] |= 4;
+	write_seed(dir, "kicks_and_resets_limited", &s);
+
+	/* A burst of reads beyond the limit's, a snapshot while they wait, a reset. */
+	s.n = 0, s8(&s, 5);
+	s_setup(&s, 0, 0x1000, 4);
+	for (unsigned int i = 0; i < 6; i++)
+		s_read(&s, i & 1, i, 0x9000 + 0x800 * i, 0x9400 + 0x800 * i);
+	s8(&s, OP_SNAPSHOT), s8(&s, 0);
+	s8(&s, OP_SYNC), s8(&s, OP_RESET);
+	write_seed(dir, "limited_burst", &s);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -135,6 +135,74 @@ START_TEST(test_disks)
 }
 END_TEST
 
+/* [disk.N] and [share.N] iops, bandwidth and their bursts: 0 (unlimited) by default. */
+START_TEST(test_rate_limits)
+{
+	char *const set[] = { "share.1.path=kdir", "share.1.bandwidth=1G",
+			      "share.1.bandwidth_burst=64M" };
+	char *dump = NULL, *d1, *sh0;
+	size_t len;
+	FILE *f;
+
+	write_file("disk.img", "");
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\niops = 500\niops_burst = 50\n"
+					"bandwidth = 50M\nbandwidth_burst = 8M\n"
+					"[disk.1]\npath = disk.img\n"
+					"[share.0]\npath = kdir\niops = 1125899906842624\n",
+				   set, 3),
+			 0);
+	ck_assert_str_eq(errs, "");
+	ck_assert_uint_eq(cfg.disks[0].rl.iops, 500);
+	ck_assert_uint_eq(cfg.disks[0].rl.iops_burst, 50);
+	ck_assert_uint_eq(cfg.disks[0].rl.bandwidth, 50ULL << 20);
+	ck_assert_uint_eq(cfg.disks[0].rl.bandwidth_burst, 8ULL << 20);
+	ck_assert(!rl_config_limited(&cfg.disks[1].rl));
+	ck_assert_uint_eq(cfg.disks[1].rl.bandwidth, 0);
+	ck_assert_uint_eq(cfg.shares[0].rl.iops, RL_RATE_MAX);
+	ck_assert_uint_eq(cfg.shares[0].rl.bandwidth, 0);
+	ck_assert_uint_eq(cfg.shares[1].rl.bandwidth, 1ULL << 30);
+	ck_assert_uint_eq(cfg.shares[1].rl.bandwidth_burst, 64ULL << 20);
+	/* Shown when set, and loaded back the same. */
+	f = open_memstream(&dump, &len);
+	config_dump(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(dump, "poll_us = 32\niops = 500\niops_burst = 50\n"
+					   "bandwidth = 50M\nbandwidth_burst = 8M\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "bandwidth = 1G\nbandwidth_burst = 64M\n"));
+	/* [disk.1] sets none: it shows none. */
+	d1 = strstr(dump, "[disk.1]");
+	sh0 = strstr(dump, "[share.0]");
+	ck_assert(d1 && sh0 && d1 < sh0);
+	ck_assert_ptr_null(memmem(d1, sh0 - d1, "iops", 4));
+	ck_assert_ptr_null(memmem(d1, sh0 - d1, "bandwidth", 9));
+	ck_assert_int_eq(load_text(dump, NULL, 0), 0);
+	ck_assert_uint_eq(cfg.disks[0].rl.bandwidth_burst, 8ULL << 20);
+	ck_assert_uint_eq(cfg.shares[0].rl.iops, RL_RATE_MAX);
+	free(dump);
+
+	/* Too big, junk, bad suffixes, a burst without its rate. */
+	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\niops = 1125899906842625\n"
+					"bandwidth = 2048T\niops_burst = 10k\n"
+					"bandwidth_burst = 5Q\n"
+					"[share.0]\npath = kdir\niops = -1\nbandwidth = 1.5G\n"
+					"iops_burst = 99999999999999999999\nbandwidth_burst = 1M\n",
+				   NULL, 0),
+			 -EINVAL);
+	ck_assert_str_eq(
+	    errs,
+	    "guest.cfg:5: [disk.0] iops: 1125899906842625 out of range (0..1125899906842624)\n"
+	    "guest.cfg:6: [disk.0] bandwidth: 2048T out of range (0..1024T)\n"
+	    "guest.cfg:7: [disk.0] iops_burst: bad number '10k'\n"
+	    "guest.cfg:8: [disk.0] bandwidth_burst: bad size '5Q' (bytes per second, "
+	    "e.g. 50M or 1G)\n"
+	    "guest.cfg:11: [share.0] iops: bad number '-1'\n"
+	    "guest.cfg:12: [share.0] bandwidth: bad size '1.5G' (bytes per second, "
+	    "e.g. 50M or 1G)\n"
+	    "guest.cfg:13: [share.0] iops_burst: bad number '99999999999999999999'\n"
+	    "guest.cfg:14: [share.0] bandwidth_burst: has no effect without bandwidth\n");
+}
+END_TEST
+
 /* Backing files are off by default and, when on, confined to backing_dir. */
 START_TEST(test_disk_backing)
 {
@@ -883,6 +951,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_dump_round_trip);
 	tcase_add_test(tc, test_disks);
 	tcase_add_test(tc, test_disk_backing);
+	tcase_add_test(tc, test_rate_limits);
 	tcase_add_test(tc, test_api_socket);
 	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);

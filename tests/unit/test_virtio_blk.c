@@ -4,7 +4,7 @@
  * descriptor chains in fake guest RAM: feature and status handshakes,
  * snapshots, every request type against raw and null backends, malformed
  * chains, interrupt suppression, and the I/O threads started, reset and
- * restarted through the status register.
+ * restarted through the status register, and held to a rate limit.
  */
 #include <check.h>
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ring.h>
@@ -28,6 +29,8 @@
 #include "block/backend.h"
 #include "log.h"
 #include "mm/guest_mem.h"
+#include "ratelimit.h"
+#include "util.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "unit.h"
@@ -779,12 +782,19 @@ static void make_img(void)
 
 enum { BE_RAW, BE_RAW_RO, BE_NULL };
 
+/* What the next blk_setup_n() gives the device beyond its defaults. */
+static const struct rl_config *setup_rl;
+static unsigned int setup_poll_us;
+
 static void blk_setup_n(int kind, unsigned int queues, unsigned int threads)
 {
 	struct blk_open_opts o = { .format = BLK_FMT_RAW };
-	struct blk_dev_opts bo = {
-		.name = "vdt", .queues = queues, .threads = threads, .serial = SERIAL
-	};
+	struct blk_dev_opts bo = { .name = "vdt",
+				   .queues = queues,
+				   .threads = threads,
+				   .serial = SERIAL,
+				   .rl = setup_rl,
+				   .poll_us = setup_poll_us };
 	char err[256];
 
 	if (kind == BE_NULL) {
@@ -2154,6 +2164,139 @@ START_TEST(t_blk_restart)
 }
 END_TEST
 
+/* --- rate limits ---------------------------------------------------------------------- */
+
+/* Wait until the queues have @n completions in all; false after @ms without one. */
+static bool wait_total(uint16_t n, int ms)
+{
+	struct pollfd p = { .fd = tt.efd, .events = POLLIN };
+	uint64_t v;
+
+	while (used_idx(&drv[0]) + used_idx(&drv[1]) < n) {
+		if (poll(&p, 1, ms) <= 0)
+			return false;
+		if (read(tt.efd, &v, sizeof(v)) < 0)
+			(void)0;
+	}
+	return true;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
+}
+
+/*
+ * 40 reads over two queues and threads, beyond the burst: every one completes,
+ * none sooner than the limit lets it (a lower bound only: a slow machine is
+ * slower), and the threads sleep while they wait (no core spins). _i 0: iops;
+ * 1: iops with the threads polling; 2: bandwidth.
+ */
+START_TEST(t_blk_ratelimit)
+{
+	static const struct rl_config lim[3] = {
+		{ .iops = 50, .iops_burst = 5 },
+		{ .iops = 50, .iops_burst = 5 },
+		{ .bandwidth = 64 << 10, .bandwidth_burst = 4096 },
+	};
+	static struct treq t[TQ][20];
+	const uint32_t len = _i == 2 ? 2048 : 512;
+	uint64_t start, took, cpu, want;
+	struct blk_dev_stats st;
+
+	setup_rl = &lim[_i];
+	setup_poll_us = _i == 1 ? 1000 : 0;
+	threads_setup();
+	setup_rl = NULL;
+	setup_poll_us = 0;
+	drv_start(offered(vd) & ~(1ULL << VIRTIO_RING_F_EVENT_IDX));
+	for (unsigned int i = 0; i < TQ; i++)
+		for (unsigned int k = 0; k < 20; k++)
+			post_read(&drv[i], &t[i][k], i * 200 + k * 4, len, false);
+	start = now_ns();
+	cpu = cpu_ns();
+	kick(0);
+	kick(1);
+	ck_assert_msg(wait_total(40, 5000), "%u of 40 completed",
+		      used_idx(&drv[0]) + used_idx(&drv[1]));
+	took = now_ns() - start;
+	cpu = cpu_ns() - cpu;
+	/* iops: (40 - 5) / 50 s; bandwidth: all but the burst and the last request. */
+	want = _i == 2 ? (40ULL * len - 4096 - len) * 1000000000ULL / (64 << 10)
+		       : 35ULL * 1000000000ULL / 50;
+	ck_assert_msg(took >= want * 8 / 10, "40 requests in %llu ms, the limit implies %llu ms",
+		      (unsigned long long)(took / 1000000), (unsigned long long)(want / 1000000));
+	/* A thread spinning on the limit would use about all of that time. */
+	ck_assert_msg(cpu < took / 2, "%llu ms of CPU in %llu ms",
+		      (unsigned long long)(cpu / 1000000), (unsigned long long)(took / 1000000));
+	for (unsigned int i = 0; i < TQ; i++)
+		for (unsigned int k = 0; k < 20; k++) {
+			ck_assert_uint_eq(status_of(&t[i][k].r), VIRTIO_BLK_S_OK);
+			check_pattern(hva(t[i][k].data), (i * 200 + k * 4) * 512, len);
+		}
+	blk_dev_get_stats(blk, &st);
+	ck_assert_uint_eq(st.requests, 40);
+	ck_assert_uint_eq(st.errors, 0);
+	threads_teardown();
+}
+END_TEST
+
+/*
+ * A queue waiting on its limit (1 op/s, the rings full) does not hold up a
+ * reset: the threads answer what they took and leave the rest in the ring.
+ * Started again, the device serves again (a new timer).
+ */
+START_TEST(t_blk_ratelimit_reset)
+{
+	static const struct rl_config lim = { .iops = 1, .iops_burst = 1 };
+	static struct treq t[TQ][TSIZE], again;
+	uint64_t start;
+	uint16_t n;
+
+	setup_rl = &lim;
+	threads_setup();
+	setup_rl = NULL;
+	drv_start(offered(vd) & ~(1ULL << VIRTIO_RING_F_EVENT_IDX));
+	for (unsigned int i = 0; i < TQ; i++)
+		for (unsigned int k = 0; k < TSIZE; k++)
+			post_read(&drv[i], &t[i][k], k, 512, true);
+	kick(0);
+	kick(1);
+	ck_assert(wait_total(1, 5000));
+	usleep(50000);
+	start = now_ns();
+	ck_assert_msg(returns_within(reset_vd, NULL, 1000),
+		      "reset blocked by a queue waiting on its rate limit");
+	ck_assert_uint_lt(now_ns() - start, 1000000000ULL);
+	ck_assert(!vd->started);
+	n = used_idx(&drv[0]) + used_idx(&drv[1]);
+	ck_assert_uint_lt(n, 4);
+	for (unsigned int i = 0; i < TQ; i++) {
+		ck_assert_uint_eq(blk_dev_inflight(blk, i), 0);
+		for (unsigned int k = 0; k < TSIZE; k++) {
+			bool used = false;
+
+			for (unsigned int j = 0; j < used_idx(&drv[i]); j++)
+				used |= drv[i].used->ring[j].id == t[i][k].head;
+			ck_assert_uint_eq(status_of(&t[i][k].r),
+					  (used ? VIRTIO_BLK_S_OK : SENTINEL));
+		}
+	}
+	/* A second life under the same limit: its request waits its turn, then completes. */
+	buf_next = BUF_GPA;
+	drv_start(offered(vd) & ~(1ULL << VIRTIO_RING_F_EVENT_IDX));
+	post_read(&drv[1], &again, 3, 512, false);
+	kick(1);
+	ck_assert_msg(wait_used(1, 1, 3000), "the restarted device does not serve");
+	ck_assert_uint_eq(status_of(&again.r), VIRTIO_BLK_S_OK);
+	threads_teardown();
+}
+END_TEST
+
 /* The device's own part of a snapshot names the disk the guest saw. */
 START_TEST(t_blk_save_load)
 {
@@ -2249,6 +2392,8 @@ int main(void)
 	tcase_add_loop_test(thr, t_blk_threads, 0, 2);
 	tcase_add_test(thr, t_blk_reset_inflight);
 	tcase_add_loop_test(thr, t_blk_stop_busy, 0, 2);
+	tcase_add_loop_test(thr, t_blk_ratelimit, 0, 3);
+	tcase_add_test(thr, t_blk_ratelimit_reset);
 	suite_add_tcase(s, thr);
 
 	/* Last: when it fails without fork it leaves threads behind. */

@@ -25,6 +25,8 @@
 #include "fs/dax.h"
 #include "fs/fuse_server.h"
 #include "mm/guest_mem.h"
+#include "ratelimit.h"
+#include "util.h"
 #include "virtio/fs.h"
 #include "virtio/virtio.h"
 #include "unit.h"
@@ -881,6 +883,86 @@ START_TEST(test_stop_busy)
 }
 END_TEST
 
+/* The device again, under @rl. */
+static void limited_setup(const struct rl_config *rl)
+{
+	struct fs_dev_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2, .rl = rl };
+
+	fs_dev_destroy(fdev);
+	ck_assert_int_eq(fs_dev_create(&fdev, srv, win, &mem, &fo), 0);
+	vd = fs_dev_virtio(fdev);
+	vd->tops = &tops;
+}
+
+static unsigned int used_count(unsigned int qi)
+{
+	return __atomic_load_n(&drv[qi].used->idx, __ATOMIC_ACQUIRE);
+}
+
+static void quiesce_vd(void *arg)
+{
+	(void)arg;
+	virtio_quiesce(vd);
+}
+
+/*
+ * [share.N] iops. _i 0: INIT and 20 GETATTRs at 50/s, burst 2: all answered,
+ * none sooner than the limit lets them (a lower bound only). _i 1: at 1/s, a
+ * pause and a reset while the queue waits on its limit return at once; after
+ * the pause the waiting requests go on.
+ */
+START_TEST(test_ratelimit)
+{
+	static const struct rl_config lim[2] = { { .iops = 50, .iops_burst = 2 },
+						 { .iops = 1, .iops_burst = 1 } };
+	struct fuse_getattr_in ga = { 0 };
+	uint64_t one = 1, start, took, out[20];
+	uint16_t head, heads[20];
+	struct fuse_out_header oh;
+	unsigned int n;
+
+	limited_setup(&lim[_i]);
+	handshake();
+	send_init(1, &head);
+	for (unsigned int k = 0; k < 20; k++)
+		out[k] = request(1, FUSE_GETATTR, 100 + k, FUSE_ROOT_ID, &ga, sizeof(ga),
+				 sizeof(oh) + sizeof(struct fuse_attr_out), &heads[k]);
+	start = now_ns();
+	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	if (!_i) {
+		for (int i = 0; i < 5000 && used_count(1) < 21; i++)
+			usleep(1000);
+		took = now_ns() - start;
+		ck_assert_uint_eq(used_count(1), 21);
+		/* (21 - 2) / 50 s */
+		ck_assert_msg(took >= 19ULL * 1000000000 / 50 * 8 / 10,
+			      "21 requests in %llu ms at 50/s, burst 2",
+			      (unsigned long long)(took / 1000000));
+		for (unsigned int k = 0; k < 20; k++) {
+			memcpy(&oh, hva(out[k]), sizeof(oh));
+			ck_assert_uint_eq(oh.unique, 100 + k);
+			ck_assert_int_eq(oh.error, 0);
+		}
+		virtio_set_status(vd, 0);
+		return;
+	}
+	usleep(50000);
+	ck_assert_msg(returns_within(quiesce_vd, NULL, 1000),
+		      "a pause waits for a queue waiting on its limit");
+	n = used_count(1);
+	ck_assert_uint_le(n, 2);
+	ck_assert_int_eq(virtio_unquiesce(vd), 0);
+	/* The requests left in the ring go on at the limit's pace. */
+	for (int i = 0; i < 3000 && used_count(1) == n; i++)
+		usleep(1000);
+	ck_assert_uint_gt(used_count(1), n);
+	ck_assert_msg(returns_within(reset_vd, NULL, 1000),
+		      "a reset waits for a queue waiting on its limit");
+	ck_assert(!vd->started);
+	ck_assert_uint_lt(used_count(1), 21);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("virtio_fs");
@@ -896,6 +978,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_serve_bounded);
 	tcase_add_test(tc, test_stop_busy);
 	tcase_add_test(tc, test_pause_keeps_session);
+	tcase_add_loop_test(tc, test_ratelimit, 0, 2);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
