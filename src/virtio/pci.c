@@ -63,11 +63,22 @@ static bool has_kvm(const struct virtio_pci *p)
 	return p->vm->fd >= 0;
 }
 
+/*
+ * A message a virtio device may send: a fixed or lowest-priority interrupt into the local
+ * APICs' window. Anything else (INIT, SMI, NMI, ExtINT, an address outside
+ * 0xfee00000-0xfeefffff: a junk entry, or one the guest rewrites while unmasked) is held
+ * pending until the entry holds a proper message: a device must not reset or stop a vCPU.
+ */
+static bool msg_ok(const struct msix_vec *m)
+{
+	return !m->addr_hi && (m->addr_lo & 0xfff00000) == 0xfee00000 && ((m->data >> 8) & 7) <= 1;
+}
+
 static void route_vector(struct virtio_pci *p, unsigned int v)
 {
 	struct msix_vec *m = &p->vec[v];
 
-	if (has_kvm(p) &&
+	if (has_kvm(p) && msg_ok(m) &&
 	    vm_msi_set(p->vm, m->gsi, ((uint64_t)m->addr_hi << 32) | m->addr_lo, m->data))
 		pr_debug("%s: MSI route for vector %u failed", p->d->name, v);
 }
@@ -77,7 +88,7 @@ static void route_vector(struct virtio_pci *p, unsigned int v)
 static void vec_update_locked(struct virtio_pci *p, unsigned int v)
 {
 	struct msix_vec *m = &p->vec[v];
-	bool blocked = !p->msix_on || p->msix_fmask || (m->ctrl & MSIX_VEC_MASKED);
+	bool blocked = !p->msix_on || p->msix_fmask || (m->ctrl & MSIX_VEC_MASKED) || !msg_ok(m);
 	uint64_t one = 1;
 
 	atomic_store(&m->blocked, blocked);

@@ -486,6 +486,16 @@ START_TEST(t_msix)
 	ck_assert_uint_eq(rd(VPCI_PBA_OFF, 1), 3);
 	pci_cfg_write(vm.pci, slot, cap + 2, 2, 0x8000); /* delivered now */
 	ck_assert_uint_eq(rd(VPCI_PBA_OFF, 1), 2);
+	/* Vector 1 unmasked with an INIT message, then outside the APIC window: held. */
+	wr(VPCI_MSIX_OFF + 16, 0xfee00000, 4);
+	wr(VPCI_MSIX_OFF + 16 + 8, 0x0542, 4);
+	wr(VPCI_MSIX_OFF + 16 + 12, 0, 4);
+	ck_assert_uint_eq(rd(VPCI_PBA_OFF, 1), 2);
+	wr(VPCI_MSIX_OFF + 16, 0xffffffff, 4);
+	wr(VPCI_MSIX_OFF + 16 + 8, 0x4042, 4);
+	ck_assert_uint_eq(rd(VPCI_PBA_OFF, 1), 2);
+	wr(VPCI_MSIX_OFF + 16, 0xfee00000, 4); /* a proper message: delivered */
+	ck_assert_uint_eq(rd(VPCI_PBA_OFF, 1), 0);
 	/* Entry writes straddling entries or past the table are dropped. */
 	wr(VPCI_MSIX_OFF + 12, ~0ULL, 8);
 	wr(VPCI_MSIX_OFF + 16 * (NQ + 1), ~0ULL, 8);
