@@ -4,7 +4,7 @@
 # tests/guest/scenarios/hostile.sh: /bin/vhostile (tests/guest/tools/vhostile.c) unbinds
 # one virtio device and attacks it through its BAR (status games, queue set-up after
 # DRIVER_OK, rings outside RAM or on top of each other, descriptor loops, buffers on the
-# rings, junk in every register, kicks during resets, a ring kept busy during a reset);
+# rings, kicks during resets, a ring kept busy during a reset);
 # minivmm must survive, the attacked device must work again once Linux binds it, and the
 # other disk must work throughout.
 # SPDX-License-Identifier: GPL-2.0-or-later
