@@ -781,8 +781,10 @@ static int parse_cpu_max(struct parse_ctx *ctx, const struct setting *s, void *f
 		rest = end;
 	}
 	if (*rest == ' ') {
+		if (!isdigit((unsigned char)rest[1])) /* "max x": strtoull would not set end */
+			goto bad;
 		errno = 0;
-		per = isdigit((unsigned char)rest[1]) ? strtoull(rest + 1, &end, 10) : 0;
+		per = strtoull(rest + 1, &end, 10);
 		if (errno || *end || per < 1000 || per > 1000000)
 			goto bad;
 	} else if (*rest) {

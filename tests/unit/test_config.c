@@ -523,6 +523,20 @@ START_TEST(test_parse_size)
 }
 END_TEST
 
+/* [sandbox] cpu_max: "QUOTA [PERIOD]"; a period that is not a number is refused (the
+ * fuzzer found "max x" reading through an unset end pointer). */
+START_TEST(test_cpu_max)
+{
+	ck_assert_int_eq(load_text("[sandbox]\ncpu_max = max 20000\n" BOOT, NULL, 0), 0);
+	ck_assert_str_eq(cfg.sandbox.cpu_max, "max 20000");
+	ck_assert_int_eq(load_text("[sandbox]\ncpu_max = 50000\n" BOOT, NULL, 0), 0);
+	ck_assert_str_eq(cfg.sandbox.cpu_max, "50000 100000");
+	ck_assert_int_eq(load_text("[sandbox]\ncpu_max = max x\n" BOOT, NULL, 0), -EINVAL);
+	ck_assert_int_eq(load_text("[sandbox]\ncpu_max = 50000 \xde\n" BOOT, NULL, 0), -EINVAL);
+	ck_assert_int_eq(load_text("[sandbox]\ncpu_max = 50000 10\n" BOOT, NULL, 0), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_memory_values)
 {
 	ck_assert_int_eq(load_text("[vm]\nmemory = 16M\n" BOOT, NULL, 0), 0);
@@ -938,6 +952,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_parse_size);
 	tcase_add_test(tc, test_memory_values);
+	tcase_add_test(tc, test_cpu_max);
 	tcase_add_test(tc, test_bad_numbers_and_enums);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_overrides);
