@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Token buckets for I/O rate limits (ratelimit.h). */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/timerfd.h>
 
 #include "ratelimit.h"
 
@@ -128,4 +130,17 @@ void rl_charge(struct ratelimit *rl, uint64_t ops, uint64_t bytes)
 	rl_bucket_take(&rl->ops, ops);
 	rl_bucket_take(&rl->bytes, bytes);
 	pthread_mutex_unlock(&rl->lock);
+}
+
+int rl_timer_arm(int fd, uint64_t *armed_at, uint64_t at_ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = at_ns / 1000000000ULL,
+						.tv_nsec = at_ns % 1000000000ULL } };
+
+	if (*armed_at && *armed_at <= at_ns)
+		return 0;
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL))
+		return -errno;
+	*armed_at = at_ns;
+	return 0;
 }

@@ -65,4 +65,8 @@ uint64_t rl_wait(struct ratelimit *rl, uint64_t now_ns);
 /* A request started: @ops operations and @bytes bytes. */
 void rl_charge(struct ratelimit *rl, uint64_t ops, uint64_t bytes);
 
+/* Arm timerfd @fd (CLOCK_MONOTONIC) for @at_ns unless it is armed earlier already
+ * (*@armed_at, 0: disarmed); 0 or a negative errno. */
+int rl_timer_arm(int fd, uint64_t *armed_at, uint64_t at_ns);
+
 #endif

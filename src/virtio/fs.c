@@ -119,16 +119,10 @@ static bool stop_requested(const struct fs_vq *fq)
 /* Fire @t's timer at @at_ns at the latest. */
 static void arm_timer(struct fs_thread *t, uint64_t at_ns)
 {
-	struct itimerspec its = { .it_value = { .tv_sec = at_ns / 1000000000ULL,
-						.tv_nsec = at_ns % 1000000000ULL } };
+	int ret = rl_timer_arm(t->timer.fd, &t->timer_at, at_ns);
 
-	if (t->timer_at && t->timer_at <= at_ns)
-		return;
-	if (timerfd_settime(t->timer.fd, TFD_TIMER_ABSTIME, &its, NULL)) {
-		pr_err("%s: timerfd: %s", t->dev->name, strerror(errno));
-		return;
-	}
-	t->timer_at = at_ns;
+	if (ret)
+		pr_err("%s: timerfd: %s", t->dev->name, strerror(-ret));
 }
 
 /*
