@@ -162,8 +162,12 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		/* A triple fault: how a PC resets when nothing else works. */
-		pr_info("vcpu%u: triple fault (shutdown): treating as reset", v->id);
+		/*
+		 * A triple fault: how a PC resets when nothing else works. Linux
+		 * reboots through ACPI or the 8042 here, so say it and where.
+		 */
+		pr_warn("vcpu%u: triple fault (shutdown): treating as reset", v->id);
+		vcpu_dump(v);
 		vm_request_stop(v->vm, VM_STOP_REBOOT, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:

@@ -43,3 +43,17 @@ t_hostile_fs() { # the virtio-fs device attacked, vda in use meanwhile
 	guest hostile minivmm.hostile=fs --set vm.vcpus=2 --set "disk.0.path=$T/a.img" \
 		--set "share.0.path=$T/share" && hostile_ok && expect_written "$T/a.img"
 }
+
+# Not in HOSTILE_CASES, for the emulated L1's faults described in issue 11's notes:
+# hostile_junk runs the junk-register attack alone, hostile_spin only 40000 reads of one
+# constant register from the guest's user space (`tests/e2e/run.sh hostile_spin`).
+hostile_only() {
+	mkdisk "$T/a.img" 16M
+	printf 'minivmm-hostile-disk' >"$T/b.img"
+	truncate -s 16M "$T/b.img"
+	guest hostile "minivmm.hostile=blk minivmm.hostile_only=$1" --set vm.vcpus=2 \
+		--set "disk.0.path=$T/a.img" --set "disk.1.path=$T/b.img" || return 1
+	expect_rc 0 && expect_out HOSTILE_FAILS=0 && expect_out OTHER_DISK=ok && expect_out REBIND=ok
+}
+t_hostile_junk() { hostile_only junk; }
+t_hostile_spin() { hostile_only spin; }

@@ -141,7 +141,11 @@ missing=""
 # harness dies (an emulator fault: see tests/harness/in-vm.sh), the harness starts this
 # script again in a fresh L1 and it carries on with the case that was running.
 progress=${TEST_E2E_PROGRESS:-}
-done_before() { [ -n "$progress" ] && grep -q "^\(PASS\|FAIL\|FLAKY\) $1\b" "$progress" 2>/dev/null; }
+# done_before NAME [N]: the progress file has N (default 1) results of NAME.
+done_before() {
+	[ -n "$progress" ] &&
+		[ "$(grep -c "^\(PASS\|FAIL\|FLAKY\) $1\b" "$progress" 2>/dev/null)" -ge "${2:-1}" ]
+}
 record() { [ -z "$progress" ] || { echo "$1" >>"$progress" && sync "$progress" 2>/dev/null; }; }
 if [ -n "$progress" ] && [ -s "$progress" ]; then
 	echo "e2e: resuming after an L1 failure; $(grep -c '^\(PASS\|FAIL\|FLAKY\) ' "$progress") case(s) done"
@@ -246,9 +250,12 @@ reap() {
 	done
 }
 
+declare -A nth
 for c in $CASES; do
-	if done_before "$c"; then
-		case $(grep "^\(PASS\|FAIL\|FLAKY\) $c\b" "$progress" | tail -n 1) in
+	# The Nth run of a case named N times is done when the progress file has N results.
+	nth[$c]=$((${nth[$c]:-0} + 1))
+	if done_before "$c" "${nth[$c]}"; then
+		case $(grep "^\(PASS\|FAIL\|FLAKY\) $c\b" "$progress" | sed -n "${nth[$c]}p") in
 		PASS*) pass=$((pass + 1)) ;;
 		FLAKY*) flaky=$((flaky + 1)) flaky_names="$flaky_names $c" ;;
 		*) fail=$((fail + 1)) ;;

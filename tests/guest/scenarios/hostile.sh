@@ -1,6 +1,7 @@
 #!/bin/sh
 # A hostile driver (/bin/vhostile) against one virtio device while the others go on.
-# minivmm.hostile=blk|fs picks the device:
+# minivmm.hostile=blk|fs picks the device (minivmm.hostile_only=junk|spin: only the
+# junk-register attack, or only a storm of reads of one register; see vhostile.c):
 #   blk  the second disk, vdb (the host wrote "minivmm-hostile-disk" at its start)
 #   fs   the virtio-fs device (tag minivmm.fs_tag, default share0; the host put "hello"
 #        in the share holding hello-from-host), mounted and read once before
@@ -63,7 +64,9 @@ echo "$addr" >/sys/bus/pci/drivers/virtio-pci/unbind || { echo "hostile: unbind 
 	echo "$n" >/tmp/reads
 ) &
 reader=$!
-vhostile "$what" "$addr" || rc=1
+only=$(cmdline_arg minivmm.hostile_only) # junk or spin: that one alone
+# shellcheck disable=SC2086 # empty: no argument
+vhostile "$what" "$addr" $only || rc=1
 rm -f /tmp/attacking
 wait "$reader"
 echo "OTHER_READS=$(cat /tmp/reads)"

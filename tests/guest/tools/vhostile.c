@@ -568,7 +568,11 @@ static int kicks_during_reset(void)
 			w16(CC(queue_enable), 1);
 		}
 	}
-	end = now_ms() + 3000;
+	/*
+	 * One second: enough for hundreds of resets raced by kicks; longer storms of
+	 * user-space MMIO exits only made the emulated L1 fault more (issue 11's notes).
+	 */
+	end = now_ms() + 1000;
 	for (unsigned int i = 0; now_ms() < end; i++) {
 		if (negotiate())
 			continue; /* the other one's writes got in between: fine */
@@ -813,14 +817,30 @@ static int run_fs(void)
 	return 0;
 }
 
+/*
+ * Not an attack: 40000 reads of one constant register (the device's number of
+ * queues) from user space, nothing else. For telling the emulated L1's faults
+ * under MMIO storms (issue 11's notes) from anything a device does.
+ */
+static int spin_reads(void)
+{
+	uint16_t want = r16(CC(num_queues));
+
+	for (unsigned int i = 0; i < 40000; i++)
+		if (r16(CC(num_queues)) != want)
+			return failf("num_queues changed at read %u", i);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
 	int fd;
 
 	if (argc < 3 || argc > 4 || (strcmp(argv[1], "blk") && strcmp(argv[1], "fs")) ||
-	    (argc == 4 && strcmp(argv[3], "junk"))) {
-		fprintf(stderr, "usage: vhostile blk|fs PCI-ADDRESS [junk] (its driver unbound)\n");
+	    (argc == 4 && strcmp(argv[3], "junk") && strcmp(argv[3], "spin"))) {
+		fprintf(stderr,
+			"usage: vhostile blk|fs PCI-ADDRESS [junk|spin] (its driver unbound)\n");
 		return 2;
 	}
 	kind = argv[1];
@@ -846,7 +866,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vhostile: no guest-physical pages: %s\n", strerror(errno));
 		return 1;
 	}
-	if (argc == 4)
+	if (argc == 4 && !strcmp(argv[3], "spin"))
+		report("spin_reads", spin_reads());
+	else if (argc == 4)
 		report("junk_registers", junk_registers());
 	else if (!strcmp(kind, "blk"))
 		run_blk();
