@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* POSIX implementation of struct fio, with io_uring for grouped writes. */
 #include "block/file_io.h"
+#include "iov.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,32 +27,10 @@ static struct posix_fio *to_p(struct fio *f)
 	return (struct posix_fio *)f;
 }
 
-size_t iov_total(const struct iovec *iov, int cnt)
-{
-	size_t n = 0;
-
-	for (int i = 0; i < cnt; i++)
-		n += iov[i].iov_len;
-	return n;
-}
-
-/* Advance a private iovec copy by @done bytes. */
-static void iov_advance(struct iovec **iov, int *cnt, size_t done)
-{
-	while (*cnt && done >= (*iov)->iov_len) {
-		done -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt && done) {
-		(*iov)->iov_base = (char *)(*iov)->iov_base + done;
-		(*iov)->iov_len -= done;
-	}
-}
-
-static int p_rw(struct fio *f, const struct iovec *iov0, int cnt, uint64_t off, bool wr)
+static int p_rw(struct fio *f, const struct iovec *iov0, int cnt0, uint64_t off, bool wr)
 {
 	struct iovec stack[16], *heap = NULL, *iov = stack;
+	unsigned int cnt = cnt0 > 0 ? (unsigned int)cnt0 : 0;
 	int fd = to_p(f)->fd;
 
 	if (cnt > 16) {
@@ -62,7 +41,7 @@ static int p_rw(struct fio *f, const struct iovec *iov0, int cnt, uint64_t off, 
 	}
 	memcpy(iov, iov0, sizeof(*iov) * cnt);
 	while (cnt > 0) {
-		int n = cnt > IOV_MAX ? IOV_MAX : cnt;
+		int n = cnt > IOV_MAX ? IOV_MAX : (int)cnt;
 		ssize_t r = wr ? pwritev(fd, iov, n, off) : preadv(fd, iov, n, off);
 
 		if (r < 0) {
@@ -77,12 +56,11 @@ static int p_rw(struct fio *f, const struct iovec *iov0, int cnt, uint64_t off, 
 				return -EIO;
 			}
 			/* Past EOF: the rest reads as zeros. */
-			for (int i = 0; i < cnt; i++)
-				memset(iov[i].iov_base, 0, iov[i].iov_len);
+			iov_memset(iov, cnt, 0, 0, iov_total(iov, cnt));
 			break;
 		}
 		off += r;
-		iov_advance(&iov, &cnt, r);
+		iov_discard_front(&iov, &cnt, (size_t)r);
 	}
 	free(heap);
 	return 0;
@@ -294,14 +272,14 @@ int fio_from_fd(struct fio **out, int fd, int flags)
 int fio_preadv(struct fio *f, const struct iovec *iov, int cnt, uint64_t off)
 {
 	f->st.reads++;
-	f->st.read_bytes += iov_total(iov, cnt);
+	f->st.read_bytes += iov_total(iov, (unsigned int)cnt);
 	return f->ops->preadv(f, iov, cnt, off);
 }
 
 int fio_pwritev(struct fio *f, const struct iovec *iov, int cnt, uint64_t off)
 {
 	f->st.writes++;
-	f->st.write_bytes += iov_total(iov, cnt);
+	f->st.write_bytes += iov_total(iov, (unsigned int)cnt);
 	return f->ops->pwritev(f, iov, cnt, off);
 }
 

@@ -82,7 +82,4 @@ int fio_punch(struct fio *f, uint64_t off, uint64_t len);
 int fio_submit(struct fio *f, const struct fio_req *reqs, int n, bool sync_after);
 void fio_close(struct fio *f);
 
-/* Helpers for implementations. */
-size_t iov_total(const struct iovec *iov, int cnt);
-
 #endif

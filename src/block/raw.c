@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "block/aio.h"
+#include "iov.h"
 #include "log.h"
 
 /* One SQE moves at most this much, so the 32-bit SQE length never wraps. */
@@ -56,8 +57,7 @@ struct raw_op {
 	uint64_t pos;	     /* bytes of the request done */
 	uint64_t bstart;     /* PH_BOUNCE: request byte at the start of bounce */
 	uint8_t *bounce;
-	int idx; /* PH_RW: the iovec at pos, and the offset into it */
-	size_t ioff;
+	struct iov_pos at; /* PH_RW: the iovec at pos, and the offset into it */
 	enum raw_phase phase;
 };
 
@@ -216,56 +216,11 @@ static void raw_detach(struct blk_backend *be, struct aio_ctx *ctx)
 	pthread_mutex_unlock(&rb->lock);
 }
 
-/* --- iovec helpers -------------------------------------------------------- */
-
-enum iov_mode { IOV_FROM, IOV_TO, IOV_ZERO };
-
-/* Copy @len bytes between @buf and the iovecs starting @skip bytes in, or zero them. */
-static void iov_walk(const struct iovec *iov, int cnt, uint64_t skip, uint8_t *buf, uint64_t len,
-		     enum iov_mode mode)
-{
-	for (int i = 0; i < cnt && len; i++) {
-		uint8_t *base = iov[i].iov_base;
-		size_t n = iov[i].iov_len;
-
-		if (skip >= n) {
-			skip -= n;
-			continue;
-		}
-		base += skip;
-		n -= skip;
-		skip = 0;
-		if (n > len)
-			n = len;
-		if (mode == IOV_FROM)
-			memcpy(buf, base, n);
-		else if (mode == IOV_TO)
-			memcpy(base, buf, n);
-		else
-			memset(base, 0, n);
-		buf += n;
-		len -= n;
-	}
-}
-
 /* Move the request's cursor @n bytes on, past any empty iovecs. */
 static void op_advance(struct raw_op *op, uint64_t n)
 {
-	const struct iovec *iov = op->req->iov;
-	int cnt = op->req->iovcnt;
-
 	op->pos += n;
-	while (op->idx < cnt) {
-		size_t avail = iov[op->idx].iov_len - op->ioff;
-
-		if (n < avail) {
-			op->ioff += n;
-			break;
-		}
-		n -= avail;
-		op->idx++;
-		op->ioff = 0;
-	}
+	iov_pos_advance(op->req->iov, (unsigned int)op->req->iovcnt, &op->at, n);
 }
 
 /* --- issuing --------------------------------------------------------------- */
@@ -278,18 +233,18 @@ static struct io_uring_sqe *op_sqe(struct raw_op *op)
 static int issue_rw(struct raw_op *op)
 {
 	const struct blk_req *req = op->req;
-	const struct iovec *iov = req->iov + op->idx;
-	int left = req->iovcnt - op->idx;
+	const struct iovec *iov = req->iov + op->at.idx;
+	int left = req->iovcnt - (int)op->at.idx;
 	bool wr = req->op == BLK_WRITE;
 	uint64_t off = req->offset + op->pos;
 	struct io_uring_sqe *sqe = op_sqe(op);
 
 	if (!sqe)
 		return -EIO;
-	if (op->ioff || left == 1) {
+	if (op->at.off || left == 1) {
 		/* One buffer, or the rest of one cut by a short transfer. */
-		uint8_t *base = (uint8_t *)iov->iov_base + op->ioff;
-		size_t n = iov->iov_len - op->ioff;
+		uint8_t *base = (uint8_t *)iov->iov_base + op->at.off;
+		size_t n = iov->iov_len - op->at.off;
 
 		if (n > MAX_XFER)
 			n = MAX_XFER;
@@ -424,7 +379,7 @@ static int start_bounce(struct raw_op *op)
 	op->bstart = op->pos;
 	op->phase = PH_BOUNCE;
 	if (req->op == BLK_WRITE)
-		iov_walk(req->iov, req->iovcnt, op->pos, op->bounce, n, IOV_FROM);
+		iov_to_buf(req->iov, (unsigned int)req->iovcnt, op->pos, op->bounce, n);
 	return issue(op);
 }
 
@@ -454,8 +409,8 @@ static void raw_complete(struct aio_ctx *ctx, struct aio_op *aop, int res)
 				break;
 			}
 			/* EOF inside the device (the file shrank under us): zeros. */
-			iov_walk(req->iov, req->iovcnt, op->pos, NULL, req->len - op->pos,
-				 IOV_ZERO);
+			iov_memset(req->iov, (unsigned int)req->iovcnt, op->pos, 0,
+				   req->len - op->pos);
 			break;
 		}
 		op_advance(op, res);
@@ -478,8 +433,8 @@ static void raw_complete(struct aio_ctx *ctx, struct aio_op *aop, int res)
 		if (op->pos < req->len)
 			goto reissue;
 		if (!wr)
-			iov_walk(req->iov, req->iovcnt, op->bstart, op->bounce,
-				 req->len - op->bstart, IOV_TO);
+			iov_from_buf(req->iov, (unsigned int)req->iovcnt, op->bstart, op->bounce,
+				     req->len - op->bstart);
 		res = 0;
 		break;
 	case PH_FSYNC:
@@ -556,8 +511,7 @@ static int raw_submit(struct blk_backend *be, struct aio_ctx *ctx, struct blk_re
 		return -ENOMEM;
 	op->req = req;
 	op->pos = 0;
-	op->idx = 0;
-	op->ioff = 0;
+	op->at = (struct iov_pos){ 0, 0 };
 	switch (req->op) {
 	case BLK_READ:
 	case BLK_WRITE:

@@ -15,6 +15,7 @@
 #include <linux/limits.h>
 
 #include "fs/fuse_priv.h"
+#include "iov.h"
 #include "util.h"
 
 #define IOV_STACK   64
@@ -22,31 +23,6 @@
 #define READDIR_MAX (128u * 1024) /* Linux asks for one page */
 #define XATTR_MAX   (64u * 1024)
 #define COPY_MAX    (1u << 30)
-
-/* [off, off+len) of the segments @v as an iovec array; returns the count. */
-static unsigned int iov_slice(const struct iovec *v, unsigned int n, size_t off, size_t len,
-			      struct iovec *dst, unsigned int max)
-{
-	unsigned int k = 0;
-
-	for (unsigned int i = 0; i < n && len && k < max; i++) {
-		size_t l = v[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l -= off;
-		if (l > len)
-			l = len;
-		dst[k].iov_base = (uint8_t *)v[i].iov_base + off;
-		dst[k].iov_len = l;
-		k++;
-		len -= l;
-		off = 0;
-	}
-	return k;
-}
 
 ssize_t fuse_op_open(struct fuse_req *r)
 {
@@ -200,8 +176,16 @@ ssize_t fuse_op_read(struct fuse_req *r)
 			goto out;
 		}
 	}
-	/* Straight into the guest's buffers, after the reply header. */
-	cnt = iov_slice(r->out, r->nout, sizeof(oh), size, v, max);
+	/*
+	 * Straight into the guest's buffers, after the reply header. More than
+	 * IOV_MAX segments fails (no queue is that long) instead of reading less.
+	 */
+	ret = iov_range(r->out, r->nout, sizeof(oh), size, v, max);
+	if (ret < 0) {
+		ret = -EINVAL;
+		goto out;
+	}
+	cnt = (unsigned int)ret;
 	n = cnt ? preadv(h.fd, v, (int)cnt, (off_t)in.offset) : 0;
 	if (n < 0) {
 		ret = -errno;
@@ -210,7 +194,7 @@ ssize_t fuse_op_read(struct fuse_req *r)
 	oh.len = (uint32_t)(sizeof(oh) + (size_t)n);
 	oh.error = 0;
 	oh.unique = r->hdr.unique;
-	fuse_copy_out(r->out, r->nout, 0, &oh, sizeof(oh));
+	iov_from_buf(r->out, r->nout, 0, &oh, sizeof(oh));
 	ret = oh.len;
 out:
 	if (v != stackv)
@@ -245,7 +229,12 @@ ssize_t fuse_op_write(struct fuse_req *r)
 		}
 	}
 	/* Straight from the guest's buffers: the data was never gathered. */
-	cnt = iov_slice(r->in, r->nin, off, in.size, v, max);
+	ret = iov_range(r->in, r->nin, off, in.size, v, max);
+	if (ret < 0) {
+		ret = -EINVAL;
+		goto out;
+	}
+	cnt = (unsigned int)ret;
 	n = cnt ? pwritev(h.fd, v, (int)cnt, (off_t)in.offset) : 0;
 	if (n < 0) {
 		ret = -errno;

@@ -155,8 +155,6 @@ mode_t fuse_allowed_mode(const struct fuse_server *s, mode_t type, mode_t mode);
 int fuse_kill_setid(const struct fuse_server *s, int fd);
 ssize_t fuse_reply(struct fuse_req *r, const void *p, size_t n);
 ssize_t fuse_reply2(struct fuse_req *r, const void *p1, size_t n1, const void *p2, size_t n2);
-size_t fuse_copy_out(const struct iovec *out, unsigned int nout, size_t off, const void *p,
-		     size_t n);
 int fuse_check_name(const uint8_t *p, size_t len, const char **name, size_t *used);
 int fuse_open_beneath(int dirfd, const char *name, int flags, mode_t mode);
 int fuse_reopen(struct fuse_server *s, const struct fuse_iref *n, int flags);

@@ -44,6 +44,7 @@
 #include <linux/openat2.h>
 
 #include "fs/fuse_priv.h"
+#include "iov.h"
 #include "log.h"
 
 enum {
@@ -117,62 +118,6 @@ static const struct fuse_opdesc ops[] = {
 				 0 },
 };
 
-/* Copy @n bytes to byte @off of the writable segments; returns bytes copied. */
-size_t fuse_copy_out(const struct iovec *out, unsigned int nout, size_t off, const void *p,
-		     size_t n)
-{
-	const uint8_t *src = p;
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < nout && done < n; i++) {
-		size_t len = out[i].iov_len, c;
-
-		if (off >= len) {
-			off -= len;
-			continue;
-		}
-		c = len - off < n - done ? len - off : n - done;
-		memcpy((uint8_t *)out[i].iov_base + off, src + done, c);
-		done += c;
-		off = 0;
-	}
-	return done;
-}
-
-/* Copy @n bytes from byte @off of the readable segments. */
-static size_t copy_in(const struct iovec *in, unsigned int nin, size_t off, void *p, size_t n)
-{
-	uint8_t *dst = p;
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < nin && done < n; i++) {
-		size_t len = in[i].iov_len, c;
-
-		if (off >= len) {
-			off -= len;
-			continue;
-		}
-		c = len - off < n - done ? len - off : n - done;
-		memcpy(dst + done, (const uint8_t *)in[i].iov_base + off, c);
-		done += c;
-		off = 0;
-	}
-	return done;
-}
-
-/* Sum of segment lengths, saturating (a chain can never carry that much). */
-static size_t iov_total(const struct iovec *v, unsigned int n)
-{
-	size_t t = 0;
-
-	for (unsigned int i = 0; i < n; i++) {
-		if (v[i].iov_len > SIZE_MAX / 2 - t)
-			return SIZE_MAX / 2;
-		t += v[i].iov_len;
-	}
-	return t;
-}
-
 static ssize_t reply_raw(struct fuse_req *r, int err, const void *p1, size_t n1, const void *p2,
 			 size_t n2)
 {
@@ -186,11 +131,11 @@ static ssize_t reply_raw(struct fuse_req *r, int err, const void *p1, size_t n1,
 	oh.len = (uint32_t)(sizeof(oh) + n1 + n2);
 	oh.error = err;
 	oh.unique = r->hdr.unique;
-	fuse_copy_out(r->out, r->nout, 0, &oh, sizeof(oh));
+	iov_from_buf(r->out, r->nout, 0, &oh, sizeof(oh));
 	if (n1)
-		fuse_copy_out(r->out, r->nout, sizeof(oh), p1, n1);
+		iov_from_buf(r->out, r->nout, sizeof(oh), p1, n1);
 	if (n2)
-		fuse_copy_out(r->out, r->nout, sizeof(oh) + n1, p2, n2);
+		iov_from_buf(r->out, r->nout, sizeof(oh) + n1, p2, n2);
 	return oh.len;
 }
 
@@ -486,7 +431,7 @@ ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsign
 	bool got_init;
 	ssize_t ret;
 
-	if (copy_in(in, nin, 0, &r.hdr, sizeof(r.hdr)) < sizeof(r.hdr))
+	if (iov_to_buf(in, nin, 0, &r.hdr, sizeof(r.hdr)) < sizeof(r.hdr))
 		return -EINVAL;
 	r.room = iov_total(out, nout);
 	if (r.hdr.opcode < sizeof(ops) / sizeof(ops[0]) && ops[r.hdr.opcode].fn)
@@ -520,7 +465,7 @@ ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsign
 			goto err;
 		}
 	}
-	copy_in(in, nin, sizeof(r.hdr), buf, want);
+	iov_to_buf(in, nin, sizeof(r.hdr), buf, want);
 	r.arg = buf;
 
 	pthread_mutex_lock(&s->lock);

@@ -3,49 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "iov.h"
 #include "qcow2/qcow2_int.h"
-
-/* Copy between an iovec array (at byte @pos) and a flat buffer. */
-static void iov_copy(const struct iovec *iov, int cnt, size_t pos, void *buf, size_t n, bool to_buf)
-{
-	for (int i = 0; i < cnt && n; i++) {
-		if (pos >= iov[i].iov_len) {
-			pos -= iov[i].iov_len;
-			continue;
-		}
-		size_t k = iov[i].iov_len - pos < n ? iov[i].iov_len - pos : n;
-
-		if (to_buf)
-			memcpy(buf, (char *)iov[i].iov_base + pos, k);
-		else if (buf)
-			memcpy((char *)iov[i].iov_base + pos, buf, k);
-		else
-			memset((char *)iov[i].iov_base + pos, 0, k);
-		buf = buf ? (char *)buf + k : NULL;
-		n -= k;
-		pos = 0;
-	}
-}
-
-/* The sub-range [pos, pos+n) of an iovec array as a new array in @out (>= cnt slots). */
-static int iov_slice(const struct iovec *iov, int cnt, size_t pos, size_t n, struct iovec *out)
-{
-	int k = 0;
-
-	for (int i = 0; i < cnt && n; i++) {
-		if (pos >= iov[i].iov_len) {
-			pos -= iov[i].iov_len;
-			continue;
-		}
-		size_t m = iov[i].iov_len - pos < n ? iov[i].iov_len - pos : n;
-
-		out[k].iov_base = (char *)iov[i].iov_base + pos;
-		out[k++].iov_len = m;
-		n -= m;
-		pos = 0;
-	}
-	return k;
-}
 
 static int check_range(struct qcow2 *q, uint64_t off, uint64_t len)
 {
@@ -68,7 +27,10 @@ static int run_flush(struct qcow2 *q, struct run *r, const struct iovec *iov, in
 
 	if (!r->len)
 		return 0;
-	k = iov_slice(iov, cnt, r->pos, r->len, tmp);
+	/* @tmp has @cnt slots: a range of the list never needs more. */
+	k = iov_range(iov, (unsigned int)cnt, r->pos, r->len, tmp, (unsigned int)cnt);
+	if (k < 0)
+		return k;
 	e = r->wr ? fio_pwritev(q->f, tmp, k, r->host) : fio_preadv(q->f, tmp, k, r->host);
 	r->len = 0;
 	return e;
@@ -91,7 +53,7 @@ static int run_add(struct qcow2 *q, struct run *r, uint64_t host, size_t pos, si
 
 int qcow2_read_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_t off)
 {
-	size_t len = iov_total(iov, cnt), pos = 0;
+	size_t len = iov_total(iov, (unsigned int)cnt), pos = 0;
 	struct iovec stack[16], *tmp = cnt > 16 ? malloc(sizeof(*tmp) * cnt) : stack;
 	struct run run = { .wr = false };
 	int r = check_range(q, off, len);
@@ -116,14 +78,14 @@ int qcow2_read_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_
 
 				r = b ? qcow2_backing_read(q, b, n, vo) : -ENOMEM;
 				if (!r)
-					iov_copy(iov, cnt, pos, b, n, false);
+					iov_from_buf(iov, (unsigned int)cnt, pos, b, n);
 				free(b);
 				break;
 			}
 			/* fall through */
 		case L2_ZERO_PLAIN:
 		case L2_ZERO_ALLOC:
-			iov_copy(iov, cnt, pos, NULL, n, false);
+			iov_memset(iov, (unsigned int)cnt, pos, 0, n);
 			break;
 		case L2_COMPRESSED:
 			if (!q->cbuf) {
@@ -141,7 +103,7 @@ int qcow2_read_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_
 					break;
 				q->cbuf_key = e;
 			}
-			iov_copy(iov, cnt, pos, q->cbuf + in, n, false);
+			iov_from_buf(iov, (unsigned int)cnt, pos, q->cbuf + in, n);
 			break;
 		}
 		pos += n;
@@ -242,7 +204,7 @@ static int alloc_cluster(struct qcow2 *q, uint64_t vcl, uint64_t old, uint64_t *
 
 static int write_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_t off)
 {
-	size_t len = iov_total(iov, cnt), pos = 0;
+	size_t len = iov_total(iov, (unsigned int)cnt), pos = 0;
 	struct iovec stack[16], *tmp = cnt > 16 ? malloc(sizeof(*tmp) * cnt) : stack;
 	struct run run = { .wr = true };
 	uint8_t *cow = NULL;
@@ -288,7 +250,7 @@ static int write_locked(struct qcow2 *q, const struct iovec *iov, int cnt, uint6
 			if (r)
 				break;
 			if (has) {
-				iov_copy(iov, cnt, pos, cow + in, n, true);
+				iov_to_buf(iov, (unsigned int)cnt, pos, cow + in, n);
 				r = run_flush(q, &run, iov, cnt, tmp);
 				if (!r)
 					r = fio_pwrite(q->f, cow, q->cluster_size, host);

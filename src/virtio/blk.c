@@ -15,6 +15,7 @@
 
 #include "block/aio.h"
 #include "block/backend.h"
+#include "iov.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "sandbox/sandbox.h"
@@ -95,56 +96,6 @@ static inline void stat_inc(atomic_uint_fast64_t *c)
 			      memory_order_relaxed);
 }
 
-/* --- iovec helpers --------------------------------------------------------------------- */
-
-/* Copy @len bytes at byte @skip of @iov into @dst; false if the iovecs are too short. */
-static bool iov_gather(const struct iovec *iov, unsigned int cnt, size_t skip, void *dst,
-		       size_t len)
-{
-	uint8_t *d = dst;
-	unsigned int i;
-
-	for (i = 0; i < cnt && len; i++) {
-		size_t n = iov[i].iov_len;
-
-		if (skip >= n) {
-			skip -= n;
-			continue;
-		}
-		n = MIN(n - skip, len);
-		memcpy(d, (uint8_t *)iov[i].iov_base + skip, n);
-		d += n;
-		len -= n;
-		skip = 0;
-	}
-	return len == 0;
-}
-
-/* The bytes [skip, skip+len) of @iov as iovecs in @dst; returns the count. */
-static int iov_slice(const struct iovec *iov, unsigned int cnt, size_t skip, size_t len,
-		     struct iovec *dst, unsigned int max)
-{
-	unsigned int i, n = 0;
-
-	for (i = 0; i < cnt && len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		if (n == max)
-			return -1;
-		l = MIN(l - skip, len);
-		dst[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		dst[n].iov_len = l;
-		n++;
-		len -= l;
-		skip = 0;
-	}
-	return len ? -1 : (int)n;
-}
-
 /* --- requests -------------------------------------------------------------------------- */
 
 static void complete(struct blk_io *io, uint8_t status)
@@ -193,7 +144,8 @@ static uint8_t prep_range(struct blk_dev *b, struct blk_io *io, const struct vq_
 	if (b->be->readonly)
 		return VIRTIO_BLK_S_IOERR;
 	if (e->out_len - sizeof(struct virtio_blk_outhdr) != sizeof(seg) ||
-	    !iov_gather(e->iov, e->out_num, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg)))
+	    iov_to_buf(e->iov, e->out_num, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg)) !=
+		sizeof(seg))
 		return VIRTIO_BLK_S_IOERR;
 	if (seg.flags & ~allowed)
 		return VIRTIO_BLK_S_UNSUPP;
@@ -220,7 +172,7 @@ static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *
 	uint64_t dlen;
 	int n;
 
-	if (!iov_gather(e->iov, e->out_num, 0, &h, hsz))
+	if (iov_to_buf(e->iov, e->out_num, 0, &h, hsz) != hsz)
 		return VIRTIO_BLK_S_IOERR;
 	memset(&io->req, 0, sizeof(io->req));
 	switch (h.type) {
@@ -229,7 +181,7 @@ static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *
 		/* The used length is 32 bits; no real request comes near. */
 		if (dlen % SECTOR || dlen >= UINT32_MAX || !in_range(b, h.sector, dlen))
 			return VIRTIO_BLK_S_IOERR;
-		n = iov_slice(in, e->in_num, 0, dlen, io->data, MAX_IOV);
+		n = iov_range(in, e->in_num, 0, dlen, io->data, MAX_IOV);
 		if (n < 0)
 			return VIRTIO_BLK_S_IOERR;
 		io->req.op = BLK_READ;
@@ -242,7 +194,7 @@ static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *
 			return VIRTIO_BLK_S_IOERR;
 		if (dlen % SECTOR || !in_range(b, h.sector, dlen))
 			return VIRTIO_BLK_S_IOERR;
-		n = iov_slice(e->iov, e->out_num, hsz, dlen, io->data, MAX_IOV);
+		n = iov_range(e->iov, e->out_num, hsz, dlen, io->data, MAX_IOV);
 		if (n < 0)
 			return VIRTIO_BLK_S_IOERR;
 		io->req.op = BLK_WRITE;
@@ -257,11 +209,8 @@ static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *
 		uint64_t room = e->in_len - 1;
 		size_t len = MIN(room, (uint64_t)VIRTIO_BLK_ID_BYTES);
 
-		n = iov_slice(in, e->in_num, 0, len, io->data, MAX_IOV);
-		if (n < 0)
+		if (iov_from_buf(in, e->in_num, 0, b->serial, len) != len)
 			return VIRTIO_BLK_S_IOERR;
-		for (size_t off = 0, i = 0; i < (size_t)n; off += io->data[i].iov_len, i++)
-			memcpy(io->data[i].iov_base, b->serial + off, io->data[i].iov_len);
 		io->in_len = len + 1;
 		return 0xff;
 	}

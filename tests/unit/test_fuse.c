@@ -710,6 +710,58 @@ START_TEST(write_read_iovecs)
 }
 END_TEST
 
+/*
+ * A READ reply spread over more segments than preadv takes (IOV_MAX) fails
+ * whole; it used to read the first 1024 bytes and answer as if that were all.
+ */
+START_TEST(read_too_many_segments)
+{
+	enum { NSEG = 2000 };
+	struct fuse_in_header h = { 0 };
+	struct fuse_read_in rd = { 0 };
+	struct fuse_out_header oh;
+	static uint8_t data[NSEG], back[NSEG];
+	static struct iovec out[NSEG + 1];
+	uint8_t hdr[sizeof(h) + sizeof(rd)], o1[sizeof(oh)];
+	struct iovec in;
+	uint64_t fh;
+	int64_t id;
+	ssize_t n;
+
+	start();
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	host_write("many", data, sizeof(data));
+	id = lookup(1, "many", NULL);
+	ck_assert_int_gt(id, 1);
+	ck_assert_int_eq(open_((uint64_t)id, O_RDONLY, &fh), 0);
+	rd.fh = fh;
+	rd.size = NSEG;
+	h.len = sizeof(h) + sizeof(rd);
+	h.opcode = FUSE_READ;
+	h.unique = 90;
+	h.nodeid = (uint64_t)id;
+	memcpy(hdr, &h, sizeof(h));
+	memcpy(hdr + sizeof(h), &rd, sizeof(rd));
+	in = (struct iovec){ hdr, sizeof(hdr) };
+	out[0] = (struct iovec){ o1, sizeof(o1) };
+	for (unsigned int i = 0; i < NSEG; i++)
+		out[i + 1] = (struct iovec){ back + i, 1 };
+	n = fuse_server_handle(srv, &in, 1, out, NSEG + 1);
+	ck_assert_int_eq(n, sizeof(oh));
+	memcpy(&oh, o1, sizeof(oh));
+	ck_assert_int_eq(oh.error, -EINVAL);
+	/* The same read in 1000 segments of two bytes works and is whole. */
+	for (unsigned int i = 0; i < NSEG / 2; i++)
+		out[i + 1] = (struct iovec){ back + 2 * i, 2 };
+	n = fuse_server_handle(srv, &in, 1, out, NSEG / 2 + 1);
+	ck_assert_int_eq(n, sizeof(oh) + NSEG);
+	ck_assert_mem_eq(back, data, NSEG);
+	ck_assert_int_eq(release(fh), 0);
+	stop();
+}
+END_TEST
+
 START_TEST(write_size_beyond_data)
 {
 	struct fuse_write_in w = { 0 };
@@ -2826,6 +2878,7 @@ static Suite *fuse_suite(void)
 	tcase_add_test(t, readdir_while_deleting);
 	tcase_add_test(t, create_write_read);
 	tcase_add_test(t, write_read_iovecs);
+	tcase_add_test(t, read_too_many_segments);
 	tcase_add_test(t, write_size_beyond_data);
 	tcase_add_test(t, read_respects_room);
 	tcase_add_test(t, mkdir_rmdir_unlink);
