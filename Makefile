@@ -83,10 +83,19 @@ $(BIN): $(O)/src/main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(O)/tests/%: tests/unit/%.c $(LIB)
+# Test-only code (tests/lib: the fault-injecting file for qcow2) stays out of the library.
+TESTLIB_OBJS := $(patsubst %.c,$(O)/%.o,$(sort $(wildcard tests/lib/*.c)))
+
+$(O)/tests/lib/%.o: tests/lib/%.c
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(ALL_LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/lib -c -o $@ $<
+
+$(O)/tests/%: tests/unit/%.c $(LIB) $(TESTLIB_OBJS)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/lib -o $@ $< $(TESTLIB_OBJS) $(LIB) \
+		$(ALL_LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 $(AGENT): $(AGENT_SRCS) $(wildcard agent/*.h) src/agent/agent_proto.h src/agent/agent_io.h src/util.h
 	@mkdir -p $(dir $@)
@@ -113,10 +122,16 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB)
+FUZZ_TESTLIB_OBJS := $(patsubst %.c,$(FUZZ_O)/obj/%.o,$(sort $(wildcard tests/lib/*.c)))
+
+# Kept (not intermediate): each test binary links them.
+.SECONDARY: $(TESTLIB_OBJS) $(FUZZ_TESTLIB_OBJS)
+
+$(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB) $(FUZZ_TESTLIB_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZLD  $@"
-	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+	$(Q)clang $(FUZZ_CFLAGS) -Itests/lib -fsanitize=fuzzer -o $@ $< $(FUZZ_TESTLIB_OBJS) \
+		$(FUZZ_LIB) $(LDLIBS)
 
 deps:
 	$(Q)tests/deps.sh

@@ -4,7 +4,7 @@
  *
  * Every byte an image engine reads or writes goes through one ops table, so a
  * test can substitute a recording, fault-injecting implementation (see
- * src/qcow2/crashsim.h) for the POSIX one. The two ordering primitives are
+ * tests/lib/crashsim.h) for the POSIX one. The two ordering primitives are
  * kept apart on purpose:
  *   sync    - everything written before is durable (fdatasync);
  *   barrier - everything written before reaches the media before anything

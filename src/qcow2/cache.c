@@ -83,70 +83,6 @@ static void rehash(struct tcache *c, struct tc_ent *e, uint64_t off)
 	c->bucket[h] = e - c->ents;
 }
 
-int req_push(struct fio_req **reqs, int *n, int *cap, const void *buf, uint64_t off, uint32_t len)
-{
-	if (*n > 0) {
-		struct fio_req *l = &(*reqs)[*n - 1];
-
-		/* Merge with the previous request when contiguous in both places. */
-		if ((const char *)l->buf + l->len == buf && l->off + l->len == off) {
-			l->len += len;
-			return 0;
-		}
-	}
-	if (*n == *cap) {
-		int nc = *cap ? *cap * 2 : 32;
-		struct fio_req *nr = realloc(*reqs, sizeof(*nr) * nc);
-
-		if (!nr)
-			return -ENOMEM;
-		*reqs = nr;
-		*cap = nc;
-	}
-	(*reqs)[(*n)++] = (struct fio_req){ buf, off, len };
-	return 0;
-}
-
-static int collect_bitmap(const uint8_t *base, uint64_t host_off, unsigned int sectors,
-			  uint64_t *dirty, struct fio_req **reqs, int *n, int *cap)
-{
-	for (unsigned int s = 0; s < sectors; s++) {
-		if (!bit_test(dirty, s))
-			continue;
-		int r = req_push(reqs, n, cap, base + (size_t)s * QCOW2_SECTOR,
-				 host_off + (uint64_t)s * QCOW2_SECTOR, QCOW2_SECTOR);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-int flat_collect(struct qcow2 *q, void *table, uint64_t host_off, size_t bytes, uint64_t *dirty,
-		 struct fio_req **reqs, int *n, int *cap)
-{
-	(void)q;
-	return collect_bitmap(table, host_off, (bytes + QCOW2_SECTOR - 1) / QCOW2_SECTOR, dirty,
-			      reqs, n, cap);
-}
-
-int qcow2_meta_submit(struct qcow2 *q, struct fio_req *reqs, int n, bool sync)
-{
-	int r;
-
-	if (q->ro)
-		return -EROFS;
-	for (int i = 0; i < n; i++) {
-		q->st.meta_bytes += reqs[i].len;
-		q->st.meta_writes++;
-	}
-	if (!n && !sync)
-		return 0;
-	r = fio_submit(q->f, reqs, n, sync);
-	if (!r && sync)
-		q->sync_gen++;
-	return r;
-}
-
 /* Write back one entry's dirty sectors (its dependencies first). */
 static int tc_writeback(struct qcow2 *q, struct tcache *c, struct tc_ent *e)
 {
@@ -161,7 +97,8 @@ static int tc_writeback(struct qcow2 *q, struct tcache *c, struct tc_ent *e)
 			return r;
 	}
 	/* Big-endian on disk: tables are kept in disk format in the cache. */
-	r = collect_bitmap(e->data, e->off, c->sectors, e->dirty, &reqs, &n, &cap);
+	r = flat_collect(q, e->data, e->off, (size_t)c->sectors * QCOW2_SECTOR, e->dirty, &reqs, &n,
+			 &cap);
 	if (!r)
 		r = qcow2_meta_submit(q, reqs, n, false);
 	free(reqs);

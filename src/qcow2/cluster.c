@@ -4,28 +4,6 @@
 
 #include "qcow2/qcow2_int.h"
 
-/* Metadata must be cluster aligned, clear of the header and inside the file. */
-int qcow2_check_meta_off(struct qcow2 *q, uint64_t off, uint64_t len, const char *what)
-{
-	uint64_t end = q->file_end << q->cluster_bits;
-
-	if (off % q->cluster_size) {
-		qcow2_seterr(q, "%s offset 0x%llx is not cluster aligned", what,
-			     (unsigned long long)off);
-		return -EIO;
-	}
-	if (off < q->cluster_size) {
-		qcow2_seterr(q, "%s overlaps the image header", what);
-		return -EIO;
-	}
-	if (off > end || len > end - off) {
-		qcow2_seterr(q, "%s at 0x%llx lies past the end of the file", what,
-			     (unsigned long long)off);
-		return -EIO;
-	}
-	return 0;
-}
-
 enum l2_type l2_classify(struct qcow2 *q, uint64_t e)
 {
 	if (e & QCOW_OFLAG_COMPRESSED)

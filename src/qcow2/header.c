@@ -6,28 +6,6 @@
 
 #include "qcow2/qcow2_int.h"
 
-void qcow2_seterr(struct qcow2 *q, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!q->err || !q->errlen || q->err[0])
-		return; /* keep the first, most specific reason */
-	va_start(ap, fmt);
-	vsnprintf(q->err, q->errlen, fmt, ap);
-	va_end(ap);
-}
-
-void qcow2_log(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!getenv("MINIVMM_QCOW2_DEBUG"))
-		return;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-}
-
 /* Describe unknown incompatible bits using the image's own feature-name table. */
 static void unsupported_features(struct qcow2 *q, uint64_t bits, const uint8_t *tbl, uint32_t len)
 {

@@ -3,14 +3,10 @@
 #include <errno.h>
 #include <libfdt.h>
 #include <linux/virtio_blk.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "block/aio.h"
@@ -21,6 +17,7 @@
 #include "sandbox/sandbox.h"
 #include "util.h"
 #include "virtio/blk.h"
+#include "virtio/iothread.h"
 #include "virtio/virtio.h"
 
 #define VIRTIO_ID_BLOCK	 2
@@ -32,7 +29,6 @@
 #define AIO_RING_ENTRIES 256
 
 struct blk_vq;
-struct blk_thread;
 
 /* One request in flight, indexed by its head descriptor. */
 struct blk_io {
@@ -45,34 +41,13 @@ struct blk_io {
 };
 
 struct blk_vq {
+	struct vio_queue vio; /* the engine's part: ring, kicks, thread */
 	struct blk_dev *dev;
-	struct virtio_queue *q;
-	struct aio_handler kick;
 	struct blk_io *ios; /* [size_max], touched only when used: 4 KiB each */
 	uint8_t *busy;	    /* [size_max]: head in flight */
 	struct iovec scratch[MAX_IOV];
 	unsigned int inflight;
-	bool need_signal;
-	bool dead;		     /* the driver broke the protocol: ignore until reset */
-	bool throttled;		     /* waiting for the rate limit: the ring is left alone */
-	const atomic_bool *stopping; /* its I/O thread's; NULL: served by blk_dev_process */
-	struct blk_thread *thread;   /* whose timer ends a wait for the rate limit */
 	atomic_uint_fast64_t requests, errors, bad_chains;
-	atomic_uint_fast64_t kicks, polled, irqs;
-};
-
-struct blk_thread {
-	struct blk_dev *dev;
-	unsigned int id;
-	pthread_t thr;
-	struct aio_ctx aio;
-	struct aio_handler stop;
-	struct aio_handler timer; /* timerfd: a throttled queue may go on */
-	uint64_t timer_at;	  /* when it fires (CLOCK_MONOTONIC ns); 0: disarmed */
-	atomic_bool stopping;
-	int cpu;
-	bool running;
-	uint64_t poll_ns; /* busy-wait this long for more work before sleeping */
 };
 
 struct blk_dev {
@@ -81,20 +56,12 @@ struct blk_dev {
 	struct virtio_blk_config cfg;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	char name[16];
-	unsigned int nq, nt;
-	unsigned int poll_us;
+	unsigned int nq;
 	bool limited;	     /* iops or bandwidth set: rl is in use */
 	struct ratelimit rl; /* shared by all its queues */
 	struct blk_vq *vqs;
-	struct blk_thread *threads;
+	struct vio_engine engine;
 };
-
-/* Statistics: each queue's counters have one writer, its I/O thread; no locked add. */
-static inline void stat_inc(atomic_uint_fast64_t *c)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-}
 
 /* --- requests -------------------------------------------------------------------------- */
 
@@ -103,12 +70,12 @@ static void complete(struct blk_io *io, uint8_t status)
 	struct blk_vq *bq = io->bq;
 
 	if (status != VIRTIO_BLK_S_OK)
-		stat_inc(&bq->errors);
+		vio_stat_inc(&bq->errors);
 	*io->status = status;
 	bq->busy[io->head] = 0;
 	bq->inflight--;
-	vq_push(&bq->q->vq, io->head, io->in_len);
-	bq->need_signal = true;
+	vq_push(&bq->vio.q->vq, io->head, io->in_len);
+	bq->vio.need_signal = true;
 }
 
 static void io_done(struct blk_req *req, int res)
@@ -237,85 +204,54 @@ static uint8_t *status_byte(const struct vq_elem *e)
 	return NULL;
 }
 
-static bool stop_requested(const struct blk_vq *bq)
-{
-	return bq->stopping && atomic_load_explicit(bq->stopping, memory_order_relaxed);
-}
-
-/* Fire @t's timer at @at_ns at the latest. */
-static void arm_timer(struct blk_thread *t, uint64_t at_ns)
-{
-	int ret = rl_timer_arm(t->timer.fd, &t->timer_at, at_ns);
-
-	if (ret)
-		pr_err("%s: timerfd: %s", t->dev->name, strerror(-ret));
-}
-
-/*
- * The device's rate limit before a request is taken: true when it must wait.
- * The ring is then left alone (notifications off) until the thread's timer
- * fires; nothing is refused, and the thread sleeps, so no core spins.
- */
-static bool must_wait(struct blk_vq *bq)
-{
-	uint64_t now = now_ns(), w = rl_wait(&bq->dev->rl, now);
-
-	if (!w)
-		return false;
-	bq->throttled = true;
-	if (bq->thread)
-		arm_timer(bq->thread, now + w);
-	return true;
-}
-
 /* Take what the ring offers, at most @budget chains; returns the number taken. */
-static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned int budget)
+static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigned int budget)
 {
+	struct blk_vq *bq = container_of(v, struct blk_vq, vio);
 	struct blk_dev *b = bq->dev;
-	struct virtqueue *vq = &bq->q->vq;
+	struct virtqueue *vq = &v->q->vq;
 	struct vq_elem e = { .iov = bq->scratch, .max = MAX_IOV };
 	unsigned int taken = 0;
 	uint8_t st;
 	int ret;
 
-	bq->throttled = false;
-	while (taken < budget && !stop_requested(bq)) {
+	while (taken < budget && !vio_stop_requested(v)) {
 		struct blk_io *io;
 
-		if (b->limited && vq_has_avail(vq) && must_wait(bq))
+		if (b->limited && vq_has_avail(vq) && vio_rl_wait(v, &b->rl))
 			break;
 		ret = vq_pop(vq, &e);
 		if (ret == VQ_EMPTY)
 			break;
 		if (ret < 0) {
-			bq->dead = true;
+			bq->vio.dead = true;
 			virtio_needs_reset(&b->vdev, "corrupt available ring");
 			break;
 		}
 		taken++;
-		stat_inc(&bq->requests);
+		vio_stat_inc(&bq->requests);
 		/* Every chain is an operation; bytes are charged once known (below). */
 		if (b->limited)
 			rl_charge(&b->rl, 1, 0);
 		io = &bq->ios[e.head];
 		if (bq->busy[e.head]) {
 			/* The same head twice in flight: nothing in this ring is safe now. */
-			bq->dead = true;
+			bq->vio.dead = true;
 			virtio_needs_reset(&b->vdev, "descriptor reused while in flight");
 			break;
 		}
 		if (ret == VQ_BAD_CHAIN) {
-			stat_inc(&bq->bad_chains);
+			vio_stat_inc(&bq->bad_chains);
 			vq_push(vq, e.head, 0);
-			bq->need_signal = true;
+			bq->vio.need_signal = true;
 			continue;
 		}
 		io->status = status_byte(&e);
 		if (!io->status || e.out_len < sizeof(struct virtio_blk_outhdr)) {
 			/* Nowhere to put a status, or no header: fail it without writing. */
-			stat_inc(&bq->errors);
+			vio_stat_inc(&bq->errors);
 			vq_push(vq, e.head, 0);
-			bq->need_signal = true;
+			bq->vio.need_signal = true;
 			continue;
 		}
 		io->bq = bq;
@@ -344,51 +280,9 @@ static unsigned int drain_ring(struct blk_vq *bq, struct aio_ctx *ctx, unsigned 
 	return taken;
 }
 
-/*
- * One pass over the ring for a kick: at most a ring's worth of chains. A guest
- * that refills the ring as fast as it is served (or a ring that refills itself)
- * must not keep the thread from its stop eventfd and its completions, so it
- * kicks itself to come back for the rest (docs/virtio.md).
- */
-static unsigned int serve(struct blk_vq *bq, struct aio_ctx *ctx)
-{
-	struct virtqueue *vq = &bq->q->vq;
-	unsigned int n = 0, budget = vq->size;
-
-	if (bq->dead || vq->broken || !bq->q->enabled)
-		return 0;
-	/* No kicks while we are looking anyway; re-check after re-enabling (2.7.10). */
-	do {
-		vq_enable_notify(vq, false);
-		n += drain_ring(bq, ctx, budget - n);
-		if (n >= budget) {
-			virtio_queue_kick(bq->q);
-			break;
-		}
-		/* Whoever stops us restarts with a look at every ring (or resets it). */
-		if (stop_requested(bq))
-			break;
-		/* Kicks stay off: the timer brings us back (re-enabling would loop here). */
-		if (bq->throttled)
-			break;
-	} while (!bq->dead && vq_enable_notify(vq, true));
-	return n;
-}
-
 unsigned int blk_dev_process(struct blk_dev *b, unsigned int qi, struct aio_ctx *ctx)
 {
-	struct blk_vq *bq;
-	unsigned int n;
-
-	if (qi >= b->nq)
-		return 0;
-	bq = &b->vqs[qi];
-	n = serve(bq, ctx);
-	if (bq->need_signal) {
-		bq->need_signal = false;
-		virtio_queue_signal(bq->q);
-	}
-	return n;
+	return vio_process(&b->engine, qi, ctx);
 }
 
 unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi)
@@ -396,232 +290,35 @@ unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi)
 	return qi < b->nq ? b->vqs[qi].inflight : 0;
 }
 
-/* --- I/O threads ----------------------------------------------------------------------- */
+/* --- the I/O-thread engine's callbacks --------------------------------------------------- */
 
-static void on_kick(struct aio_ctx *ctx, struct aio_handler *h)
+static unsigned int blk_inflight(struct vio_queue *v)
 {
-	struct blk_vq *bq = container_of(h, struct blk_vq, kick);
-	uint64_t v;
-
-	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("%s: kick read: %s", bq->dev->name, strerror(errno));
-	stat_inc(&bq->kicks);
-	serve(bq, ctx);
+	return container_of(v, struct blk_vq, vio)->inflight;
 }
 
-static void on_stop(struct aio_ctx *ctx, struct aio_handler *h)
+/* Each thread's ring gets the backend (fixed files, its own I/O state). */
+static int blk_attach(struct vio_engine *e, struct aio_ctx *ctx)
 {
-	uint64_t v;
+	struct blk_dev *b = e->dev;
 
-	(void)ctx;
-	if (read(h->fd, &v, sizeof(v)) < 0)
-		(void)0;
+	return b->be->ops->attach ? b->be->ops->attach(b->be, ctx) : 0;
 }
 
-/* The rate limit's wait is over: serve the queues that waited for it. */
-static void on_timer(struct aio_ctx *ctx, struct aio_handler *h)
+static void blk_detach(struct vio_engine *e, struct aio_ctx *ctx)
 {
-	struct blk_thread *t = container_of(h, struct blk_thread, timer);
-	struct blk_dev *b = t->dev;
-	unsigned int i;
-	uint64_t v;
+	struct blk_dev *b = e->dev;
 
-	if (read(h->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_debug("%s: timerfd read: %s", b->name, strerror(errno));
-	t->timer_at = 0;
-	for (i = t->id; i < b->nq; i += b->nt)
-		if (b->vqs[i].throttled)
-			serve(&b->vqs[i], ctx);
+	if (b->be->ops->detach)
+		b->be->ops->detach(b->be, ctx);
 }
 
-static void signal_queues(struct blk_thread *t)
-{
-	struct blk_dev *b = t->dev;
-	unsigned int i;
-
-	for (i = t->id; i < b->nq; i += b->nt) {
-		struct blk_vq *bq = &b->vqs[i];
-
-		if (bq->need_signal) {
-			bq->need_signal = false;
-			if (virtio_queue_signal(bq->q))
-				stat_inc(&bq->irqs);
-		}
-	}
-}
-
-/*
- * Before sleeping, watch the rings a little longer with notifications off:
- * a guest that submits again soon then needs no kick (a VM exit), which
- * under nested virtualization costs far more than the spin. Completions
- * that arrive meanwhile are reaped without sleeping.
- */
-static void poll_rings(struct blk_thread *t)
-{
-	struct blk_dev *b = t->dev;
-	uint64_t end = now_ns() + t->poll_ns;
-	unsigned int i;
-	bool found;
-
-	for (i = t->id; i < b->nq; i += b->nt)
-		if (!b->vqs[i].dead && b->vqs[i].q->enabled)
-			vq_enable_notify(&b->vqs[i].q->vq, false);
-	/* A throttled queue is not polled: only its timer ends the wait (no spinning on it). */
-	do {
-		found = false;
-		for (i = t->id; i < b->nq; i += b->nt) {
-			struct blk_vq *bq = &b->vqs[i];
-
-			if (bq->dead || bq->throttled || !bq->q->enabled ||
-			    !vq_has_avail(&bq->q->vq))
-				continue;
-			found = true;
-			stat_inc(&bq->polled);
-			drain_ring(bq, &t->aio, bq->q->vq.size);
-		}
-		if (found || io_uring_cq_ready(&t->aio.ring)) {
-			aio_run_once(&t->aio, 0); /* submit, and reap what completed */
-			signal_queues(t);
-			end = now_ns() + t->poll_ns;
-			continue;
-		}
-		__builtin_ia32_pause();
-	} while (now_ns() < end && !atomic_load_explicit(&t->stopping, memory_order_relaxed));
-	/* Kicks again; anything that slipped in is served now (2.7.10). */
-	for (i = t->id; i < b->nq; i += b->nt)
-		if (!b->vqs[i].dead && !b->vqs[i].throttled && b->vqs[i].q->enabled &&
-		    vq_enable_notify(&b->vqs[i].q->vq, true))
-			serve(&b->vqs[i], &t->aio);
-}
-
-static unsigned int thread_inflight(struct blk_thread *t)
-{
-	unsigned int i, n = 0;
-
-	for (i = t->id; i < t->dev->nq; i += t->dev->nt)
-		n += t->dev->vqs[i].inflight;
-	return n;
-}
-
-static void *blk_thread_fn(void *arg)
-{
-	struct blk_thread *t = arg;
-	char name[32];
-
-	/* Thread names are cut at 15 characters by the kernel anyway. */
-	snprintf(name, sizeof(name), "%s-io%u", t->dev->name, t->id);
-	name[15] = 0;
-	pthread_setname_np(pthread_self(), name);
-	if (t->cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(t->cpu, &set);
-		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-			pr_warn("%s: cannot pin to CPU %d", name, t->cpu);
-	}
-	sandbox_thread_enter(SANDBOX_BLK_IO);
-	while (!atomic_load(&t->stopping)) {
-		int ret;
-
-		if (t->poll_ns)
-			poll_rings(t);
-		/* Polling may have taken the stop event already: do not wait for another. */
-		if (atomic_load(&t->stopping))
-			break;
-		ret = aio_run_once(&t->aio, -1);
-		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
-			pr_err("%s: io_uring: %s", name, strerror(-ret));
-			break;
-		}
-		signal_queues(t);
-	}
-	/* Stop means quiesced: every request the guest gave us is answered first. */
-	while (thread_inflight(t)) {
-		if (aio_run_once(&t->aio, 100) < 0)
-			break;
-		signal_queues(t);
-	}
-	return NULL;
-}
-
-static void stop_threads(struct blk_dev *b)
-{
-	unsigned int i;
-	uint64_t one = 1;
-
-	for (i = 0; i < b->nt; i++) {
-		struct blk_thread *t = &b->threads[i];
-
-		if (!t->running)
-			continue;
-		atomic_store(&t->stopping, true);
-		if (write(t->stop.fd, &one, sizeof(one)) < 0)
-			pr_debug("stop eventfd: %s", strerror(errno));
-		pthread_join(t->thr, NULL);
-		t->running = false;
-	}
-	for (i = 0; i < b->nt; i++) {
-		struct blk_thread *t = &b->threads[i];
-
-		if (t->stop.fd < 0)
-			continue;
-		if (b->be->ops->detach)
-			b->be->ops->detach(b->be, &t->aio);
-		aio_exit(&t->aio);
-		close(t->stop.fd);
-		t->stop.fd = -1;
-		if (t->timer.fd >= 0)
-			close(t->timer.fd);
-		t->timer.fd = -1;
-	}
-}
-
-static int start_thread(struct blk_dev *b, struct blk_thread *t)
-{
-	unsigned int i;
-	int ret;
-
-	atomic_store(&t->stopping, false);
-	t->poll_ns = b->poll_us * 1000ULL;
-	ret = aio_init(&t->aio, AIO_RING_ENTRIES);
-	if (ret)
-		return ret;
-	t->stop.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (t->stop.fd < 0) {
-		ret = -errno;
-		aio_exit(&t->aio);
-		return ret;
-	}
-	t->stop.fn = on_stop;
-	/* A new ring: nothing is polled in it yet (the last one died with its polls). */
-	t->stop.armed = false;
-	ret = aio_watch(&t->aio, &t->stop);
-	t->timer_at = 0;
-	if (!ret && b->limited) {
-		t->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		t->timer.fn = on_timer;
-		t->timer.armed = false;
-		ret = t->timer.fd < 0 ? -errno : aio_watch(&t->aio, &t->timer);
-	}
-	if (!ret && b->be->ops->attach)
-		ret = b->be->ops->attach(b->be, &t->aio);
-	for (i = t->id; !ret && i < b->nq; i += b->nt) {
-		struct blk_vq *bq = &b->vqs[i];
-
-		bq->kick.fd = bq->q->kick_fd;
-		bq->kick.fn = on_kick;
-		bq->kick.armed = false;
-		bq->stopping = &t->stopping;
-		bq->thread = t;
-		ret = aio_watch(&t->aio, &bq->kick);
-	}
-	if (!ret) {
-		ret = -pthread_create(&t->thr, NULL, blk_thread_fn, t);
-		t->running = !ret;
-	}
-	return ret;
-}
+static const struct vio_engine_ops blk_engine_ops = {
+	.drain = drain_ring,
+	.inflight = blk_inflight,
+	.attach = blk_attach,
+	.detach = blk_detach,
+};
 
 /* --- virtio ops ------------------------------------------------------------------------ */
 
@@ -639,29 +336,19 @@ static int blk_start(struct virtio_dev *d)
 {
 	struct blk_dev *b = d->priv;
 	unsigned int i;
-	int ret = 0;
 
 	for (i = 0; i < b->nq; i++) {
-		struct blk_vq *bq = &b->vqs[i];
-
-		bq->dead = false;
-		bq->throttled = false;
-		bq->inflight = 0;
-		bq->need_signal = false;
-		memset(bq->busy, 0, bq->q->size_max);
+		b->vqs[i].inflight = 0;
+		memset(b->vqs[i].busy, 0, b->vqs[i].vio.q->size_max);
 	}
-	for (i = 0; !ret && i < b->nt; i++)
-		ret = start_thread(b, &b->threads[i]);
-	if (ret) {
-		pr_err("%s: cannot start its I/O threads: %s", b->name, strerror(-ret));
-		stop_threads(b);
-	}
-	return ret;
+	return vio_engine_start(&b->engine);
 }
 
 static void blk_stop(struct virtio_dev *d)
 {
-	stop_threads(d->priv);
+	struct blk_dev *b = d->priv;
+
+	vio_engine_stop(&b->engine);
 }
 
 /*
@@ -744,6 +431,9 @@ static void fill_config(struct blk_dev *b, uint64_t *features)
 int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct guest_mem *mem,
 		   const struct blk_dev_opts *o)
 {
+	struct vio_queue **queues = NULL;
+	struct vio_engine_opts eo;
+	unsigned int *map = NULL;
 	struct blk_dev *b;
 	uint64_t features;
 	unsigned int i;
@@ -756,8 +446,6 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 		return -ENOMEM;
 	b->be = be;
 	b->nq = o->queues;
-	b->nt = o->threads;
-	b->poll_us = o->poll_us;
 	b->limited = rl_config_limited(o->rl);
 	if (b->limited)
 		rl_init(&b->rl, o->rl, now_ns());
@@ -771,14 +459,16 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 		goto fail;
 	b->vdev.pci_class = PCI_CLASS_SCSI;
 	b->vqs = calloc(b->nq, sizeof(*b->vqs));
-	b->threads = calloc(b->nt, sizeof(*b->threads));
-	if (!b->vqs || !b->threads) {
+	queues = calloc(b->nq, sizeof(*queues));
+	map = calloc(b->nq, sizeof(*map));
+	if (!b->vqs || !queues || !map) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < b->nq; i++) {
 		b->vqs[i].dev = b;
-		b->vqs[i].q = &b->vdev.q[i];
+		queues[i] = &b->vqs[i].vio;
+		map[i] = i % o->threads;
 		/* calloc'd pages stay untouched (not resident) until a head uses them. */
 		b->vqs[i].ios = calloc(BLK_QUEUE_SIZE, sizeof(struct blk_io));
 		b->vqs[i].busy = calloc(BLK_QUEUE_SIZE, 1);
@@ -787,16 +477,26 @@ int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct gu
 			goto fail;
 		}
 	}
-	for (i = 0; i < b->nt; i++) {
-		b->threads[i].dev = b;
-		b->threads[i].id = i;
-		b->threads[i].stop.fd = -1;
-		b->threads[i].timer.fd = -1;
-		b->threads[i].cpu = o->thread_cpu ? o->thread_cpu[i] : -1;
-	}
+	eo = (struct vio_engine_opts){
+		.name = b->name,
+		.threads = o->threads,
+		.map = map,
+		.thread_cpu = o->thread_cpu,
+		.poll_us = o->poll_us,
+		.ring_entries = AIO_RING_ENTRIES,
+		.timer = b->limited,
+		.role = SANDBOX_BLK_IO,
+	};
+	ret = vio_engine_init(&b->engine, &blk_engine_ops, b, queues, b->vdev.q, b->nq, &eo);
+	if (ret)
+		goto fail;
+	free(queues);
+	free(map);
 	*out = b;
 	return 0;
 fail:
+	free(queues);
+	free(map);
 	b->be = NULL; /* still the caller's */
 	blk_dev_destroy(b);
 	return ret;
@@ -830,9 +530,9 @@ void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st)
 		st->requests += atomic_load(&b->vqs[i].requests);
 		st->errors += atomic_load(&b->vqs[i].errors);
 		st->bad_chains += atomic_load(&b->vqs[i].bad_chains);
-		st->kicks += atomic_load(&b->vqs[i].kicks);
-		st->polled += atomic_load(&b->vqs[i].polled);
-		st->irqs += atomic_load(&b->vqs[i].irqs);
+		st->kicks += atomic_load(&b->vqs[i].vio.kicks);
+		st->polled += atomic_load(&b->vqs[i].vio.polled);
+		st->irqs += atomic_load(&b->vqs[i].vio.irqs);
 	}
 	st->flushes = __atomic_load_n(&b->be->flushes, __ATOMIC_RELAXED);
 }
@@ -850,7 +550,7 @@ void blk_dev_destroy(struct blk_dev *b)
 			free(b->vqs[i].busy);
 		}
 	free(b->vqs);
-	free(b->threads);
+	vio_engine_exit(&b->engine);
 	if (b->limited)
 		rl_destroy(&b->rl);
 	if (b->be)

@@ -6,7 +6,7 @@
 
 # shellcheck disable=SC2034 # used by run.sh
 FS_CASES="fs_ops fs_dax fs_dax_inode fs_readonly fs_escape fs_truncate fs_hostchange fs_bad_share
-	fs_rootfs"
+	fs_rootfs fs_pause"
 
 # --- virtio-fs ----------------------------------------------------------------------------
 # fs PARTS DAX ARGS...: the fs scenario on [share.0] (set its path in ARGS), -v.
@@ -281,4 +281,46 @@ t_fs_rootfs() {
 		why="the host's / changed"
 		return 1
 	fi
+}
+
+# The share across `ctl pause` / `resume` (issue 12: pause used to reset the FUSE session and
+# clear the DAX window, so every request after resume failed and DAX reads gave zeros): the
+# guest (scenario fspause) keeps writing, reading and reading through DAX after the resume.
+fsp_round() { tr -d '\r' <"$T/p.log" 2>/dev/null | sed -n 's/^FSPAUSE=//p' | tail -n 1; }
+fsp_wait() { # fsp_wait N: until the guest finished round N (or its VM ended)
+	local i
+	for ((i = 0; i < LIMIT * 5; i++)); do
+		[ "$(fsp_round)" -ge "$1" ] 2>/dev/null && return 0
+		kill -0 "$fsp_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	why="the guest never finished round $1: $(tail -n 3 "$T/p.log" | tr '\r\n' '  ')"
+	return 1
+}
+t_fs_pause() {
+	local n st
+	rm -rf "$T/share" "$T/p.log" "$T/p.sock"
+	mkdir -p "$T/share"
+	printf 'minivmm-dax-data and more' >"$T/share/dax"
+	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
+		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fspause" \
+		--set "console.serial=file:$T/p.log" --api-socket "$T/p.sock" \
+		--set "share.0.path=$T/share" --set share.0.dax=always --set vm.memory=512M \
+		</dev/null >"$T/out" 2>"$T/err" &
+	fsp_pid=$!
+	fsp_wait 3 || { kill "$fsp_pid" 2>/dev/null; wait "$fsp_pid"; return 1; }
+	"$MINIVMM" ctl --socket "$T/p.sock" pause || { why="pause failed"; kill "$fsp_pid"; wait "$fsp_pid"; return 1; }
+	st=$("$MINIVMM" ctl --socket "$T/p.sock" status)
+	echo "$st" | grep -q '"state":"paused"' || why="status after pause: $st"
+	sleep 1
+	n=$(fsp_round)
+	"$MINIVMM" ctl --socket "$T/p.sock" resume || why="resume failed"
+	[ -z "$why" ] && fsp_wait $((n + 5))
+	touch "$T/share/stop"
+	wait "$fsp_pid"
+	rc=$?
+	tr -d '\r' <"$T/p.log" >"$T/out.txt"
+	[ -z "$why" ] || return 1
+	expect_rc 0 && expect_out "FSPAUSE_DONE=[0-9]*" || return 1
+	! grep -q FSPAUSE_FAIL "$T/out.txt" || { why=$(grep FSPAUSE_FAIL "$T/out.txt" | head -n 1); return 1; }
 }

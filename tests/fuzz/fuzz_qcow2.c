@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "block/file_io.h"
-#include "qcow2/crashsim.h"
+#include "crashsim.h"
 #include "qcow2/qcow2.h"
 
 #define MAX_FILE (64u << 20)

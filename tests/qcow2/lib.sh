@@ -10,7 +10,7 @@ else
 	mkdir -p "$BUILD/qcow2"
 	cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$ROOT/src" -pthread -o "$BUILD/qcow2/img" \
 		"$ROOT/tests/qcow2/img_driver.c" "$BUILD/libminivmm.a" \
-		-llzo2 -luring -lfdt -linih -lz -lm
+		-llzo2 -luring -lfdt -linih -lz -lzstd -lm
 	IMG="$BUILD/qcow2/img"
 fi
 HAVE_QEMU=1

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "block/file_io.h"
-#include "qcow2/crashsim.h"
+#include "crashsim.h"
 #include "qcow2/qcow2.h"
 
 #define QT_MAX_FILE (1ULL << 30)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "block/file_io.h"
-#include "qcow2/crashsim.h"
+#include "crashsim.h"
 
 enum op_type { OP_WRITE, OP_PUNCH, OP_TRUNC };
 
