@@ -318,51 +318,66 @@ static int put_trusted(void *fdt, int node, const char *const *l)
 	return ret;
 }
 
-int snap_disks_save(struct vm *vm, const char *snap, void *fdt, int node)
+int snap_disks_freeze(struct vm *vm, struct snap_disk *disks)
 {
 	unsigned int i;
-	int ret = 0;
+	int ret;
 
-	(void)snap;
-	for (i = 0; !ret && i < CONFIG_MAX_DISKS; i++) {
+	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
 		const struct disk_config *dc = &vm->cfg->disks[i];
-		char name[24], frozen[PATH_MAX + 32], abs[PATH_MAX];
-		uint64_t isize = 0;
-		uint32_t crc = 0;
-		int n;
+		struct snap_disk *sd = &disks[i];
 
-		if (!dc->path || !vm->disks[i])
+		sd->used = dc->path && vm->disks[i];
+		if (!sd->used)
 			continue;
-		snprintf(name, sizeof(name), "disk@%u", i);
-		n = st_add_node(fdt, node, name);
-		if (n < 0)
-			return n;
 		if (dc->format == DISK_QCOW2 && !dc->readonly) {
-			ret = freeze(vm, i, frozen, sizeof(frozen));
+			ret = freeze(vm, i, sd->image, sizeof(sd->image));
 			if (ret)
 				return ret;
 		} else {
+			char abs[PATH_MAX];
+
 			if (!realpath(dc->path, abs))
 				return -errno;
-			snprintf(frozen, sizeof(frozen), "%s", abs);
+			snprintf(sd->image, sizeof(sd->image), "%s", abs);
 			if (dc->format == DISK_RAW && !dc->readonly)
 				pr_warn(
 				    "disk.%u: %s is raw: its contents are not part of the snapshot",
 				    i, abs);
 		}
 		if (dc->format == DISK_QCOW2) {
-			ret = image_id(frozen, &isize, &crc);
+			ret = image_id(sd->image, &sd->isize, &sd->crc);
 			if (ret)
 				return ret;
 		}
+	}
+	return 0;
+}
+
+int snap_disks_save(struct vm *vm, const struct snap_disk *disks, void *fdt, int node)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < CONFIG_MAX_DISKS; i++) {
+		const struct disk_config *dc = &vm->cfg->disks[i];
+		const struct snap_disk *sd = &disks[i];
+		char name[24];
+		int n;
+
+		if (!sd->used)
+			continue;
+		snprintf(name, sizeof(name), "disk@%u", i);
+		n = st_add_node(fdt, node, name);
+		if (n < 0)
+			return n;
 		ret = st_put_u64(fdt, n, "format", dc->format) ?:
 		      st_put_u64(fdt, n, "readonly", dc->readonly) ?:
 		      st_put_u64(fdt, n, "size", blk_dev_backend(vm->disks[i])->size) ?:
-		      st_put_u64(fdt, n, "image-size", isize) ?:
-		      st_put_u64(fdt, n, "image-crc", crc) ?:
-		      put_trusted(fdt, n, blk_trusted_backing(blk_dev_backend(vm->disks[i])));
-		if (!ret && fdt_setprop_string(fdt, n, "image", frozen))
-			ret = -ENOSPC;
+		      st_put_u64(fdt, n, "image-size", sd->isize) ?:
+		      st_put_u64(fdt, n, "image-crc", sd->crc) ?:
+		      put_trusted(fdt, n, blk_trusted_backing(blk_dev_backend(vm->disks[i]))) ?:
+		      st_put_blob(fdt, n, "image", sd->image, strlen(sd->image) + 1);
 	}
 	return ret;
 }

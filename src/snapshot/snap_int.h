@@ -3,6 +3,7 @@
 #ifndef MINIVMM_SNAPSHOT_INT_H
 #define MINIVMM_SNAPSHOT_INT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,8 +33,22 @@ struct snapshot {
 	char *tmp_overlays[CONFIG_MAX_DISKS]; /* restore without --clone: removed at close */
 };
 
-/* Freeze qcow2 disks, record every disk's identity under @node. */
-int snap_disks_save(struct vm *vm, const char *snap, void *fdt, int node);
+/* One disk as a snapshot records it: the image it names and that image's identity. */
+struct snap_disk {
+	bool used;
+	char image[PATH_MAX + 32]; /* a writable qcow2's frozen image; else the disk's own */
+	uint64_t isize;
+	uint32_t crc;
+};
+
+/*
+ * Freeze the writable qcow2 disks (each goes on a new overlay) and note every
+ * disk's image, @disks[CONFIG_MAX_DISKS]. Once per save, before the state tree is
+ * built: a retry of the tree (it grew) must not freeze a disk again.
+ */
+int snap_disks_freeze(struct vm *vm, struct snap_disk *disks);
+/* Record @disks under @node. */
+int snap_disks_save(struct vm *vm, const struct snap_disk *disks, void *fdt, int node);
 /* Remove the temporary overlays. */
 void snap_disks_cleanup(struct snapshot *s);
 

@@ -122,9 +122,13 @@ static int hdr_decode(const uint8_t *b, size_t n, uint64_t fsize, struct hdr *h,
 /* --- saving ----------------------------------------------------------------------------- */
 
 /* The state tree, grown until it fits. */
-static int build_state(struct vm *vm, const char *snap, void **out, size_t *len)
+static int build_state(struct vm *vm, const struct snap_disk *disks, void **out, size_t *len)
 {
-	size_t size = 256 << 10;
+	/*
+	 * Small on purpose: a VM's tree takes a few tries to fit, so every save runs the
+	 * grow-and-retry path (tests included); each try costs microseconds.
+	 */
+	size_t size = 16 << 10;
 	void *fdt = NULL;
 	int ret;
 
@@ -165,7 +169,7 @@ static int build_state(struct vm *vm, const char *snap, void **out, size_t *len)
 		}
 		if (!ret) {
 			n = st_add_node(fdt, root, "disks");
-			ret = n < 0 ? n : snap_disks_save(vm, snap, fdt, n);
+			ret = n < 0 ? n : snap_disks_save(vm, disks, fdt, n);
 		}
 		if (ret != -ENOSPC || size >= MAX_STATE)
 			break;
@@ -377,6 +381,7 @@ int snapshot_save(struct vm *vm, const char *path, const struct snapshot_save_op
 		  struct snapshot_result *res)
 {
 	size_t clen = 0, slen = 0;
+	struct snap_disk *disks = NULL;
 	void *state = NULL;
 	char *cfg;
 	int ret;
@@ -392,12 +397,16 @@ int snapshot_save(struct vm *vm, const char *path, const struct snapshot_save_op
 	cfg = config_text(vm->cfg, &clen);
 	if (!cfg)
 		return -ENOMEM;
-	/* Disks are frozen here: the state records the images it refers to. */
-	ret = build_state(vm, path, &state, &slen);
+	/* The disks are frozen first, once: the state records the images it refers to. */
+	disks = calloc(CONFIG_MAX_DISKS, sizeof(*disks));
+	ret = disks ? snap_disks_freeze(vm, disks) : -ENOMEM;
+	if (!ret)
+		ret = build_state(vm, disks, &state, &slen);
 	if (ret)
 		pr_err("snapshot: collecting the VM state: %s", strerror(-ret));
 	else
 		ret = snapshot_write(path, cfg, clen, state, slen, &vm->mem, vm->nr_vcpus, o, res);
+	free(disks);
 	free(state);
 	free(cfg);
 	return ret;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "sandbox/sandbox.h"
+#include "snapshot/state.h"
 #include "util.h"
 #include "virtio/blk.h"
 #include "virtio/iothread.h"
@@ -360,26 +361,25 @@ static int blk_save(struct virtio_dev *d, void *fdt, int node)
 {
 	struct blk_dev *b = d->priv;
 
-	return fdt_setprop_u64(fdt, node, "capacity", b->cfg.capacity) ?:
-	       fdt_setprop_u32(fdt, node, "num-queues", b->nq) ?:
-	       fdt_setprop(fdt, node, "serial", b->serial, sizeof(b->serial)) ?:
-	       fdt_setprop_u32(fdt, node, "readonly", b->be->readonly);
+	return st_put_u64(fdt, node, "capacity", b->cfg.capacity) ?:
+	       st_put_u32(fdt, node, "num-queues", b->nq) ?:
+	       st_put_blob(fdt, node, "serial", b->serial, sizeof(b->serial)) ?:
+	       st_put_u32(fdt, node, "readonly", b->be->readonly);
 }
 
 static int blk_load(struct virtio_dev *d, const void *fdt, int node)
 {
 	struct blk_dev *b = d->priv;
-	const void *cap, *nq, *ser, *ro;
-	int l1, l2, l3, l4;
+	char serial[sizeof(b->serial)];
+	uint32_t nq, ro;
+	uint64_t cap;
 
-	cap = fdt_getprop(fdt, node, "capacity", &l1);
-	nq = fdt_getprop(fdt, node, "num-queues", &l2);
-	ser = fdt_getprop(fdt, node, "serial", &l3);
-	ro = fdt_getprop(fdt, node, "readonly", &l4);
-	if (!cap || l1 != 8 || !nq || l2 != 4 || !ser || l3 != sizeof(b->serial) || !ro || l4 != 4)
+	if (st_get_u64(fdt, node, "capacity", &cap) || st_get_u32(fdt, node, "num-queues", &nq) ||
+	    st_get_blob(fdt, node, "serial", serial, sizeof(serial)) ||
+	    st_get_u32(fdt, node, "readonly", &ro))
 		return -EINVAL;
-	if (fdt64_ld(cap) != b->cfg.capacity || fdt32_ld(nq) != b->nq ||
-	    memcmp(ser, b->serial, sizeof(b->serial)) || fdt32_ld(ro) != b->be->readonly)
+	if (cap != b->cfg.capacity || nq != b->nq || memcmp(serial, b->serial, sizeof(serial)) ||
+	    ro != b->be->readonly)
 		return -ESTALE;
 	return 0;
 }

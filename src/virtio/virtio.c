@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "snapshot/state.h"
 #include "virtio/virtio.h"
 
 #define CORE_FEATURES                                                                              \
@@ -376,21 +377,11 @@ void virtio_needs_reset(struct virtio_dev *d, const char *why)
 
 /* --- snapshot state -------------------------------------------------------------------- */
 
-static int put_u64(void *fdt, int node, const char *name, uint64_t v)
-{
-	return fdt_setprop_u64(fdt, node, name, v);
-}
-
-static int get_u64(const void *fdt, int node, const char *name, uint64_t *v)
-{
-	int len;
-	const fdt64_t *p = fdt_getprop(fdt, node, name, &len);
-
-	if (!p || len != sizeof(*p))
-		return -EINVAL;
-	*v = fdt64_ld(p); /* property data is only 4-byte aligned */
-	return 0;
-}
+/*
+ * The layout of a virtio device's node. Absent in snapshots from before it was
+ * written: those are version 1 too. A later change bumps it and loads both.
+ */
+#define VIRTIO_STATE_VERSION 1
 
 int virtio_save(struct virtio_dev *d, void *fdt, int node)
 {
@@ -398,37 +389,39 @@ int virtio_save(struct virtio_dev *d, void *fdt, int node)
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
-	ret = put_u64(fdt, node, "features", d->features) ?:
-	      put_u64(fdt, node, "acked", d->acked) ?:
-	      put_u64(fdt, node, "status", atomic_load(&d->status)) ?:
-	      put_u64(fdt, node, "config-vector",
+	ret = st_put_u64(fdt, node, "version", VIRTIO_STATE_VERSION) ?:
+	      st_put_u64(fdt, node, "features", d->features) ?:
+	      st_put_u64(fdt, node, "acked", d->acked) ?:
+	      st_put_u64(fdt, node, "status", atomic_load(&d->status)) ?:
+	      st_put_u64(fdt, node, "config-vector",
 		      __atomic_load_n(&d->config_vector, __ATOMIC_RELAXED)) ?:
-	      put_u64(fdt, node, "queues", d->nr_queues);
+	      st_put_u64(fdt, node, "queues", d->nr_queues);
 	for (i = 0; !ret && i < d->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 		char name[24];
 		int qn;
 
 		snprintf(name, sizeof(name), "queue@%u", i);
-		qn = fdt_add_subnode(fdt, node, name);
+		qn = st_add_node(fdt, node, name);
 		if (qn < 0) {
 			ret = qn;
 			break;
 		}
-		ret = put_u64(fdt, qn, "size", q->size) ?: put_u64(fdt, qn, "enabled", q->enabled) ?:
-		      put_u64(fdt, qn, "desc", q->desc) ?: put_u64(fdt, qn, "avail", q->avail) ?:
-		      put_u64(fdt, qn, "used", q->used) ?:
-		      put_u64(fdt, qn, "vector", __atomic_load_n(&q->vector, __ATOMIC_RELAXED)) ?:
-		      put_u64(fdt, qn, "last-avail", q->vq.last_avail) ?:
-		      put_u64(fdt, qn, "used-idx", q->vq.used_idx);
+		ret = st_put_u64(fdt, qn, "size", q->size) ?: st_put_u64(fdt, qn, "enabled", q->enabled) ?:
+		      st_put_u64(fdt, qn, "desc", q->desc) ?: st_put_u64(fdt, qn, "avail", q->avail) ?:
+		      st_put_u64(fdt, qn, "used", q->used) ?:
+		      st_put_u64(fdt, qn, "vector", __atomic_load_n(&q->vector, __ATOMIC_RELAXED)) ?:
+		      st_put_u64(fdt, qn, "last-avail", q->vq.last_avail) ?:
+		      st_put_u64(fdt, qn, "used-idx", q->vq.used_idx);
 	}
 	if (!ret && d->ops->save) {
-		int dn = fdt_add_subnode(fdt, node, "device");
+		int dn = st_add_node(fdt, node, "device");
 
 		ret = dn < 0 ? dn : d->ops->save(d, fdt, dn);
 	}
 	pthread_mutex_unlock(&d->lock);
-	return ret ? -ENOSPC : 0;
+	/* -ENOSPC makes the caller grow the tree; any other error is the device's. */
+	return ret;
 }
 
 /* Restores into a freshly initialised (reset) device; starts it if the driver had. */
@@ -437,11 +430,19 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 	uint64_t features, acked, status, cv, nq, v[8];
 	uint16_t last_avail[VIRTIO_MAX_QUEUES], used_idx[VIRTIO_MAX_QUEUES];
 	unsigned int i;
+	uint64_t version = VIRTIO_STATE_VERSION;
 	int ret = -EINVAL;
 
-	if (get_u64(fdt, node, "features", &features) || get_u64(fdt, node, "acked", &acked) ||
-	    get_u64(fdt, node, "status", &status) || get_u64(fdt, node, "config-vector", &cv) ||
-	    get_u64(fdt, node, "queues", &nq))
+	if (st_get_raw(fdt, node, "version", NULL) && st_get_u64(fdt, node, "version", &version))
+		return -EINVAL;
+	if (version != VIRTIO_STATE_VERSION) {
+		pr_err("%s: device state version %llu; this minivmm reads %u", d->name,
+		       (unsigned long long)version, VIRTIO_STATE_VERSION);
+		return -EINVAL;
+	}
+	if (st_get_u64(fdt, node, "features", &features) || st_get_u64(fdt, node, "acked", &acked) ||
+	    st_get_u64(fdt, node, "status", &status) || st_get_u64(fdt, node, "config-vector", &cv) ||
+	    st_get_u64(fdt, node, "queues", &nq))
 		return -EINVAL;
 	/* The same device model, or nothing. */
 	if (features != d->features || nq != d->nr_queues || (acked & ~features))
@@ -472,11 +473,11 @@ int virtio_load(struct virtio_dev *d, const void *fdt, int node)
 
 		snprintf(name, sizeof(name), "queue@%u", i);
 		qn = fdt_subnode_offset(fdt, node, name);
-		if (qn < 0 || get_u64(fdt, qn, "size", &v[0]) ||
-		    get_u64(fdt, qn, "enabled", &v[1]) || get_u64(fdt, qn, "desc", &v[2]) ||
-		    get_u64(fdt, qn, "avail", &v[3]) || get_u64(fdt, qn, "used", &v[4]) ||
-		    get_u64(fdt, qn, "vector", &v[5]) || get_u64(fdt, qn, "last-avail", &v[6]) ||
-		    get_u64(fdt, qn, "used-idx", &v[7]))
+		if (qn < 0 || st_get_u64(fdt, qn, "size", &v[0]) ||
+		    st_get_u64(fdt, qn, "enabled", &v[1]) || st_get_u64(fdt, qn, "desc", &v[2]) ||
+		    st_get_u64(fdt, qn, "avail", &v[3]) || st_get_u64(fdt, qn, "used", &v[4]) ||
+		    st_get_u64(fdt, qn, "vector", &v[5]) || st_get_u64(fdt, qn, "last-avail", &v[6]) ||
+		    st_get_u64(fdt, qn, "used-idx", &v[7]))
 			goto fail;
 		if (!v[0] || v[0] > q->size_max || (v[0] & (v[0] - 1)) || v[1] > 1 ||
 		    v[5] > 0xffff || v[6] > 0xffff || v[7] > 0xffff)

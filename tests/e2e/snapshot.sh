@@ -109,6 +109,10 @@ t_snap_clone() {
 	snap_save a "$T/s.snap" || return 1
 	base=$(ls "$T"/d.qcow2.snap-* 2>/dev/null | head -n 1)
 	[ -n "$base" ] || { why="no frozen base image next to the disk"; return 1; }
+	# One save freezes the disk once (its state tree is built in a few tries: they must
+	# not freeze it again).
+	[ "$(ls "$T"/d.qcow2.snap-* | wc -l)" = 1 ] ||
+		{ why="one save froze the disk $(ls "$T"/d.qcow2.snap-* | wc -l) times"; return 1; }
 	sum=$(sha256sum <"$base")
 	mkdir -p "$T/c1" "$T/c2"
 	rm -f "$T"/c1/* "$T"/c2/*
