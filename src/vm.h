@@ -16,7 +16,7 @@ struct vcpu;
 struct serial;
 struct pci_bus;
 struct rtc;
-struct blk_dev;
+struct virtio_blk;
 struct vm_share;
 
 enum vm_stop {
@@ -55,7 +55,7 @@ struct vm {
 	unsigned int next_gsi;
 	bool routes_committed;
 	int next_slot;
-	struct blk_dev *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
+	struct virtio_blk *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
 	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
 	int *host_cpus; /* the CPUs we may run on; vCPU i and its I/O thread pin to [i % n] */
 	unsigned int nr_host_cpus;

@@ -586,13 +586,13 @@ static const char *wait_name(void)
 
 int main(int argc, char **argv)
 {
-	struct blk_dev_opts bopts = { .name = DEV_NAME };
+	struct virtio_blk_opts bopts = { .name = DEV_NAME };
 	struct blk_backend *be;
-	struct blk_dev *b = NULL;
+	struct virtio_blk *b = NULL;
 	struct virtio_dev *d;
 	struct counts c0, c1;
 	struct cpu_snap s0, s1;
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	int cpus[VIRTIO_MAX_QUEUES];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t errors = 0;
@@ -628,15 +628,15 @@ int main(int argc, char **argv)
 			cpus[i] = (int)((ncpu - 1 - i % ncpu + ncpu) % ncpu);
 		bopts.thread_cpu = cpus;
 	}
-	ret = blk_dev_create(&b, be, &mem, &bopts);
+	ret = virtio_blk_create(&b, be, &mem, &bopts);
 	if (ret) {
-		fprintf(stderr, "blk_model: blk_dev_create: %s\n", strerror(-ret));
+		fprintf(stderr, "blk_model: virtio_blk_create: %s\n", strerror(-ret));
 		blk_close(be);
 		ret = 1;
 		goto out_mem;
 	}
 	ret = 1;
-	d = blk_dev_virtio(b);
+	d = virtio_blk_virtio(b);
 	d->tops = &tops;
 
 	/* Cache-line aligned: calloc() does not honour the types' alignment. */
@@ -733,7 +733,7 @@ int main(int argc, char **argv)
 out_reset:
 	/* Reset stops and joins the I/O threads after they answered everything. */
 	virtio_set_status(d, 0);
-	blk_dev_get_stats(b, &st);
+	virtio_blk_get_stats(b, &st);
 	if (st.errors || st.bad_chains) {
 		fprintf(stderr, "blk_model: device errors %" PRIu64 " bad chains %" PRIu64 "\n",
 			st.errors, st.bad_chains);
@@ -749,7 +749,7 @@ out_q:
 out_dev:
 	free(dqs);
 	free(drvs);
-	blk_dev_destroy(b);
+	virtio_blk_destroy(b);
 out_mem:
 	munmap(mem.r[0].hva, RAM_SIZE);
 	return ret;

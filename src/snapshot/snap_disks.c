@@ -199,8 +199,8 @@ static void make_readonly(const char *path)
 static int freeze(struct vm *vm, unsigned int i, char *frozen, size_t flen)
 {
 	const struct disk_config *dc = &vm->cfg->disks[i];
-	struct blk_dev *b = vm->disks[i];
-	struct blk_backend *old = blk_dev_backend(b), *be = NULL;
+	struct virtio_blk *b = vm->disks[i];
+	struct blk_backend *old = virtio_blk_backend(b), *be = NULL;
 	uint64_t size = old->size, flushes = old->flushes;
 	char abs[PATH_MAX], err[256] = "", *tmp = NULL, *fz = NULL, *prefix = NULL;
 	char **was = NULL, **now = NULL;
@@ -268,7 +268,7 @@ static int freeze(struct vm *vm, unsigned int i, char *frozen, size_t flen)
 		goto reopen;
 	}
 	be->flushes = flushes;
-	blk_dev_swap_backend(b, be);
+	virtio_blk_swap_backend(b, be);
 	pr_info("disk.%u: frozen as %s; the VM goes on in a new overlay", i, fz);
 	goto out;
 reopen:
@@ -285,7 +285,7 @@ reopen:
 			abort(); /* a null backend needs nothing that can fail but memory */
 	}
 	be->flushes = flushes;
-	blk_dev_swap_backend(b, be);
+	virtio_blk_swap_backend(b, be);
 out:
 	if (tmp)
 		unlink(tmp);
@@ -373,10 +373,10 @@ int snap_disks_save(struct vm *vm, const struct snap_disk *disks, void *fdt, int
 			return n;
 		ret = st_put_u64(fdt, n, "format", dc->format) ?:
 		      st_put_u64(fdt, n, "readonly", dc->readonly) ?:
-		      st_put_u64(fdt, n, "size", blk_dev_backend(vm->disks[i])->size) ?:
+		      st_put_u64(fdt, n, "size", virtio_blk_backend(vm->disks[i])->size) ?:
 		      st_put_u64(fdt, n, "image-size", sd->isize) ?:
 		      st_put_u64(fdt, n, "image-crc", sd->crc) ?:
-		      put_trusted(fdt, n, blk_trusted_backing(blk_dev_backend(vm->disks[i]))) ?:
+		      put_trusted(fdt, n, blk_trusted_backing(virtio_blk_backend(vm->disks[i]))) ?:
 		      st_put_blob(fdt, n, "image", sd->image, strlen(sd->image) + 1);
 	}
 	return ret;

@@ -43,7 +43,7 @@ struct blk_io {
 
 struct blk_vq {
 	struct vio_queue vio; /* the engine's part: ring, kicks, thread */
-	struct blk_dev *dev;
+	struct virtio_blk *dev;
 	struct blk_io *ios; /* [size_max], touched only when used: 4 KiB each */
 	uint8_t *busy;	    /* [size_max]: head in flight */
 	struct iovec scratch[MAX_IOV];
@@ -51,7 +51,7 @@ struct blk_vq {
 	atomic_uint_fast64_t requests, errors, bad_chains;
 };
 
-struct blk_dev {
+struct virtio_blk {
 	struct virtio_dev vdev;
 	struct blk_backend *be;
 	struct virtio_blk_config cfg;
@@ -91,7 +91,7 @@ static void io_done(struct blk_req *req, int res)
 					  : VIRTIO_BLK_S_IOERR);
 }
 
-static bool in_range(const struct blk_dev *b, uint64_t sector, uint64_t bytes)
+static bool in_range(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
 {
 	uint64_t size = b->be->size;
 
@@ -99,7 +99,7 @@ static bool in_range(const struct blk_dev *b, uint64_t sector, uint64_t bytes)
 }
 
 /* DISCARD / WRITE_ZEROES: one {sector, num_sectors, flags} segment after the header. */
-static uint8_t prep_range(struct blk_dev *b, struct blk_io *io, const struct vq_elem *e,
+static uint8_t prep_range(struct virtio_blk *b, struct blk_io *io, const struct vq_elem *e,
 			  uint32_t type)
 {
 	struct virtio_blk_discard_write_zeroes seg;
@@ -132,7 +132,7 @@ static uint8_t prep_range(struct blk_dev *b, struct blk_io *io, const struct vq_
  * io->req is ready to submit, 0xff when the request is already done (GET_ID,
  * read-only flush), or the status to fail it with.
  */
-static uint8_t prep(struct blk_dev *b, struct blk_io *io, const struct vq_elem *e)
+static uint8_t prep(struct virtio_blk *b, struct blk_io *io, const struct vq_elem *e)
 {
 	const size_t hsz = sizeof(struct virtio_blk_outhdr);
 	struct virtio_blk_outhdr h;
@@ -209,7 +209,7 @@ static uint8_t *status_byte(const struct vq_elem *e)
 static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigned int budget)
 {
 	struct blk_vq *bq = container_of(v, struct blk_vq, vio);
-	struct blk_dev *b = bq->dev;
+	struct virtio_blk *b = bq->dev;
 	struct virtqueue *vq = &v->q->vq;
 	struct vq_elem e = { .iov = bq->scratch, .max = MAX_IOV };
 	unsigned int taken = 0;
@@ -281,12 +281,12 @@ static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigne
 	return taken;
 }
 
-unsigned int blk_dev_process(struct blk_dev *b, unsigned int qi, struct aio_ctx *ctx)
+unsigned int virtio_blk_process(struct virtio_blk *b, unsigned int qi, struct aio_ctx *ctx)
 {
 	return vio_process(&b->engine, qi, ctx);
 }
 
-unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi)
+unsigned int virtio_blk_inflight(struct virtio_blk *b, unsigned int qi)
 {
 	return qi < b->nq ? b->vqs[qi].inflight : 0;
 }
@@ -301,14 +301,14 @@ static unsigned int blk_inflight(struct vio_queue *v)
 /* Each thread's ring gets the backend (fixed files, its own I/O state). */
 static int blk_attach(struct vio_engine *e, struct aio_ctx *ctx)
 {
-	struct blk_dev *b = e->dev;
+	struct virtio_blk *b = e->dev;
 
 	return b->be->ops->attach ? b->be->ops->attach(b->be, ctx) : 0;
 }
 
 static void blk_detach(struct vio_engine *e, struct aio_ctx *ctx)
 {
-	struct blk_dev *b = e->dev;
+	struct virtio_blk *b = e->dev;
 
 	if (b->be->ops->detach)
 		b->be->ops->detach(b->be, ctx);
@@ -325,7 +325,7 @@ static const struct vio_engine_ops blk_engine_ops = {
 
 static void blk_config_read(struct virtio_dev *d, unsigned int off, void *buf, unsigned int len)
 {
-	struct blk_dev *b = d->priv;
+	struct virtio_blk *b = d->priv;
 
 	if (off < sizeof(b->cfg) && len <= sizeof(b->cfg) - off)
 		memcpy(buf, (uint8_t *)&b->cfg + off, len);
@@ -335,7 +335,7 @@ static void blk_config_read(struct virtio_dev *d, unsigned int off, void *buf, u
 
 static int blk_start(struct virtio_dev *d)
 {
-	struct blk_dev *b = d->priv;
+	struct virtio_blk *b = d->priv;
 	unsigned int i;
 
 	for (i = 0; i < b->nq; i++) {
@@ -347,7 +347,7 @@ static int blk_start(struct virtio_dev *d)
 
 static void blk_stop(struct virtio_dev *d)
 {
-	struct blk_dev *b = d->priv;
+	struct virtio_blk *b = d->priv;
 
 	vio_engine_stop(&b->engine);
 }
@@ -359,7 +359,7 @@ static void blk_stop(struct virtio_dev *d)
  */
 static int blk_save(struct virtio_dev *d, void *fdt, int node)
 {
-	struct blk_dev *b = d->priv;
+	struct virtio_blk *b = d->priv;
 
 	return st_put_u64(fdt, node, "capacity", b->cfg.capacity) ?:
 	       st_put_u32(fdt, node, "num-queues", b->nq) ?:
@@ -369,7 +369,7 @@ static int blk_save(struct virtio_dev *d, void *fdt, int node)
 
 static int blk_load(struct virtio_dev *d, const void *fdt, int node)
 {
-	struct blk_dev *b = d->priv;
+	struct virtio_blk *b = d->priv;
 	char serial[sizeof(b->serial)];
 	uint32_t nq, ro;
 	uint64_t cap;
@@ -394,7 +394,7 @@ static const struct virtio_dev_ops blk_ops = {
 
 /* --- creation -------------------------------------------------------------------------- */
 
-static void fill_config(struct blk_dev *b, uint64_t *features)
+static void fill_config(struct virtio_blk *b, uint64_t *features)
 {
 	struct virtio_blk_config *c = &b->cfg;
 	struct blk_backend *be = b->be;
@@ -428,13 +428,13 @@ static void fill_config(struct blk_dev *b, uint64_t *features)
 	}
 }
 
-int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct guest_mem *mem,
-		   const struct blk_dev_opts *o)
+int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const struct guest_mem *mem,
+		   const struct virtio_blk_opts *o)
 {
 	struct vio_queue **queues = NULL;
 	struct vio_engine_opts eo;
 	unsigned int *map = NULL;
-	struct blk_dev *b;
+	struct virtio_blk *b;
 	uint64_t features;
 	unsigned int i;
 	int ret;
@@ -498,21 +498,21 @@ fail:
 	free(queues);
 	free(map);
 	b->be = NULL; /* still the caller's */
-	blk_dev_destroy(b);
+	virtio_blk_destroy(b);
 	return ret;
 }
 
-struct virtio_dev *blk_dev_virtio(struct blk_dev *b)
+struct virtio_dev *virtio_blk_virtio(struct virtio_blk *b)
 {
 	return &b->vdev;
 }
 
-struct blk_backend *blk_dev_backend(struct blk_dev *b)
+struct blk_backend *virtio_blk_backend(struct virtio_blk *b)
 {
 	return b->be;
 }
 
-struct blk_backend *blk_dev_swap_backend(struct blk_dev *b, struct blk_backend *be)
+struct blk_backend *virtio_blk_swap_backend(struct virtio_blk *b, struct blk_backend *be)
 {
 	struct blk_backend *old = b->be;
 
@@ -521,7 +521,7 @@ struct blk_backend *blk_dev_swap_backend(struct blk_dev *b, struct blk_backend *
 	return old;
 }
 
-void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st)
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *st)
 {
 	unsigned int i;
 
@@ -537,7 +537,7 @@ void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st)
 	st->flushes = __atomic_load_n(&b->be->flushes, __ATOMIC_RELAXED);
 }
 
-void blk_dev_destroy(struct blk_dev *b)
+void virtio_blk_destroy(struct virtio_blk *b)
 {
 	unsigned int i;
 

@@ -14,7 +14,7 @@
 #include "mm/guest_mem.h"
 
 struct blk_backend;
-struct blk_dev;
+struct virtio_blk;
 struct aio_ctx;
 struct virtio_dev;
 struct rl_config;
@@ -22,7 +22,7 @@ struct rl_config;
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX    (BLK_QUEUE_SIZE - 2) /* data segments per request */
 
-struct blk_dev_opts {
+struct virtio_blk_opts {
 	const char *name;	    /* "vda", for messages and thread names */
 	unsigned int queues;	    /* >= 1 */
 	unsigned int threads;	    /* 1..queues; queue i is served by thread i % threads */
@@ -32,32 +32,32 @@ struct blk_dev_opts {
 	const struct rl_config *rl; /* iops and bandwidth limits; NULL: none */
 };
 
-/* The device takes ownership of @be (closed by blk_dev_destroy). */
-int blk_dev_create(struct blk_dev **out, struct blk_backend *be, const struct guest_mem *mem,
-		   const struct blk_dev_opts *o);
-struct virtio_dev *blk_dev_virtio(struct blk_dev *b);
-void blk_dev_destroy(struct blk_dev *b);
+/* The device takes ownership of @be (closed by virtio_blk_destroy). */
+int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const struct guest_mem *mem,
+		   const struct virtio_blk_opts *o);
+struct virtio_dev *virtio_blk_virtio(struct virtio_blk *b);
+void virtio_blk_destroy(struct virtio_blk *b);
 /* The backend; swapping it is only allowed while the device is quiesced or
  * not started, and to one of the same size. Returns the old one (the caller's). */
-struct blk_backend *blk_dev_backend(struct blk_dev *b);
-struct blk_backend *blk_dev_swap_backend(struct blk_dev *b, struct blk_backend *be);
+struct blk_backend *virtio_blk_backend(struct virtio_blk *b);
+struct blk_backend *virtio_blk_swap_backend(struct virtio_blk *b, struct blk_backend *be);
 
 /*
  * Serve queue @qi on the calling thread with @ctx, as its I/O thread would
  * (fuzzers and tests, with the device not started by a transport). Returns
  * the number of requests taken from the ring.
  */
-unsigned int blk_dev_process(struct blk_dev *b, unsigned int qi, struct aio_ctx *ctx);
+unsigned int virtio_blk_process(struct virtio_blk *b, unsigned int qi, struct aio_ctx *ctx);
 /* Requests submitted on queue @qi and not completed yet. */
-unsigned int blk_dev_inflight(struct blk_dev *b, unsigned int qi);
+unsigned int virtio_blk_inflight(struct virtio_blk *b, unsigned int qi);
 
-struct blk_dev_stats {
+struct virtio_blk_stats {
 	uint64_t requests, errors, bad_chains;
 	uint64_t flushes; /* completed FLUSHes: durable on the host */
 	uint64_t kicks;	  /* guest notifications that woke an I/O thread */
 	uint64_t polled;  /* times polling found requests without a kick */
 	uint64_t irqs;	  /* interrupts sent */
 };
-void blk_dev_get_stats(struct blk_dev *b, struct blk_dev_stats *st);
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *st);
 
 #endif

@@ -45,10 +45,10 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		.backing_dir = dc->backing_dir,
 		.trusted_backing = (const char *const *)dc->backing_trusted,
 	};
-	struct blk_dev_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us, .rl = &dc->rl };
+	struct virtio_blk_opts bo = { .serial = dc->serial, .poll_us = dc->poll_us, .rl = &dc->rl };
 	int cpus[CONFIG_MAX_QUEUES];
 	struct blk_backend *be;
-	struct blk_dev *b;
+	struct virtio_blk *b;
 	char err[256] = "", name[8], limits[128];
 	unsigned int i;
 	int ret;
@@ -78,14 +78,14 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 		pr_err("[disk.%u] %s: %s", idx, dc->path, err[0] ? err : strerror(-ret));
 		return ret;
 	}
-	ret = blk_dev_create(&b, be, &vm->mem, &bo);
+	ret = virtio_blk_create(&b, be, &vm->mem, &bo);
 	if (ret) {
 		blk_close(be);
 		pr_err("[disk.%u]: cannot create the device: %s", idx, strerror(-ret));
 		return ret;
 	}
 	vm->disks[idx] = b;
-	ret = virtio_pci_add(vm, blk_dev_virtio(b));
+	ret = virtio_pci_add(vm, virtio_blk_virtio(b));
 	if (ret) {
 		pr_err("[disk.%u]: cannot put it on the PCI bus: %s", idx, strerror(-ret));
 		return ret;
@@ -120,18 +120,18 @@ void vm_remove_disks(struct vm *vm)
 	unsigned int i;
 
 	for (i = 0; i < CONFIG_MAX_DISKS; i++) {
-		struct blk_dev_stats st;
+		struct virtio_blk_stats st;
 
 		if (!vm->disks[i])
 			continue;
-		blk_dev_get_stats(vm->disks[i], &st);
+		virtio_blk_get_stats(vm->disks[i], &st);
 		pr_info("disk.%u: %llu requests, %llu failed, %llu malformed, %llu flushes; "
 			"%llu kicks, %llu found by polling, %llu interrupts",
 			i, (unsigned long long)st.requests, (unsigned long long)st.errors,
 			(unsigned long long)st.bad_chains, (unsigned long long)st.flushes,
 			(unsigned long long)st.kicks, (unsigned long long)st.polled,
 			(unsigned long long)st.irqs);
-		blk_dev_destroy(vm->disks[i]);
+		virtio_blk_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
 	}
 	free(vm->host_cpus);

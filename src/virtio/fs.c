@@ -35,11 +35,11 @@ struct fs_config {
 
 struct fs_vq {
 	struct vio_queue vio; /* the engine's part: ring, kicks, thread */
-	struct fs_dev *dev;
+	struct virtio_fs *dev;
 	atomic_uint_fast64_t requests, bad_chains;
 };
 
-struct fs_dev {
+struct virtio_fs {
 	struct virtio_dev vdev;
 	struct fs_config cfg;
 	char name[16];
@@ -57,7 +57,7 @@ struct fs_dev {
 
 static void handle(struct fs_vq *fq, const struct vq_elem *e)
 {
-	struct fs_dev *f = fq->dev;
+	struct virtio_fs *f = fq->dev;
 	ssize_t n;
 
 	n = fuse_server_handle(f->srv, e->iov, e->out_num, e->iov + e->out_num, e->in_num);
@@ -76,7 +76,7 @@ static void handle(struct fs_vq *fq, const struct vq_elem *e)
 static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigned int budget)
 {
 	struct fs_vq *fq = container_of(v, struct fs_vq, vio);
-	struct fs_dev *f = fq->dev;
+	struct virtio_fs *f = fq->dev;
 	struct vq_elem e = { .iov = f->scratch + (fq - f->vqs) * MAX_IOV, .max = MAX_IOV };
 	struct virtqueue *vq = &v->q->vq;
 	/* The hiprio queue carries FORGETs: no reply, no data, and they free host state. */
@@ -113,7 +113,7 @@ static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigne
 	return taken;
 }
 
-unsigned int fs_dev_process(struct fs_dev *f, unsigned int qi)
+unsigned int virtio_fs_process(struct virtio_fs *f, unsigned int qi)
 {
 	return vio_process(&f->engine, qi, NULL);
 }
@@ -124,7 +124,7 @@ static const struct vio_engine_ops fs_engine_ops = { .drain = drain_ring };
 
 static void fs_config_read(struct virtio_dev *d, unsigned int off, void *buf, unsigned int len)
 {
-	struct fs_dev *f = d->priv;
+	struct virtio_fs *f = d->priv;
 
 	if (off < sizeof(f->cfg) && len <= sizeof(f->cfg) - off)
 		memcpy(buf, (uint8_t *)&f->cfg + off, len);
@@ -134,7 +134,7 @@ static void fs_config_read(struct virtio_dev *d, unsigned int off, void *buf, un
 
 static int fs_start(struct virtio_dev *d)
 {
-	struct fs_dev *f = d->priv;
+	struct virtio_fs *f = d->priv;
 
 	return vio_engine_start(&f->engine);
 }
@@ -142,7 +142,7 @@ static int fs_start(struct virtio_dev *d)
 /* Reset: the driver forgot every inode, handle and mapping it had. */
 static void fs_stop(struct virtio_dev *d)
 {
-	struct fs_dev *f = d->priv;
+	struct virtio_fs *f = d->priv;
 
 	vio_engine_stop(&f->engine);
 	fuse_server_reset(f->srv);
@@ -153,7 +153,7 @@ static void fs_stop(struct virtio_dev *d)
 /* Pause: the guest's session, inodes, handles and mappings stay for the resume. */
 static void fs_pause(struct virtio_dev *d)
 {
-	struct fs_dev *f = d->priv;
+	struct virtio_fs *f = d->priv;
 
 	vio_engine_stop(&f->engine);
 }
@@ -177,14 +177,14 @@ static const struct virtio_dev_ops fs_ops = {
 
 /* --- creation -------------------------------------------------------------------------- */
 
-int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_window *win,
-		  const struct guest_mem *mem, const struct fs_dev_opts *o)
+int virtio_fs_create(struct virtio_fs **out, struct fuse_server *srv, struct dax_window *win,
+		  const struct guest_mem *mem, const struct virtio_fs_opts *o)
 {
 	size_t tlen = o->tag ? strlen(o->tag) : 0;
 	struct vio_queue **queues = NULL;
 	struct vio_engine_opts eo;
 	unsigned int *map = NULL;
-	struct fs_dev *f;
+	struct virtio_fs *f;
 	unsigned int i;
 	int ret;
 
@@ -246,16 +246,16 @@ int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_windo
 fail:
 	free(queues);
 	free(map);
-	fs_dev_destroy(f);
+	virtio_fs_destroy(f);
 	return ret;
 }
 
-struct virtio_dev *fs_dev_virtio(struct fs_dev *f)
+struct virtio_dev *virtio_fs_virtio(struct virtio_fs *f)
 {
 	return &f->vdev;
 }
 
-void fs_dev_get_stats(struct fs_dev *f, struct fs_dev_stats *st)
+void virtio_fs_get_stats(struct virtio_fs *f, struct virtio_fs_stats *st)
 {
 	unsigned int i;
 
@@ -268,7 +268,7 @@ void fs_dev_get_stats(struct fs_dev *f, struct fs_dev_stats *st)
 	}
 }
 
-void fs_dev_destroy(struct fs_dev *f)
+void virtio_fs_destroy(struct virtio_fs *f)
 {
 	if (!f)
 		return;

@@ -13,7 +13,7 @@
 
 #include "mm/guest_mem.h"
 
-struct fs_dev;
+struct virtio_fs;
 struct fuse_server;
 struct dax_window;
 struct virtio_dev;
@@ -22,7 +22,7 @@ struct rl_config;
 #define FS_QUEUE_SIZE 1024
 #define FS_TAG_MAX    36 /* bytes, not NUL-terminated when all are used */
 
-struct fs_dev_opts {
+struct virtio_fs_opts {
 	const char *name;	    /* "fs0", for messages and thread names */
 	const char *tag;	    /* what the guest mounts, at most FS_TAG_MAX bytes */
 	unsigned int queues;	    /* request queues, 1..VIRTIO_MAX_QUEUES-1 */
@@ -31,21 +31,21 @@ struct fs_dev_opts {
 };
 
 /* @srv and @win (NULL: no DAX window) stay the caller's and must outlive the device. */
-int fs_dev_create(struct fs_dev **out, struct fuse_server *srv, struct dax_window *win,
-		  const struct guest_mem *mem, const struct fs_dev_opts *o);
-struct virtio_dev *fs_dev_virtio(struct fs_dev *f);
-void fs_dev_destroy(struct fs_dev *f);
+int virtio_fs_create(struct virtio_fs **out, struct fuse_server *srv, struct dax_window *win,
+		  const struct guest_mem *mem, const struct virtio_fs_opts *o);
+struct virtio_dev *virtio_fs_virtio(struct virtio_fs *f);
+void virtio_fs_destroy(struct virtio_fs *f);
 
 /*
  * Serve queue @qi on the calling thread as its I/O thread would (tests and
  * fuzzers, with the device not started by a transport). Returns the number of
  * chains taken.
  */
-unsigned int fs_dev_process(struct fs_dev *f, unsigned int qi);
+unsigned int virtio_fs_process(struct virtio_fs *f, unsigned int qi);
 
-struct fs_dev_stats {
+struct virtio_fs_stats {
 	uint64_t requests, bad_chains, kicks, irqs;
 };
-void fs_dev_get_stats(struct fs_dev *f, struct fs_dev_stats *st);
+void virtio_fs_get_stats(struct virtio_fs *f, struct virtio_fs_stats *st);
 
 #endif

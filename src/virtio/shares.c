@@ -19,7 +19,7 @@
 struct vm_share {
 	struct fuse_server *srv;
 	struct dax_window *win; /* NULL: dax = never or dax_window = 0 */
-	struct fs_dev *dev;
+	struct virtio_fs *dev;
 	char name[8];
 };
 
@@ -27,7 +27,7 @@ static void share_free(struct vm_share *sh)
 {
 	if (!sh)
 		return;
-	fs_dev_destroy(sh->dev);
+	virtio_fs_destroy(sh->dev);
 	fuse_server_free(sh->srv);
 	dax_window_free(sh->win);
 	free(sh);
@@ -67,7 +67,7 @@ static void server_opts(const struct share_config *sc, struct fs_share_opts *o)
 static int add_share(struct vm *vm, unsigned int idx, const struct share_config *sc,
 		     const struct fs_budget_out *budget)
 {
-	struct fs_dev_opts fo = { 0 };
+	struct virtio_fs_opts fo = { 0 };
 	struct fs_share_opts so;
 	int cpus[VIRTIO_MAX_QUEUES];
 	struct vm_share *sh;
@@ -105,13 +105,13 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 		cpus[i] = vm_host_cpu(vm, i);
 	fo.thread_cpu = cpus;
 	fo.rl = &sc->rl;
-	ret = fs_dev_create(&sh->dev, sh->srv, sh->win, &vm->mem, &fo);
+	ret = virtio_fs_create(&sh->dev, sh->srv, sh->win, &vm->mem, &fo);
 	if (ret) {
 		pr_err("[share.%u]: cannot create the device: %s", idx, strerror(-ret));
 		goto fail;
 	}
 	vm->shares[idx] = sh; /* from here the PCI bus may hold the device */
-	ret = virtio_pci_add(vm, fs_dev_virtio(sh->dev));
+	ret = virtio_pci_add(vm, virtio_fs_virtio(sh->dev));
 	if (ret) {
 		pr_err("[share.%u]: cannot put it on the PCI bus: %s%s", idx, strerror(-ret),
 		       ret == -ENOSPC ? " (DAX windows too large together?)" : "");
@@ -255,13 +255,13 @@ void vm_remove_shares(struct vm *vm)
 
 	for (i = 0; i < CONFIG_MAX_SHARES; i++) {
 		struct vm_share *sh = vm->shares[i];
-		struct fs_dev_stats st;
+		struct virtio_fs_stats st;
 		struct dax_window_stats ds = { 0 };
 		struct fuse_server_stats fst;
 
 		if (!sh)
 			continue;
-		fs_dev_get_stats(sh->dev, &st);
+		virtio_fs_get_stats(sh->dev, &st);
 		fuse_server_get_stats(sh->srv, &fst);
 		if (sh->win)
 			dax_window_get_stats(sh->win, &ds);

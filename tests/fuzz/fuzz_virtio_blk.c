@@ -3,7 +3,7 @@
  * virtio-blk's request path against arbitrary guest memory. Guest RAM is two
  * exactly sized heap blocks (so ASan sees any access outside them): 16 KiB at
  * GPA 0 and 4 KiB at 4 GiB. The device serves queue 0 on this thread with
- * blk_dev_process, as its I/O thread would, on a null backend or on a small
+ * virtio_blk_process, as its I/O thread would, on a null backend or on a small
  * raw image (a memfd, or a temp file, made once per process). Input:
  *
  *   [0]      queue size 1 << (v % 9) (the transport allows at most 256)
@@ -11,7 +11,7 @@
  *            4 start from the indices in [4..5] (as after a restore),
  *            5 rings at the offsets in [6..11], 6 leave raw requests in
  *            flight between passes
- *   [2]      passes of blk_dev_process per step: 1 + v % 4
+ *   [2]      passes of virtio_blk_process per step: 1 + v % 4
  *   [3]      null backend size: (v + 1) * 8 sectors (raw: always RAW_SIZE)
  *   [4..5]   initial last_avail and used_idx (le16)
  *   [6..11]  desc, avail, used offsets (le16; bit 15 puts it in the high region)
@@ -129,11 +129,11 @@ static struct blk_backend *open_backend(uint8_t flags, uint8_t sectors)
 }
 
 /* Run the event loop until the device has nothing in flight. */
-static void drain(struct blk_dev *b)
+static void drain(struct virtio_blk *b)
 {
 	int idle = 0;
 
-	while (blk_dev_inflight(b, 0) || ctx.inflight) {
+	while (virtio_blk_inflight(b, 0) || ctx.inflight) {
 		int n = aio_run_once(&ctx, 1000);
 
 		if (n < 0)
@@ -163,31 +163,31 @@ static void check_used(struct virtio_dev *d, uint16_t *seen)
 	*seen = vq->used_idx;
 }
 
-static void step(struct blk_dev *b, struct virtio_dev *d, unsigned int passes, bool leave,
+static void step(struct virtio_blk *b, struct virtio_dev *d, unsigned int passes, bool leave,
 		 uint16_t *seen)
 {
 	for (unsigned int k = 0; k < passes; k++) {
-		blk_dev_process(b, 0, &ctx);
+		virtio_blk_process(b, 0, &ctx);
 		check_used(d, seen);
 		if (!leave)
 			drain(b);
 	}
 	drain(b);
 	/* Completions from the loop signal on the next pass. */
-	blk_dev_process(b, 0, &ctx);
+	virtio_blk_process(b, 0, &ctx);
 	drain(b);
 	check_used(d, seen);
-	if (blk_dev_inflight(b, 0))
+	if (virtio_blk_inflight(b, 0))
 		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct blk_dev_opts bo = { .name = "fz", .queues = 1, .threads = 1, .serial = "fuzz" };
+	struct virtio_blk_opts bo = { .name = "fz", .queues = 1, .threads = 1, .serial = "fuzz" };
 	const uint8_t *hdr = data;
 	struct guest_mem mem;
 	struct blk_backend *be;
-	struct blk_dev *b;
+	struct virtio_blk *b;
 	struct virtio_dev *d;
 	unsigned char *low, *high;
 	unsigned int qsize, img, passes, records = 0;
@@ -238,9 +238,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= img;
 
 	be = open_backend(flags, hdr[3]);
-	if (blk_dev_create(&b, be, &mem, &bo))
+	if (virtio_blk_create(&b, be, &mem, &bo))
 		abort();
-	d = blk_dev_virtio(b);
+	d = virtio_blk_virtio(b);
 	d->tops = &tops;
 	/* What DRIVER_OK does for queue 0, without starting the I/O threads. */
 	d->q[0].size = qsize;
@@ -270,7 +270,7 @@ out:
 	/* The image's fixed-file slot in our long-lived ring. */
 	if (be->ops->detach)
 		be->ops->detach(be, &ctx);
-	blk_dev_destroy(b);
+	virtio_blk_destroy(b);
 	free(low);
 	free(high);
 	return 0;

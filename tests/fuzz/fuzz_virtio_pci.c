@@ -113,7 +113,7 @@ static uint64_t get64(struct in *in)
 
 static struct vm vm;
 static uint8_t *ram;
-static struct blk_dev *blk;
+static struct virtio_blk *blk;
 static struct virtio_dev *vd;
 static unsigned int slot;
 static uint64_t bar0;
@@ -170,7 +170,7 @@ static const struct rl_config fuzz_rl = {
 static void machine_up(uint8_t flags)
 {
 	struct blk_open_opts o = { .format = BLK_FMT_NULL, .null_size = 64 * 512 };
-	struct blk_dev_opts bo = { .name = "fz",
+	struct virtio_blk_opts bo = { .name = "fz",
 				   .queues = 1 + (flags & 1),
 				   .threads = 1,
 				   .serial = "fuzz",
@@ -195,9 +195,9 @@ static void machine_up(uint8_t flags)
 		abort();
 	vm.pci = pci_bus_create(&vm, FOUR_GIB, 1ULL << 30);
 	if (!vm.pci || blk_open(&be, NULL, &o, err, sizeof(err)) ||
-	    blk_dev_create(&blk, be, &vm.mem, &bo))
+	    virtio_blk_create(&blk, be, &vm.mem, &bo))
 		abort();
-	vd = blk_dev_virtio(blk);
+	vd = virtio_blk_virtio(blk);
 	if (virtio_pci_add(&vm, vd))
 		abort();
 	for (slot = 0; slot < PCI_MAX_DEVS; slot++)
@@ -212,7 +212,7 @@ static void machine_up(uint8_t flags)
 static void machine_down(void)
 {
 	pci_bus_destroy(vm.pci); /* resets the device: its threads are gone after this */
-	blk_dev_destroy(blk);
+	virtio_blk_destroy(blk);
 	vm_irq_exit(&vm);
 	io_bus_destroy(&vm.pio);
 	io_bus_destroy(&vm.mmio);

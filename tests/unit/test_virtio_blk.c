@@ -803,7 +803,7 @@ END_TEST
 
 /* --- virtio-blk, served synchronously ---------------------------------------------------- */
 
-static struct blk_dev *blk;
+static struct virtio_blk *blk;
 static struct virtio_dev *vd;
 static struct blk_backend *be;
 static struct aio_ctx ctx;
@@ -846,7 +846,7 @@ static unsigned int setup_poll_us;
 static void blk_setup_n(int kind, unsigned int queues, unsigned int threads)
 {
 	struct blk_open_opts o = { .format = BLK_FMT_RAW };
-	struct blk_dev_opts bo = { .name = "vdt",
+	struct virtio_blk_opts bo = { .name = "vdt",
 				   .queues = queues,
 				   .threads = threads,
 				   .serial = SERIAL,
@@ -865,8 +865,8 @@ static void blk_setup_n(int kind, unsigned int queues, unsigned int threads)
 		/* Open twice: gone from the directory even if a test dies. */
 		unlink(img);
 	}
-	ck_assert_int_eq(blk_dev_create(&blk, be, &mem, &bo), 0);
-	vd = blk_dev_virtio(blk);
+	ck_assert_int_eq(virtio_blk_create(&blk, be, &mem, &bo), 0);
+	vd = virtio_blk_virtio(blk);
 	tt_attach(vd);
 	ck_assert_int_eq(aio_init(&ctx, 64), 0);
 	ctx_up = true;
@@ -880,7 +880,7 @@ static void blk_setup(int kind)
 static void blk_teardown(void)
 {
 	if (blk)
-		blk_dev_destroy(blk);
+		virtio_blk_destroy(blk);
 	blk = NULL;
 	if (ctx_up)
 		aio_exit(&ctx);
@@ -890,7 +890,7 @@ static void blk_teardown(void)
 	img_fd = -1;
 }
 
-/* Map queue @qi for blk_dev_process, as DRIVER_OK would, without threads. */
+/* Map queue @qi for virtio_blk_process, as DRIVER_OK would, without threads. */
 static struct vdrv *sync_queue(unsigned int qi, unsigned int size, bool event_idx, bool indirect)
 {
 	struct vdrv *q = &drv[qi];
@@ -906,10 +906,10 @@ static struct vdrv *sync_queue(unsigned int qi, unsigned int size, bool event_id
 /* Serve queue @qi until nothing is in flight; returns the chains taken. */
 static unsigned int run(unsigned int qi)
 {
-	unsigned int n = blk_dev_process(blk, qi, &ctx);
+	unsigned int n = virtio_blk_process(blk, qi, &ctx);
 	int idle = 0;
 
-	while (blk_dev_inflight(blk, qi)) {
+	while (virtio_blk_inflight(blk, qi)) {
 		int r = aio_run_once(&ctx, 1000);
 
 		ck_assert_int_ge(r, 0);
@@ -917,7 +917,7 @@ static unsigned int run(unsigned int qi)
 		ck_assert_msg(idle < 10, "request stuck in flight");
 	}
 	/* Completions signal on the next pass. */
-	n += blk_dev_process(blk, qi, &ctx);
+	n += virtio_blk_process(blk, qi, &ctx);
 	return n;
 }
 
@@ -1097,7 +1097,7 @@ END_TEST
 START_TEST(t_blk_write)
 {
 	bool indirect = _i;
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	struct vdrv *q;
 	struct rq r;
 	uint8_t want[3072];
@@ -1132,7 +1132,7 @@ START_TEST(t_blk_write)
 		ck_assert_uint_eq(b[0], pattern(10 * 512 - 1));
 		ck_assert_uint_eq(b[1], pattern(16 * 512));
 	}
-	blk_dev_get_stats(blk, &st);
+	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.requests, 1);
 	ck_assert_uint_eq(st.errors, 0);
 	blk_teardown();
@@ -1141,7 +1141,7 @@ END_TEST
 
 START_TEST(t_blk_flush)
 {
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	struct vdrv *q;
 	struct rq r;
 	uint16_t head;
@@ -1156,7 +1156,7 @@ START_TEST(t_blk_flush)
 		ck_assert_uint_eq(run(0), 1);
 		expect_used(q, head, 1);
 		ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
-		blk_dev_get_stats(blk, &st);
+		virtio_blk_get_stats(blk, &st);
 		ck_assert_uint_eq(st.flushes, k);
 	}
 	blk_teardown();
@@ -1349,7 +1349,7 @@ static uint8_t one(struct vdrv *q, uint32_t type, uint64_t sector, uint32_t len,
 
 START_TEST(t_blk_errors)
 {
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	const uint64_t last = DISK_SIZE / 512 - 1;
 	struct vdrv *q;
 	uint32_t len;
@@ -1372,7 +1372,7 @@ START_TEST(t_blk_errors)
 	ck_assert_uint_eq(one(q, VIRTIO_BLK_T_IN, last, 512, &len), VIRTIO_BLK_S_OK);
 	ck_assert_uint_eq(len, 513);
 	ck_assert_uint_eq(one(q, VIRTIO_BLK_T_OUT, last, 512, &len), VIRTIO_BLK_S_OK);
-	blk_dev_get_stats(blk, &st);
+	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.requests, 11);
 	ck_assert_uint_eq(st.errors, 9);
 	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
@@ -1436,7 +1436,7 @@ END_TEST
 /* No device-writable byte: completed with len 0, nothing written anywhere. */
 START_TEST(t_blk_no_status)
 {
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d;
@@ -1470,7 +1470,7 @@ START_TEST(t_blk_no_status)
 	head = drv_post(q, &r, false);
 	ck_assert_uint_eq(run(0), 1);
 	expect_used(q, head, 0);
-	blk_dev_get_stats(blk, &st);
+	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.flushes, 0);
 	ck_assert_uint_eq(st.errors, 3);
 	(void)d;
@@ -1481,7 +1481,7 @@ END_TEST
 /* Bad chains complete with len 0 and nothing written; the queue keeps working. */
 START_TEST(t_blk_malformed)
 {
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d;
@@ -1554,7 +1554,7 @@ START_TEST(t_blk_malformed)
 	expect_used(q, head, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 
-	blk_dev_get_stats(blk, &st);
+	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.bad_chains, 6);
 
 	/* And then a good request. */
@@ -1611,14 +1611,14 @@ START_TEST(t_blk_head_reuse)
 	rq_status(&r);
 	head = drv_post(q, &r, false);
 	/* Submitted to the ring, not run: still in flight. */
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 1);
-	ck_assert_uint_eq(blk_dev_inflight(blk, 0), 1);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 1);
+	ck_assert_uint_eq(virtio_blk_inflight(blk, 0), 1);
 	drv_publish(q, head);
-	blk_dev_process(blk, 0, &ctx);
+	virtio_blk_process(blk, 0, &ctx);
 	ck_assert(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_ge(atomic_load(&tt.config_irqs), 1);
 	/* The first one still completes, once. */
-	while (blk_dev_inflight(blk, 0)) {
+	while (virtio_blk_inflight(blk, 0)) {
 		int n = aio_run_once(&ctx, 1000);
 
 		ck_assert_int_ge(n, 0);
@@ -1634,7 +1634,7 @@ START_TEST(t_blk_head_reuse)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_status(&r);
 	drv_post(q, &r, false);
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 0);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 0);
 	expect_no_used(q);
 	blk_teardown();
 }
@@ -1648,7 +1648,7 @@ START_TEST(t_blk_broken_ring)
 	blk_setup(BE_NULL);
 	q = sync_queue(0, 16, false, false);
 	q->avail->idx = 17;
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 0);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 0);
 	ck_assert(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_eq(q->used->idx, 0);
 	ck_assert_uint_eq(atomic_load(&tt.queue_irqs[0]), 0);
@@ -1676,8 +1676,8 @@ START_TEST(t_blk_null)
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	for (int i = 0; i < 1024; i++)
 		ck_assert_uint_eq(((uint8_t *)hva(d))[i], 0);
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 0); /* queue 0 was never enabled */
-	ck_assert_uint_eq(blk_dev_process(blk, 7, &ctx), 0); /* no such queue */
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 0); /* queue 0 was never enabled */
+	ck_assert_uint_eq(virtio_blk_process(blk, 7, &ctx), 0); /* no such queue */
 	blk_teardown();
 }
 END_TEST
@@ -1752,7 +1752,7 @@ static void batch(struct vdrv *q, unsigned int n)
 		rq_status(&r);
 		drv_post(q, &r, false);
 	}
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), n);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), n);
 	for (unsigned int i = 0; i < n; i++) {
 		uint32_t id, len;
 
@@ -1818,7 +1818,7 @@ START_TEST(t_blk_no_interrupt_flag)
 	batch(q, 3);
 	ck_assert_uint_eq(irqs(0), 2);
 	/* Nothing completed: no interrupt. */
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 0);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 0);
 	ck_assert_uint_eq(irqs(0), 2);
 	blk_teardown();
 }
@@ -1940,14 +1940,14 @@ static const struct blk_backend_ops busy_ops = { .name = "busy",
 
 static void busy_setup(unsigned int poll_us)
 {
-	struct blk_dev_opts bo = { .name = "vdt", .queues = 1, .threads = 1, .poll_us = poll_us };
+	struct virtio_blk_opts bo = { .name = "vdt", .queues = 1, .threads = 1, .poll_us = poll_us };
 
 	memset(&busy, 0, sizeof(busy));
 	busy.be.ops = &busy_ops;
 	busy.be.size = DISK_SIZE;
 	busy.be.block_size = 512;
-	ck_assert_int_eq(blk_dev_create(&blk, &busy.be, &mem, &bo), 0);
-	vd = blk_dev_virtio(blk);
+	ck_assert_int_eq(virtio_blk_create(&blk, &busy.be, &mem, &bo), 0);
+	vd = virtio_blk_virtio(blk);
 	tt_attach(vd);
 	ck_assert_int_eq(aio_init(&ctx, 64), 0);
 	ctx_up = true;
@@ -2005,7 +2005,7 @@ static unsigned int processed;
 static void process_q0(void *arg)
 {
 	(void)arg;
-	processed = blk_dev_process(blk, 0, &ctx);
+	processed = virtio_blk_process(blk, 0, &ctx);
 }
 
 static bool kick_pending(unsigned int qi)
@@ -2030,7 +2030,7 @@ START_TEST(t_blk_serve_bounded)
 	ck_assert(kick_pending(0));
 	/* The guest stops: the next pass takes what is left and is done. */
 	atomic_store(&busy.on, false);
-	ck_assert_uint_eq(blk_dev_process(blk, 0, &ctx), 1);
+	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 1);
 	ck_assert(!kick_pending(0));
 	ck_assert_uint_eq(atomic_load(&busy.served), 17);
 	for (unsigned int i = 0; i < 17; i++) {
@@ -2131,8 +2131,8 @@ START_TEST(t_blk_threads)
 		memset(want, k + 1, 512);
 		check_disk(k * 512, want, 512);
 	}
-	ck_assert_uint_eq(blk_dev_inflight(blk, 0), 0);
-	ck_assert_uint_eq(blk_dev_inflight(blk, 1), 0);
+	ck_assert_uint_eq(virtio_blk_inflight(blk, 0), 0);
+	ck_assert_uint_eq(virtio_blk_inflight(blk, 1), 0);
 
 	/* Same queues, a second round: the device must re-check after its re-enable. */
 	for (unsigned int k = 0; k < 8; k++)
@@ -2171,7 +2171,7 @@ START_TEST(t_blk_reset_inflight)
 		uint16_t n = used_idx(&drv[i]);
 
 		ck_assert_uint_le(n, TSIZE);
-		ck_assert_uint_eq(blk_dev_inflight(blk, i), 0);
+		ck_assert_uint_eq(virtio_blk_inflight(blk, i), 0);
 		for (unsigned int k = 0; k < TSIZE; k++) {
 			/* Every completed head is done; nothing else was touched. */
 			bool used = false;
@@ -2263,7 +2263,7 @@ START_TEST(t_blk_ratelimit)
 	static struct treq t[TQ][20];
 	const uint32_t len = _i == 2 ? 2048 : 512;
 	uint64_t start, took, cpu, want;
-	struct blk_dev_stats st;
+	struct virtio_blk_stats st;
 
 	setup_rl = &lim[_i];
 	setup_poll_us = _i == 1 ? 1000 : 0;
@@ -2295,7 +2295,7 @@ START_TEST(t_blk_ratelimit)
 			ck_assert_uint_eq(status_of(&t[i][k].r), VIRTIO_BLK_S_OK);
 			check_pattern(hva(t[i][k].data), (i * 200 + k * 4) * 512, len);
 		}
-	blk_dev_get_stats(blk, &st);
+	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.requests, 40);
 	ck_assert_uint_eq(st.errors, 0);
 	threads_teardown();
@@ -2333,7 +2333,7 @@ START_TEST(t_blk_ratelimit_reset)
 	n = used_idx(&drv[0]) + used_idx(&drv[1]);
 	ck_assert_uint_lt(n, 4);
 	for (unsigned int i = 0; i < TQ; i++) {
-		ck_assert_uint_eq(blk_dev_inflight(blk, i), 0);
+		ck_assert_uint_eq(virtio_blk_inflight(blk, i), 0);
 		for (unsigned int k = 0; k < TSIZE; k++) {
 			bool used = false;
 
@@ -2359,12 +2359,12 @@ START_TEST(t_blk_save_load)
 {
 	static char buf[16384];
 	struct blk_open_opts o = { .format = BLK_FMT_NULL };
-	struct blk_dev_opts bo = { .name = "vdt", .queues = 2, .threads = 1, .serial = SERIAL };
+	struct virtio_blk_opts bo = { .name = "vdt", .queues = 2, .threads = 1, .serial = SERIAL };
 	const uint64_t sizes[] = { DISK_SIZE, DISK_SIZE * 2, DISK_SIZE };
 	const char *serials[] = { SERIAL, SERIAL, "other" };
 	const int expect[] = { 0, -ESTALE, -ESTALE };
 	struct blk_backend *be2;
-	struct blk_dev *b2;
+	struct virtio_blk *b2;
 	char err[256];
 	int node;
 
@@ -2378,18 +2378,18 @@ START_TEST(t_blk_save_load)
 		o.null_size = sizes[i];
 		bo.serial = serials[i];
 		ck_assert_int_eq(blk_open(&be2, NULL, &o, err, sizeof(err)), 0);
-		ck_assert_int_eq(blk_dev_create(&b2, be2, &mem, &bo), 0);
-		ck_assert_int_eq(virtio_load(blk_dev_virtio(b2), buf, node), expect[i]);
-		blk_dev_destroy(b2);
+		ck_assert_int_eq(virtio_blk_create(&b2, be2, &mem, &bo), 0);
+		ck_assert_int_eq(virtio_load(virtio_blk_virtio(b2), buf, node), expect[i]);
+		virtio_blk_destroy(b2);
 	}
 	/* No device node at all: refused too. */
 	ck_assert_int_eq(fdt_del_node(buf, fdt_subnode_offset(buf, node, "device")), 0);
 	o.null_size = DISK_SIZE;
 	bo.serial = SERIAL;
 	ck_assert_int_eq(blk_open(&be2, NULL, &o, err, sizeof(err)), 0);
-	ck_assert_int_eq(blk_dev_create(&b2, be2, &mem, &bo), 0);
-	ck_assert_int_eq(virtio_load(blk_dev_virtio(b2), buf, node), -EINVAL);
-	blk_dev_destroy(b2);
+	ck_assert_int_eq(virtio_blk_create(&b2, be2, &mem, &bo), 0);
+	ck_assert_int_eq(virtio_load(virtio_blk_virtio(b2), buf, node), -EINVAL);
+	virtio_blk_destroy(b2);
 	blk_teardown();
 }
 END_TEST

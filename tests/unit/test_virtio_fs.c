@@ -45,7 +45,7 @@ static uint64_t buf_next;
 static char dir[64];
 static struct fuse_server *srv;
 static struct dax_window *win;
-static struct fs_dev *fdev;
+static struct virtio_fs *fdev;
 static struct virtio_dev *vd;
 static atomic_uint irqs[4];
 
@@ -83,7 +83,7 @@ static const struct virtio_transport_ops tops = { notify_queue, notify_config };
 static void setup(void)
 {
 	struct fs_share_opts o = { 0 };
-	struct fs_dev_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2 };
+	struct virtio_fs_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2 };
 
 	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(ram, MAP_FAILED);
@@ -98,8 +98,8 @@ static void setup(void)
 	o.path = dir;
 	o.dax_window = WSIZE;
 	ck_assert_int_eq(fuse_server_new(&o, &dax_window_ops, win, &srv), 0);
-	ck_assert_int_eq(fs_dev_create(&fdev, srv, win, &mem, &fo), 0);
-	vd = fs_dev_virtio(fdev);
+	ck_assert_int_eq(virtio_fs_create(&fdev, srv, win, &mem, &fo), 0);
+	vd = virtio_fs_virtio(fdev);
 	vd->tops = &tops;
 	for (unsigned int i = 0; i < 4; i++)
 		atomic_store(&irqs[i], 0);
@@ -107,7 +107,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	fs_dev_destroy(fdev);
+	virtio_fs_destroy(fdev);
 	fuse_server_free(srv);
 	dax_window_free(win);
 	munmap(ram, RAM_SIZE);
@@ -152,7 +152,7 @@ static void drv_init(unsigned int qi)
 	vd->q[qi].enabled = true;
 }
 
-/* Rings mapped without a transport: fs_dev_process() serves them on this thread. */
+/* Rings mapped without a transport: virtio_fs_process() serves them on this thread. */
 static void map_queues(void)
 {
 	for (unsigned int i = 0; i < vd->nr_queues; i++) {
@@ -252,8 +252,8 @@ static void expect_reply(unsigned int qi, uint16_t head, uint64_t out, uint64_t 
 
 START_TEST(test_config)
 {
-	struct fs_dev *x;
-	struct fs_dev_opts fo = { .tag = "t", .queues = 1 };
+	struct virtio_fs *x;
+	struct virtio_fs_opts fo = { .tag = "t", .queues = 1 };
 	uint8_t cfg[44];
 	uint32_t nrq, nbs;
 
@@ -277,18 +277,18 @@ START_TEST(test_config)
 	ck_assert_ptr_eq(vd->shm[0].hva, dax_window_hva(win));
 	/* Bad options. */
 	fo.tag = "";
-	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	ck_assert_int_eq(virtio_fs_create(&x, srv, NULL, &mem, &fo), -EINVAL);
 	fo.tag = "0123456789012345678901234567890123456"; /* 37 bytes */
-	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	ck_assert_int_eq(virtio_fs_create(&x, srv, NULL, &mem, &fo), -EINVAL);
 	fo.tag = "012345678901234567890123456789012345"; /* 36: fills the field */
 	fo.queues = 0;
-	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), -EINVAL);
+	ck_assert_int_eq(virtio_fs_create(&x, srv, NULL, &mem, &fo), -EINVAL);
 	fo.queues = 1;
-	ck_assert_int_eq(fs_dev_create(&x, srv, NULL, &mem, &fo), 0);
-	ck_assert_uint_eq(fs_dev_virtio(x)->nr_shm, 0);
-	fs_dev_virtio(x)->ops->config_read(fs_dev_virtio(x), 0, cfg, sizeof(cfg));
+	ck_assert_int_eq(virtio_fs_create(&x, srv, NULL, &mem, &fo), 0);
+	ck_assert_uint_eq(virtio_fs_virtio(x)->nr_shm, 0);
+	virtio_fs_virtio(x)->ops->config_read(virtio_fs_virtio(x), 0, cfg, sizeof(cfg));
 	ck_assert(!memcmp(cfg, fo.tag, 36));
-	fs_dev_destroy(x);
+	virtio_fs_destroy(x);
 }
 END_TEST
 
@@ -297,14 +297,14 @@ START_TEST(test_requests)
 	struct fuse_getattr_in ga = { 0 };
 	struct fuse_forget_in fg = { .nlookup = 1 };
 	struct fuse_out_header oh;
-	struct fs_dev_stats st;
+	struct virtio_fs_stats st;
 	uint16_t head, h2;
 	uint64_t out;
 	uint32_t id, len;
 
 	map_queues();
 	out = send_init(1, &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
 	memcpy(&oh, hva(out), sizeof(oh));
 	ck_assert_int_eq(oh.error, 0);
 	ck_assert(used(1, &id, &len));
@@ -315,29 +315,29 @@ START_TEST(test_requests)
 	/* GETATTR of the root on the other request queue. */
 	out = request(2, FUSE_GETATTR, 2, FUSE_ROOT_ID, &ga, sizeof(ga),
 		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 2), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 2), 1);
 	expect_reply(2, head, out, 2, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
 	ck_assert(S_ISDIR(((struct fuse_attr_out *)((uint8_t *)hva(out) + sizeof(oh)))->attr.mode));
 	/* FORGET on the high-priority queue: used with length 0 and nothing written. */
 	request(0, FUSE_FORGET, 3, FUSE_ROOT_ID, &fg, sizeof(fg), 0, &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 0), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 0), 1);
 	ck_assert(used(0, &id, &len));
 	ck_assert_uint_eq(id, head);
 	ck_assert_uint_eq(len, 0);
 	/* An unknown opcode gets ENOSYS. */
 	out = request(1, 9999, 4, FUSE_ROOT_ID, NULL, 0, 64, &head);
-	fs_dev_process(fdev, 1);
+	virtio_fs_process(fdev, 1);
 	expect_reply(1, head, out, 4, -ENOSYS, sizeof(oh));
 	/* No room for a reply: completed with 0, the queue goes on. */
 	request(1, FUSE_GETATTR, 5, FUSE_ROOT_ID, &ga, sizeof(ga), 0, &h2);
 	out = request(1, FUSE_GETATTR, 6, FUSE_ROOT_ID, &ga, sizeof(ga),
 		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 2);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 2);
 	ck_assert(used(1, &id, &len));
 	ck_assert_uint_eq(id, h2);
 	ck_assert_uint_eq(len, 0);
 	expect_reply(1, head, out, 6, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
-	fs_dev_get_stats(fdev, &st);
+	virtio_fs_get_stats(fdev, &st);
 	ck_assert_uint_eq(st.requests, 6);
 	ck_assert_uint_eq(st.bad_chains, 1);
 }
@@ -348,7 +348,7 @@ START_TEST(test_window_descriptors)
 {
 	struct fuse_getattr_in ga = { 0 };
 	struct fuse_out_header oh;
-	struct fs_dev_stats st;
+	struct virtio_fs_stats st;
 	uint16_t head;
 	uint64_t out;
 	uint32_t id, len;
@@ -356,7 +356,7 @@ START_TEST(test_window_descriptors)
 
 	map_queues();
 	send_init(1, &head);
-	fs_dev_process(fdev, 1);
+	virtio_fs_process(fdev, 1);
 	ck_assert(used(1, &id, &len));
 	/* A reply buffer in the window. */
 	out = request(1, FUSE_GETATTR, 7, FUSE_ROOT_ID, &ga, sizeof(ga), 0, &head);
@@ -372,14 +372,14 @@ START_TEST(test_window_descriptors)
 	/* And a good one after them. */
 	out = request(1, FUSE_GETATTR, 8, FUSE_ROOT_ID, &ga, sizeof(ga),
 		      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 3);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 3);
 	ck_assert(used(1, &id, &len));
 	ck_assert_uint_eq(len, 0);
 	ck_assert(used(1, &id, &len));
 	ck_assert_uint_eq(len, 0);
 	ck_assert_uint_eq(*(uint8_t *)hva(s[1].gpa), 0xee); /* nothing written */
 	expect_reply(1, head, out, 8, 0, sizeof(oh) + sizeof(struct fuse_attr_out));
-	fs_dev_get_stats(fdev, &st);
+	virtio_fs_get_stats(fdev, &st);
 	ck_assert_uint_eq(st.bad_chains, 2);
 	ck_assert(!vd->q[1].vq.broken);
 }
@@ -404,7 +404,7 @@ static int32_t create_flags(const char *name, uint64_t unique, uint32_t flags, u
 	memcpy(arg + sizeof(ci), name, nl);
 	out = request(1, FUSE_CREATE, unique, FUSE_ROOT_ID, arg, sizeof(ci) + nl,
 		      sizeof(oh) + sizeof(eo) + sizeof(oo), &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
 	ck_assert(used(1, &id, &len));
 	memcpy(&oh, hva(out), sizeof(oh));
 	if (oh.error)
@@ -438,7 +438,7 @@ static int count_fds(void)
 START_TEST(test_fd_budget)
 {
 	struct fs_share_opts o = { .path = dir, .max_fds = 16 };
-	struct fs_dev_opts fo = { .name = "fs1", .tag = "budget", .queues = 1 };
+	struct virtio_fs_opts fo = { .name = "fs1", .tag = "budget", .queues = 1 };
 	uint64_t nodeid[64], fh[64], ofh[64];
 	struct fuse_release_in rel = { 0 };
 	struct fuse_forget_in fg = { .nlookup = 1 };
@@ -448,16 +448,16 @@ START_TEST(test_fd_budget)
 	char name[16];
 	int32_t err = 0;
 
-	fs_dev_destroy(fdev);
+	virtio_fs_destroy(fdev);
 	fuse_server_free(srv);
 	base = count_fds();
 	ck_assert_int_eq(fuse_server_new(&o, NULL, NULL, &srv), 0);
-	ck_assert_int_eq(fs_dev_create(&fdev, srv, NULL, &mem, &fo), 0);
-	vd = fs_dev_virtio(fdev);
+	ck_assert_int_eq(virtio_fs_create(&fdev, srv, NULL, &mem, &fo), 0);
+	vd = virtio_fs_virtio(fdev);
 	vd->tops = &tops;
 	map_queues();
 	send_init(1, &head);
-	fs_dev_process(fdev, 1);
+	virtio_fs_process(fdev, 1);
 	ck_assert(used(1, &id, &len));
 	for (i = 0; i < 64; i++) {
 		snprintf(name, sizeof(name), "f%d", i);
@@ -478,7 +478,7 @@ START_TEST(test_fd_budget)
 		uint64_t out = request(1, FUSE_OPEN, 400 + i, nodeid[i], &oi, sizeof(oi),
 				       sizeof(oh) + sizeof(struct fuse_open_out), &head);
 
-		fs_dev_process(fdev, 1);
+		virtio_fs_process(fdev, 1);
 		ck_assert(used(1, &id, &len));
 		memcpy(&oh, hva(out), sizeof(oh));
 		if (!oh.error) { /* there was room for this one */
@@ -503,8 +503,8 @@ START_TEST(test_fd_budget)
 			sizeof(struct fuse_out_header), &head);
 		request(0, FUSE_FORGET, 300 + i, nodeid[i], &fg, sizeof(fg), 0, &head);
 	}
-	fs_dev_process(fdev, 1);
-	fs_dev_process(fdev, 0);
+	virtio_fs_process(fdev, 1);
+	virtio_fs_process(fdev, 0);
 	snprintf(name, sizeof(name), "after");
 	ck_assert_int_eq(create(name, 999, &nodeid[0], &fh[0]), 0);
 }
@@ -530,7 +530,7 @@ START_TEST(test_reply_over_avail)
 {
 	const uint32_t alen = 4 + 2 * QSIZE + 2; /* flags, idx, ring, used_event */
 	struct fuse_out_header oh;
-	struct fs_dev_stats st;
+	struct virtio_fs_stats st;
 	uint8_t warg[sizeof(struct fuse_write_in) + 4 + 2 * QSIZE + 2];
 	struct fuse_write_in wi = { .size = alen };
 	struct fuse_read_in ri = { .size = alen };
@@ -545,7 +545,7 @@ START_TEST(test_reply_over_avail)
 
 	map_queues();
 	send_init(1, &head);
-	fs_dev_process(fdev, 1);
+	virtio_fs_process(fdev, 1);
 	ck_assert(used(1, &id, &len));
 	ck_assert_int_eq(create_flags("records", 2, 02 /* O_RDWR */, &nodeid, &fh), 0);
 	/* The READ will be the chain after the WRITE (two descriptors each). */
@@ -559,7 +559,7 @@ START_TEST(test_reply_over_avail)
 	memcpy(warg, &wi, sizeof(wi));
 	out = request(1, FUSE_WRITE, 3, nodeid, warg, sizeof(warg),
 		      sizeof(oh) + sizeof(struct fuse_write_out), &head);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
 	expect_reply(1, head, out, 3, 0, sizeof(oh) + sizeof(struct fuse_write_out));
 
 	ri.fh = fh;
@@ -572,14 +572,14 @@ START_TEST(test_reply_over_avail)
 	sg[1] = (struct seg){ drv[1].avail_gpa - sizeof(oh), sizeof(oh) + alen, true };
 	ck_assert_uint_eq(post(1, sg, 2), rhead);
 	ck_assert_uint_eq(drv[1].avail->idx, idx);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
 	ck_assert(used(1, &id, &len));
 	ck_assert_uint_eq(id, rhead);
 	ck_assert_uint_eq(len, 0);
 	ck_assert(!used(1, &id, &len));
 	ck_assert_uint_eq(drv[1].avail->idx, idx);
 	ck_assert_uint_eq(*(uint8_t *)hva(drv[1].avail_gpa - sizeof(oh)), 0);
-	fs_dev_get_stats(fdev, &st);
+	virtio_fs_get_stats(fdev, &st);
 	ck_assert_uint_eq(st.bad_chains, 1);
 	ck_assert(!vd->q[1].vq.broken);
 }
@@ -621,14 +621,14 @@ static const struct fuse_dax_ops bg_ops = { .map = bg_map, .unmap = bg_unmap };
 static void busy_setup(void)
 {
 	struct fs_share_opts o = { .path = dir, .dax_window = WSIZE };
-	struct fs_dev_opts fo = { .name = "fs1", .tag = "busy", .queues = 2 };
+	struct virtio_fs_opts fo = { .name = "fs1", .tag = "busy", .queues = 2 };
 
-	fs_dev_destroy(fdev);
+	virtio_fs_destroy(fdev);
 	fuse_server_free(srv);
 	memset(&bg, 0, sizeof(bg));
 	ck_assert_int_eq(fuse_server_new(&o, &bg_ops, &bg, &srv), 0);
-	ck_assert_int_eq(fs_dev_create(&fdev, srv, NULL, &mem, &fo), 0);
-	vd = fs_dev_virtio(fdev);
+	ck_assert_int_eq(virtio_fs_create(&fdev, srv, NULL, &mem, &fo), 0);
+	vd = virtio_fs_virtio(fdev);
 	vd->tops = &tops;
 }
 
@@ -683,7 +683,7 @@ static unsigned int processed;
 static void process_q1(void *arg)
 {
 	(void)arg;
-	processed = fs_dev_process(fdev, 1);
+	processed = virtio_fs_process(fdev, 1);
 }
 
 static bool kick_pending(unsigned int qi)
@@ -702,7 +702,7 @@ START_TEST(test_serve_bounded)
 	busy_setup();
 	map_queues();
 	send_init(1, &head);
-	fs_dev_process(fdev, 1);
+	virtio_fs_process(fdev, 1);
 	ck_assert(used(1, &id, &len));
 	busy_post(1);
 	ck_assert_msg(returns_within(process_q1, NULL, 5000),
@@ -710,7 +710,7 @@ START_TEST(test_serve_bounded)
 	ck_assert_uint_eq(processed, QSIZE);
 	ck_assert(kick_pending(1));
 	atomic_store(&bg.on, false);
-	ck_assert_uint_eq(fs_dev_process(fdev, 1), 1);
+	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
 	ck_assert(!kick_pending(1));
 	ck_assert_uint_eq(atomic_load(&bg.served), QSIZE + 1);
 	for (unsigned int i = 0; i < QSIZE + 1; i++) {
@@ -886,11 +886,11 @@ END_TEST
 /* The device again, under @rl. */
 static void limited_setup(const struct rl_config *rl)
 {
-	struct fs_dev_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2, .rl = rl };
+	struct virtio_fs_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2, .rl = rl };
 
-	fs_dev_destroy(fdev);
-	ck_assert_int_eq(fs_dev_create(&fdev, srv, win, &mem, &fo), 0);
-	vd = fs_dev_virtio(fdev);
+	virtio_fs_destroy(fdev);
+	ck_assert_int_eq(virtio_fs_create(&fdev, srv, win, &mem, &fo), 0);
+	vd = virtio_fs_virtio(fdev);
 	vd->tops = &tops;
 }
 

@@ -46,7 +46,7 @@
 
 static struct vm vm;
 static uint8_t *ram;
-static struct blk_dev *blk;
+static struct virtio_blk *blk;
 static struct virtio_dev *vd;
 static unsigned int slot;
 static uint64_t bar0;
@@ -56,7 +56,7 @@ static uint64_t bar0;
 static void setup(void)
 {
 	struct blk_open_opts o = { .format = BLK_FMT_NULL, .null_size = DISK };
-	struct blk_dev_opts bo = { .name = "vdp", .queues = NQ, .threads = 1, .serial = "s" };
+	struct virtio_blk_opts bo = { .name = "vdp", .queues = NQ, .threads = 1, .serial = "s" };
 	struct blk_backend *be;
 	char err[256];
 
@@ -77,8 +77,8 @@ static void setup(void)
 	vm.pci = pci_bus_create(&vm, FOUR_GIB, 1ULL << 30);
 	ck_assert_ptr_nonnull(vm.pci);
 	ck_assert_int_eq(blk_open(&be, NULL, &o, err, sizeof(err)), 0);
-	ck_assert_int_eq(blk_dev_create(&blk, be, &vm.mem, &bo), 0);
-	vd = blk_dev_virtio(blk);
+	ck_assert_int_eq(virtio_blk_create(&blk, be, &vm.mem, &bo), 0);
+	vd = virtio_blk_virtio(blk);
 	ck_assert_int_eq(virtio_pci_add(&vm, vd), 0);
 	for (slot = 0; slot < PCI_MAX_DEVS; slot++)
 		if (pci_cfg_read(vm.pci, slot, PCI_VENDOR_ID, 4) == 0x10421af4)
@@ -91,7 +91,7 @@ static void setup(void)
 static void teardown(void)
 {
 	pci_bus_destroy(vm.pci); /* resets the device through the transport's release */
-	blk_dev_destroy(blk);
+	virtio_blk_destroy(blk);
 	vm_irq_exit(&vm);
 	io_bus_destroy(&vm.pio);
 	io_bus_destroy(&vm.mmio);
