@@ -164,10 +164,11 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_SHUTDOWN:
 		/*
 		 * A triple fault: how a PC resets when nothing else works. Linux
-		 * reboots through ACPI or the 8042 here, so say it and where.
+		 * reboots through ACPI or the 8042 here, so say it. No register dump:
+		 * on AMD, KVM has already reset the registers (the VMCB is undefined
+		 * after a shutdown intercept).
 		 */
 		pr_warn("vcpu%u: triple fault (shutdown): treating as reset", v->id);
-		vcpu_dump(v);
 		vm_request_stop(v->vm, VM_STOP_REBOOT, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
