@@ -74,6 +74,7 @@ _Static_assert(CONFIG_MAX_SHARES <= MAX_INSTANCES, "instances");
 
 #define S_REQUIRED 1u /* must be set (in every instance that appears) */
 #define S_EMPTY_OK 2u /* "" is allowed and means unset/empty */
+#define S_IF_SET   4u /* config_dump: only when not the default (limits, optional ids) */
 
 struct setting {
 	int section;
@@ -223,6 +224,7 @@ static const struct setting settings[] = {
 	  .check = check_serial },
 	{ .section = SEC_CONSOLE,
 	  .key = "max_size",
+	  .flags = S_IF_SET,
 	  .parse = parse_bytes,
 	  .offset = F(serial_max),
 	  .max = 1ULL << 50 },
@@ -296,23 +298,27 @@ static const struct setting settings[] = {
 	  .max = 1000000 },
 	{ .section = SEC_DISK,
 	  .key = "iops",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = D(rl.iops),
 	  .max = RL_RATE_MAX },
 	{ .section = SEC_DISK,
 	  .key = "iops_burst",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = D(rl.iops_burst),
 	  .max = RL_RATE_MAX,
 	  .check = check_burst },
 	{ .section = SEC_DISK,
 	  .key = "bandwidth",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = D(rl.bandwidth),
 	  .max = RL_RATE_MAX,
 	  .names = rate_size },
 	{ .section = SEC_DISK,
 	  .key = "bandwidth_burst",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = D(rl.bandwidth_burst),
 	  .max = RL_RATE_MAX,
@@ -355,8 +361,16 @@ static const struct setting settings[] = {
 	  .parse = parse_enum,
 	  .offset = SH(xattr),
 	  .names = onoff_names },
-	{ .section = SEC_SHARE, .key = "uid_map", .parse = parse_idmap, .offset = SH(uid_map) },
-	{ .section = SEC_SHARE, .key = "gid_map", .parse = parse_idmap, .offset = SH(gid_map) },
+	{ .section = SEC_SHARE,
+	  .key = "uid_map",
+	  .parse = parse_idmap,
+	  .offset = SH(uid_map),
+	  .flags = S_IF_SET },
+	{ .section = SEC_SHARE,
+	  .key = "gid_map",
+	  .parse = parse_idmap,
+	  .offset = SH(gid_map),
+	  .flags = S_IF_SET },
 	{ .section = SEC_SHARE,
 	  .key = "max_fds",
 	  .parse = parse_auto_uint,
@@ -381,23 +395,27 @@ static const struct setting settings[] = {
 	  .names = onoff_names },
 	{ .section = SEC_SHARE,
 	  .key = "iops",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = SH(rl.iops),
 	  .max = RL_RATE_MAX },
 	{ .section = SEC_SHARE,
 	  .key = "iops_burst",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = SH(rl.iops_burst),
 	  .max = RL_RATE_MAX,
 	  .check = check_burst },
 	{ .section = SEC_SHARE,
 	  .key = "bandwidth",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = SH(rl.bandwidth),
 	  .max = RL_RATE_MAX,
 	  .names = rate_size },
 	{ .section = SEC_SHARE,
 	  .key = "bandwidth_burst",
+	  .flags = S_IF_SET,
 	  .parse = parse_rate,
 	  .offset = SH(rl.bandwidth_burst),
 	  .max = RL_RATE_MAX,
@@ -405,6 +423,7 @@ static const struct setting settings[] = {
 	  .names = rate_size },
 	{ .section = SEC_SANDBOX,
 	  .key = "seccomp",
+	  .flags = S_IF_SET,
 	  .parse = parse_enum,
 	  .offset = F(sandbox.seccomp),
 	  .names = seccomp_names },
@@ -416,6 +435,7 @@ static const struct setting settings[] = {
 	  .check = check_dir },
 	{ .section = SEC_SANDBOX,
 	  .key = "uid",
+	  .flags = S_IF_SET,
 	  .parse = parse_auto_uint,
 	  .offset = F(sandbox.uid),
 	  .min = 1,
@@ -423,6 +443,7 @@ static const struct setting settings[] = {
 	  .names = queues_auto },
 	{ .section = SEC_SANDBOX,
 	  .key = "gid",
+	  .flags = S_IF_SET,
 	  .parse = parse_auto_uint,
 	  .offset = F(sandbox.gid),
 	  .min = 1,
@@ -438,7 +459,7 @@ static const struct setting settings[] = {
 	  .key = "memory_max",
 	  .parse = parse_bytes,
 	  .offset = F(sandbox.memory_max),
-	  .flags = S_EMPTY_OK,
+	  .flags = S_EMPTY_OK | S_IF_SET,
 	  .min = 1ULL << 20,
 	  .max = 1ULL << 50 },
 	{ .section = SEC_SANDBOX,
@@ -449,7 +470,7 @@ static const struct setting settings[] = {
 	  .key = "pids_max",
 	  .parse = parse_uint,
 	  .offset = F(sandbox.pids_max),
-	  .flags = S_EMPTY_OK,
+	  .flags = S_EMPTY_OK | S_IF_SET,
 	  .min = 8,
 	  .max = 4194304 },
 };
@@ -1651,151 +1672,129 @@ static void dump_value(FILE *out, const char *key, const char *prefix, const cha
 	fputs("\"\n", out);
 }
 
-static const char *enum_name(const char *const *names, unsigned int n, unsigned int v)
+static const char *enum_name(const char *const *names, unsigned int v)
 {
-	return v < n ? names[v] : "?";
+	for (unsigned int i = 0; names[i]; i++)
+		if (i == v)
+			return names[i];
+	return "?";
 }
 
-/* [sandbox], when anything in it differs from the defaults. */
-static void dump_sandbox(const struct vm_config *cfg, FILE *out)
+/* A string-valued setting: the field is a char * (NULL: unset). */
+static bool is_string(const struct setting *s)
 {
-	const struct sandbox_config *sb = &cfg->sandbox;
+	return s->parse == parse_path || s->parse == parse_string || s->parse == parse_cpu_max ||
+	       s->parse == parse_disk_serial || s->parse == parse_share_tag;
+}
+
+static size_t field_size(const struct setting *s)
+{
+	if (is_string(s))
+		return sizeof(char *);
+	if (s->parse == parse_idmap)
+		return sizeof(struct share_idmap);
+	if (s->parse == parse_memory || s->parse == parse_bytes || s->parse == parse_window ||
+	    s->parse == parse_rate)
+		return sizeof(uint64_t);
+	return sizeof(unsigned int); /* parse_uint, parse_auto_uint, parse_enum, parse_serial */
+}
+
+/* Whether config_dump writes @s: set strings; S_IF_SET ones only when not the default. */
+static bool dumped(const struct setting *s, const void *field, const void *dflt)
+{
+	if (is_string(s))
+		return *(char *const *)field != NULL;
+	return !(s->flags & S_IF_SET) || memcmp(field, dflt, field_size(s));
+}
+
+/* One setting as text that parses back to the same value. */
+static void dump_setting(const struct vm_config *cfg, const struct setting *s, const void *field,
+			 FILE *out)
+{
+	unsigned int u = 0;
+	uint64_t v = 0;
 	char size[32];
 
-	if (sb->seccomp == SANDBOX_SECCOMP_DEFAULT && !sb->jail && !sb->uid && !sb->gid && !sb->cgroup_parent &&
-	    !sb->memory_max && !sb->cpu_max && !sb->pids_max)
+	if (is_string(s)) {
+		dump_value(out, s->key, "", *(char *const *)field);
 		return;
-	fprintf(out, "\n[sandbox]\nseccomp = %s\n", enum_name(seccomp_names, 3, sb->seccomp));
-	if (sb->jail)
-		dump_value(out, "jail", "", sb->jail);
-	if (sb->uid)
-		fprintf(out, "uid = %u\n", sb->uid);
-	if (sb->gid)
-		fprintf(out, "gid = %u\n", sb->gid);
-	if (sb->cgroup_parent)
-		dump_value(out, "cgroup_parent", "", sb->cgroup_parent);
-	if (sb->memory_max) {
-		format_size(size, sizeof(size), sb->memory_max);
-		fprintf(out, "memory_max = %s\n", size);
 	}
-	if (sb->cpu_max)
-		fprintf(out, "cpu_max = %s\n", sb->cpu_max);
-	if (sb->pids_max)
-		fprintf(out, "pids_max = %u\n", sb->pids_max);
-}
+	if (s->parse == parse_idmap) {
+		const struct share_idmap *m = field;
 
-/* Rate limits, the keys that are set. */
-static void dump_rl(FILE *out, const struct rl_config *rl)
-{
-	char size[32];
-
-	if (rl->iops)
-		fprintf(out, "iops = %llu\n", (unsigned long long)rl->iops);
-	if (rl->iops_burst)
-		fprintf(out, "iops_burst = %llu\n", (unsigned long long)rl->iops_burst);
-	if (rl->bandwidth) {
-		format_size(size, sizeof(size), rl->bandwidth);
-		fprintf(out, "bandwidth = %s\n", size);
+		fprintf(out, "%s = %u:%u:%u\n", s->key, m->guest, m->host, m->count);
+		return;
 	}
-	if (rl->bandwidth_burst) {
-		format_size(size, sizeof(size), rl->bandwidth_burst);
-		fprintf(out, "bandwidth_burst = %s\n", size);
+	if (field_size(s) == sizeof(uint64_t))
+		memcpy(&v, field, sizeof(v));
+	else
+		memcpy(&u, field, sizeof(u));
+	if (s->parse == parse_serial) {
+		if (u == SERIAL_FILE)
+			dump_value(out, s->key, "file:", cfg->serial_path ? cfg->serial_path : "");
+		else
+			fprintf(out, "%s = %s\n", s->key, u == SERIAL_NONE ? "none" : "stdio");
+	} else if (s->parse == parse_enum) {
+		fprintf(out, "%s = %s\n", s->key, enum_name(s->names, u));
+	} else if (s->parse == parse_auto_uint && !u) {
+		fprintf(out, "%s = %s\n", s->key, s->names[0]);
+	} else if (s->parse == parse_uint || s->parse == parse_auto_uint) {
+		fprintf(out, "%s = %u\n", s->key, u);
+	} else if (s->parse == parse_rate && !s->names) {
+		fprintf(out, "%s = %llu\n", s->key, (unsigned long long)v);
+	} else {
+		format_size(size, sizeof(size), v);
+		fprintf(out, "%s = %s\n", s->key, size);
 	}
 }
 
+/*
+ * The configuration as a file that loads back to it, driven by the settings
+ * table: every key in table order, strings when set, S_IF_SET keys when not the
+ * default; a disk or share when its path is set; [api] and [sandbox] only when
+ * something in them is.
+ */
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
-	char size[32];
+	static const int order[] = { SEC_VM,   SEC_BOOT,  SEC_CONSOLE, SEC_API,
+				     SEC_DISK, SEC_SHARE, SEC_SANDBOX };
+	struct vm_config def;
+	bool first = true;
 
-	format_size(size, sizeof(size), cfg->mem_size);
-	fprintf(out, "[vm]\nmemory = %s\nvcpus = %u\nnested = %s\non_reboot = %s\n", size,
-		cfg->vcpus, enum_name(nested_names, 3, cfg->nested),
-		enum_name(reboot_names, 2, cfg->on_reboot));
-	fprintf(out, "\n[boot]\n");
-	if (cfg->kernel)
-		dump_value(out, "kernel", "", cfg->kernel);
-	if (cfg->initrd)
-		dump_value(out, "initrd", "", cfg->initrd);
-	dump_value(out, "cmdline", "", cfg->cmdline ? cfg->cmdline : "");
-	fprintf(out, "decompress = %s\n", enum_name(decompress_names, 2, cfg->decompress));
-	fprintf(out, "\n[console]\n");
-	switch (cfg->serial) {
-	case SERIAL_STDIO:
-		fprintf(out, "serial = stdio\n");
-		break;
-	case SERIAL_NONE:
-		fprintf(out, "serial = none\n");
-		break;
-	case SERIAL_FILE:
-		dump_value(out, "serial", "file:", cfg->serial_path ? cfg->serial_path : "");
-		break;
-	}
-	if (cfg->serial_max != SERIAL_MAX_SIZE_DEFAULT) {
-		format_size(size, sizeof(size), cfg->serial_max);
-		fprintf(out, "max_size = %s\n", size);
-	}
-	if (cfg->api_socket) {
-		fprintf(out, "\n[api]\n");
-		dump_value(out, "socket", "", cfg->api_socket);
-	}
-	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++) {
-		const struct disk_config *d = &cfg->disks[i];
+	config_init(&def);
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		const struct section_desc *sd = &sections[order[o]];
+		unsigned int n = sd->count ? sd->count : 1;
 
-		if (!d->path)
-			continue;
-		fprintf(out, "\n[disk.%u]\n", i);
-		dump_value(out, "path", "", d->path);
-		fprintf(out, "format = %s\nreadonly = %s\ncache = %s\n",
-			enum_name(format_names, 2, d->format),
-			enum_name(onoff_names, 2, d->readonly),
-			enum_name(cache_names, 2, d->cache));
-		if (d->queues)
-			fprintf(out, "queues = %u\n", d->queues);
-		else
-			fprintf(out, "queues = auto\n");
-		if (d->iothreads)
-			fprintf(out, "iothreads = %u\n", d->iothreads);
-		else
-			fprintf(out, "iothreads = per-queue\n");
-		fprintf(out, "pin = %s\nbacking = %s\npoll_us = %u\n",
-			enum_name(onoff_names, 2, d->pin), enum_name(onoff_names, 2, d->backing),
-			d->poll_us);
-		if (d->backing_dir)
-			dump_value(out, "backing_dir", "", d->backing_dir);
-		if (d->serial)
-			dump_value(out, "serial", "", d->serial);
-		dump_rl(out, &d->rl);
-	}
-	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
-		const struct share_config *sh = &cfg->shares[i];
-		const struct share_idmap *m[2] = { &sh->uid_map, &sh->gid_map };
-		static const char *const mkey[2] = { "uid_map", "gid_map" };
+		for (unsigned int idx = 0; idx < n; idx++) {
+			bool header = false;
 
-		if (!sh->path)
-			continue;
-		fprintf(out, "\n[share.%u]\n", i);
-		dump_value(out, "path", "", sh->path);
-		if (sh->tag)
-			dump_value(out, "tag", "", sh->tag);
-		format_size(size, sizeof(size), sh->dax_window);
-		fprintf(out, "readonly = %s\ndax = %s\ndax_window = %s\ncache = %s\nxattr = %s\n",
-			enum_name(onoff_names, 2, sh->readonly),
-			enum_name(share_dax_names, 3, sh->dax), size,
-			enum_name(share_cache_names, 3, sh->cache),
-			enum_name(onoff_names, 2, sh->xattr));
-		for (unsigned int k = 0; k < 2; k++)
-			if (m[k]->count)
-				fprintf(out, "%s = %u:%u:%u\n", mkey[k], m[k]->guest, m[k]->host,
-					m[k]->count);
-		if (sh->max_fds)
-			fprintf(out, "max_fds = %u\n", sh->max_fds);
-		else
-			fprintf(out, "max_fds = auto\n");
-		fprintf(out, "allow_devices = %s\nallow_setid = %s\nallow_priv_xattr = %s\n",
-			enum_name(onoff_names, 2, sh->allow_devices),
-			enum_name(onoff_names, 2, sh->allow_setid),
-			enum_name(onoff_names, 2, sh->allow_priv_xattr));
-		dump_rl(out, &sh->rl);
+			for (size_t k = 0; k < N_SETTINGS; k++) {
+				const struct setting *s = &settings[k];
+				const void *field, *dflt;
+
+				if (s->section != order[o])
+					continue;
+				field = field_of((struct vm_config *)cfg, s, idx);
+				dflt = field_of(&def, s, idx);
+				/* An instance exists when its required key (the path) is set. */
+				if (sd->count && (s->flags & S_REQUIRED) && !*(char *const *)field)
+					break;
+				if (!dumped(s, field, dflt))
+					continue;
+				if (!header) {
+					if (!first)
+						fputc('\n', out);
+					if (sd->count)
+						fprintf(out, "[%s.%u]\n", sd->name, idx);
+					else
+						fprintf(out, "[%s]\n", sd->name);
+					header = true;
+					first = false;
+				}
+				dump_setting(cfg, s, field, out);
+			}
+		}
 	}
-	dump_sandbox(cfg, out);
+	config_free(&def);
 }

@@ -43,6 +43,20 @@ static void round_trip(const struct vm_config *cfg)
 	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++)
 		if (memcmp(&again.shares[i].rl, &cfg->shares[i].rl, sizeof(cfg->shares[i].rl)))
 			abort();
+	/* Every key: the reloaded configuration dumps to the very same text. */
+	{
+		char *text2 = NULL;
+		size_t len2 = 0;
+		FILE *out2 = open_memstream(&text2, &len2);
+
+		if (!out2)
+			abort();
+		config_dump(&again, out2);
+		fclose(out2);
+		if (len2 != len || memcmp(text, text2, len))
+			abort();
+		free(text2);
+	}
 	config_free(&again);
 	free(text);
 }
