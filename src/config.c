@@ -195,6 +195,11 @@ static const struct setting settings[] = {
 	  .parse = parse_enum,
 	  .offset = F(on_reboot),
 	  .names = reboot_names },
+	{ .section = SEC_VM,
+	  .key = "pin",
+	  .parse = parse_enum,
+	  .offset = F(pin),
+	  .names = onoff_names },
 	{ .section = SEC_BOOT,
 	  .key = "kernel",
 	  .parse = parse_path,
@@ -270,7 +275,8 @@ static const struct setting settings[] = {
 	  .max = CONFIG_MAX_QUEUES,
 	  .names = iothreads_auto },
 	{ .section = SEC_DISK,
-	  .key = "pin",
+	  .key = "pin", /* an alias of [vm] pin = on */
+	  .flags = S_IF_SET,
 	  .parse = parse_enum,
 	  .offset = D(pin),
 	  .names = onoff_names },
@@ -1470,6 +1476,10 @@ static void validate(struct parse_ctx *ctx)
 				report_why(ctx, o, name, s->key, why);
 		}
 	}
+	/* [disk.N] pin, the key before [vm] pin (kept so older files and snapshots load). */
+	for (idx = 0; idx < CONFIG_MAX_DISKS; idx++)
+		if (ctx->cfg->disks[idx].path && ctx->cfg->disks[idx].pin)
+			ctx->cfg->pin = 1;
 }
 
 void config_init(struct vm_config *cfg)

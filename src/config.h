@@ -32,7 +32,7 @@ struct disk_config {
 	enum disk_cache cache;	 /* writeback|none (O_DIRECT) */
 	unsigned int queues;	 /* 0: auto (one per vCPU) */
 	unsigned int iothreads;	 /* 0: per-queue */
-	unsigned int pin;	 /* on|off: I/O thread i next to vCPU i */
+	unsigned int pin;	 /* on: sets [vm] pin = on (the older spelling) */
 	unsigned int backing;	 /* on|off: qcow2 may open its backing file (default off) */
 	char *backing_dir;	 /* backing = on: every backing file of the chain lies in here */
 	char **backing_trusted;	 /* not a key: frozen snapshot images a restore may open */
@@ -102,6 +102,7 @@ struct vm_config {
 	unsigned int vcpus;		 /* [vm] vcpus */
 	enum nested_mode nested;	 /* [vm] nested */
 	enum reboot_action on_reboot;	 /* [vm] on_reboot = exit|restart */
+	unsigned int pin;		 /* [vm] pin: vCPU i and I/O threads i on host CPU i */
 	char *kernel;			 /* [boot] kernel, absolute or cwd-relative */
 	char *initrd;			 /* [boot] initrd, NULL when none */
 	char *cmdline;			 /* [boot] cmdline */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -235,6 +236,50 @@ static int decide_nested(struct vm *vm)
 	return -EINVAL;
 }
 
+/* --- VM policy: host CPUs, memory faults --------------------------------------------- */
+
+int vm_host_cpu(const struct vm *vm, unsigned int i)
+{
+	return vm->nr_host_cpus ? vm->host_cpus[i % vm->nr_host_cpus] : -1;
+}
+
+/* [vm] pin = on: the CPUs this process may run on, in order. */
+static int pick_host_cpus(struct vm *vm)
+{
+	cpu_set_t set;
+	int c;
+
+	if (!vm->cfg->pin)
+		return 0;
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	vm->host_cpus = calloc(CPU_COUNT(&set), sizeof(int));
+	if (!vm->host_cpus)
+		return -ENOMEM;
+	for (c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			vm->host_cpus[vm->nr_host_cpus++] = c;
+	return 0;
+}
+
+int vm_add_fault_handler(struct vm *vm, int (*repair)(void *opaque), void *opaque)
+{
+	if (vm->nr_fault_handlers == sizeof(vm->fault_handlers) / sizeof(vm->fault_handlers[0]))
+		return -ENOSPC;
+	vm->fault_handlers[vm->nr_fault_handlers++] =
+	    (struct vm_fault_handler){ .repair = repair, .opaque = opaque };
+	return 0;
+}
+
+int vm_fault_repair(struct vm *vm)
+{
+	int n = 0;
+
+	for (unsigned int i = 0; i < vm->nr_fault_handlers; i++)
+		n += vm->fault_handlers[i].repair(vm->fault_handlers[i].opaque);
+	return n;
+}
+
 static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg, bool restoring)
 {
 	struct boot_info bi;
@@ -281,6 +326,9 @@ static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cf
 	if (ret)
 		return ret;
 
+	ret = pick_host_cpus(vm);
+	if (ret)
+		return ret;
 	acpi_config_init(&ac, vm->nr_vcpus, guest_mem_end(&vm->mem));
 	ret = setup_devices(vm, &ac);
 	if (ret)
@@ -388,6 +436,7 @@ void vm_destroy(struct vm *vm)
 	pci_bus_destroy(vm->pci);
 	vm_remove_disks(vm);
 	vm_remove_shares(vm);
+	free(vm->host_cpus);
 	vm_irq_exit(vm);
 	rtc_destroy(vm->rtc);
 	serial_destroy(vm->serial);

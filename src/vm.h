@@ -57,9 +57,14 @@ struct vm {
 	int next_slot;
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
 	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
-	int *host_cpus; /* the CPUs we may run on; vCPU i and its I/O thread pin to [i % n] */
+	int *host_cpus; /* [vm] pin = on: the CPUs we may run on; vCPU i and I/O thread i pin to [i % n] */
 	unsigned int nr_host_cpus;
-	bool pin_vcpus;
+	/* Owners of memory a vCPU's KVM_RUN can fault on (DAX windows): vm_fault_repair() asks them. */
+	struct vm_fault_handler {
+		int (*repair)(void *opaque);
+		void *opaque;
+	} fault_handlers[CONFIG_MAX_SHARES];
+	unsigned int nr_fault_handlers;
 
 	/* vm_pause(): vCPUs park outside KVM_RUN with their state consistent. */
 	pthread_mutex_t pause_lock;
@@ -104,16 +109,21 @@ static inline bool vm_stopping(struct vm *vm)
 /* Raise or lower a GSI of the in-kernel irqchip. */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 
-/* virtio/disks.c: the [disk.N] virtio-blk devices */
+/* vm_disks.c: the [disk.N] virtio-blk devices */
 int vm_add_disks(struct vm *vm);
 void vm_remove_disks(struct vm *vm);
-/* virtio/shares.c: the [share.N] virtio-fs devices (after the disks: same CPU list) */
+/* vm_shares.c: the [share.N] virtio-fs devices */
 int vm_add_shares(struct vm *vm);
 void vm_remove_shares(struct vm *vm);
-/* A vCPU's KVM_RUN failed with EFAULT: let every DAX window clamp mappings that reach
- * past the end of their files. Returns how many changed (0: nothing to retry for). */
+/*
+ * Memory that a vCPU's KVM_RUN may fault on (EFAULT) and that its owner can mend
+ * (a DAX window clamps mappings that reach past the end of their files): @repair
+ * returns how many things it changed. Registered while the VM is built.
+ */
+int vm_add_fault_handler(struct vm *vm, int (*repair)(void *opaque), void *opaque);
+/* A vCPU's KVM_RUN failed with EFAULT: ask every handler. 0: nothing to retry for. */
 int vm_fault_repair(struct vm *vm);
-/* The host CPU vCPU @i (and I/O thread @i) is pinned to. */
+/* [vm] pin = on: the host CPU vCPU @i (and each device's I/O thread @i) is pinned to; else -1. */
 int vm_host_cpu(const struct vm *vm, unsigned int i);
 
 /* vm_irq.c */

@@ -204,8 +204,8 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
-	if (v->vm->pin_vcpus) {
-		/* Next to the I/O thread of "its" queue (see [disk.N] pin). */
+	if (vm_host_cpu(v->vm, v->id) >= 0) {
+		/* [vm] pin: next to the I/O thread of "its" queue. */
 		cpu_set_t cpus;
 
 		CPU_ZERO(&cpus);

@@ -32,7 +32,7 @@ t_blk_queues() { # queues = 1 on 2 vCPUs; 4 queues on 4 vCPUs with 1 I/O thread;
 	blk read --set vm.vcpus=4 --set "disk.0.path=$T/d.img" --set disk.0.iothreads=1 &&
 		expect_rc 0 && expect_out "DISK_vda=sectors:32768 queues:4 ro:0 .*" &&
 		expect_out "READ_SHA256=$(read_sha)" || return 1
-	blk read --set vm.vcpus=2 --set "disk.0.path=$T/d.img" --set disk.0.pin=on && expect_rc 0 &&
+	blk read --set vm.vcpus=2 --set "disk.0.path=$T/d.img" --set vm.pin=on && expect_rc 0 &&
 		expect_out "READ_SHA256=$(read_sha)" && expect_err "2 I/O threads, pinned"
 }
 t_blk_readonly() {

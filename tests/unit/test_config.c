@@ -112,6 +112,7 @@ START_TEST(test_disks)
 	ck_assert_uint_eq(cfg.disks[3].queues, 0);
 	ck_assert_uint_eq(cfg.disks[3].iothreads, 0);
 	ck_assert_uint_eq(cfg.disks[3].pin, 1);
+	ck_assert_uint_eq(cfg.pin, 1); /* the older spelling of [vm] pin = on */
 	ck_assert_uint_eq(cfg.disks[3].backing, 0); /* backing files are opt-in */
 	ck_assert_ptr_null(cfg.disks[3].backing_dir);
 	ck_assert_uint_eq(cfg.disks[3].poll_us, DISK_POLL_US_DEFAULT);
@@ -424,6 +425,7 @@ START_TEST(test_every_key)
 				   "vcpus = 2\n"
 				   "nested = off\n"
 				   "on_reboot = restart\n"
+				   "pin = on\n"
 				   "[boot]\n"
 				   "kernel = bzImage\n"
 				   "initrd = initrd.img\n"
@@ -437,6 +439,7 @@ START_TEST(test_every_key)
 	ck_assert_uint_eq(cfg.vcpus, 2);
 	ck_assert_int_eq(cfg.nested, NESTED_OFF);
 	ck_assert_int_eq(cfg.on_reboot, REBOOT_RESTART);
+	ck_assert_uint_eq(cfg.pin, 1);
 	ck_assert_str_eq(cfg.kernel, "bzImage");
 	ck_assert_str_eq(cfg.initrd, "initrd.img");
 	ck_assert_str_eq(cfg.cmdline, "console=ttyS0 quiet");
@@ -913,6 +916,7 @@ START_TEST(test_dump_round_trip)
 			       "vcpus = 3\n"
 			       "nested = off\n"
 			       "on_reboot = restart\n"
+			       "pin = off\n"
 			       "\n"
 			       "[boot]\n"
 			       "kernel = \"my dir/k;1\"\n"

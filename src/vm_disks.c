@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* [disk.N] -> a block backend, a virtio-blk device, a PCI function. */
+/* VM assembly: [disk.N] -> a block backend, a virtio-blk device, a PCI function. */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,29 +10,6 @@
 #include "virtio/blk.h"
 #include "virtio/virtio_pci.h"
 #include "vm.h"
-
-int vm_host_cpu(const struct vm *vm, unsigned int i)
-{
-	return vm->nr_host_cpus ? vm->host_cpus[i % vm->nr_host_cpus] : -1;
-}
-
-static int host_cpus(struct vm *vm)
-{
-	cpu_set_t set;
-	int c;
-
-	if (vm->host_cpus)
-		return 0;
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return -errno;
-	vm->host_cpus = calloc(CPU_COUNT(&set), sizeof(int));
-	if (!vm->host_cpus)
-		return -ENOMEM;
-	for (c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set))
-			vm->host_cpus[vm->nr_host_cpus++] = c;
-	return 0;
-}
 
 static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *dc, char letter)
 {
@@ -64,15 +40,10 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 			bo.threads, bo.queues, bo.queues);
 		bo.threads = bo.queues;
 	}
-	if (dc->pin) {
-		ret = host_cpus(vm);
-		if (ret)
-			return ret;
-		for (i = 0; i < bo.threads; i++)
-			cpus[i] = vm_host_cpu(vm, i);
-		bo.thread_cpu = cpus;
-		vm->pin_vcpus = true;
-	}
+	/* [vm] pin: I/O thread i next to vCPU i. */
+	for (i = 0; i < bo.threads; i++)
+		cpus[i] = vm_host_cpu(vm, i);
+	bo.thread_cpu = cpus;
 	ret = blk_open(&be, dc->path, &o, err, sizeof(err));
 	if (ret) {
 		pr_err("[disk.%u] %s: %s", idx, dc->path, err[0] ? err : strerror(-ret));
@@ -94,7 +65,7 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 	pr_info("disk.%u: %s, %s%s, %llu MiB, %u queue%s, %u I/O thread%s%s%s", idx, dc->path,
 		be->ops->name, dc->readonly ? " read-only" : "",
 		(unsigned long long)(be->size >> 20), bo.queues, bo.queues > 1 ? "s" : "",
-		bo.threads, bo.threads > 1 ? "s" : "", dc->pin ? ", pinned" : "", limits);
+		bo.threads, bo.threads > 1 ? "s" : "", vm->cfg->pin ? ", pinned" : "", limits);
 	return 0;
 }
 
@@ -134,7 +105,4 @@ void vm_remove_disks(struct vm *vm)
 		virtio_blk_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
 	}
-	free(vm->host_cpus);
-	vm->host_cpus = NULL;
-	vm->nr_host_cpus = 0;
 }

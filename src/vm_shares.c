@@ -23,6 +23,12 @@ struct vm_share {
 	char name[8];
 };
 
+/* The DAX window's fault handler (vm_add_fault_handler). */
+static int share_fault_repair(void *opaque)
+{
+	return dax_window_repair(opaque);
+}
+
 static void share_free(struct vm_share *sh)
 {
 	if (!sh)
@@ -100,7 +106,7 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 	fo.name = sh->name;
 	fo.tag = config_share_tag(vm->cfg, idx, tagbuf, sizeof(tagbuf));
 	fo.queues = vm->nr_vcpus < VIRTIO_MAX_QUEUES - 1 ? vm->nr_vcpus : VIRTIO_MAX_QUEUES - 1;
-	/* Next to the vCPU of the same number when [disk.N] pin = on made a CPU list. */
+	/* [vm] pin: I/O thread i next to vCPU i. */
 	for (i = 0; i < fo.queues; i++)
 		cpus[i] = vm_host_cpu(vm, i);
 	fo.thread_cpu = cpus;
@@ -111,6 +117,11 @@ static int add_share(struct vm *vm, unsigned int idx, const struct share_config 
 		goto fail;
 	}
 	vm->shares[idx] = sh; /* from here the PCI bus may hold the device */
+	if (sh->win) {
+		ret = vm_add_fault_handler(vm, share_fault_repair, sh->win);
+		if (ret)
+			return ret;
+	}
 	ret = virtio_pci_add(vm, virtio_fs_virtio(sh->dev));
 	if (ret) {
 		pr_err("[share.%u]: cannot put it on the PCI bus: %s%s", idx, strerror(-ret),
@@ -278,15 +289,4 @@ void vm_remove_shares(struct vm *vm)
 		share_free(sh);
 		vm->shares[i] = NULL;
 	}
-}
-
-int vm_fault_repair(struct vm *vm)
-{
-	unsigned int i;
-	int n = 0;
-
-	for (i = 0; i < CONFIG_MAX_SHARES; i++)
-		if (vm->shares[i] && vm->shares[i]->win)
-			n += dax_window_repair(vm->shares[i]->win);
-	return n;
 }
