@@ -127,30 +127,6 @@ static int set_mem_slots(struct vm *vm)
 	return 0;
 }
 
-static int open_serial_out(struct vm *vm)
-{
-	const struct vm_config *c = vm->cfg;
-
-	vm->serial_fd = -1;
-	switch (c->serial) {
-	case SERIAL_STDIO:
-		vm->serial_fd = STDOUT_FILENO;
-		return 0;
-	case SERIAL_FILE:
-		vm->serial_fd =
-		    open(c->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (vm->serial_fd < 0) {
-			pr_err("serial file %s: %s", c->serial_path, strerror(errno));
-			return -errno;
-		}
-		vm->serial_fd_owned = true;
-		return 0;
-	case SERIAL_NONE:
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static int setup_platform(struct vm *vm)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -169,30 +145,6 @@ static int setup_platform(struct vm *vm)
 		return -errno;
 	}
 	return 0;
-}
-
-static int setup_devices(struct vm *vm, const struct acpi_config *ac)
-{
-	int ret;
-
-	ret = open_serial_out(vm);
-	if (ret)
-		return ret;
-	vm->serial = serial_create(vm, PORT_COM1, IRQ_COM1, vm->serial_fd);
-	if (vm->serial && vm->cfg->serial == SERIAL_FILE)
-		serial_set_limit(vm->serial, vm->cfg->serial_max);
-	vm->rtc = rtc_create(vm);
-	vm->pci = pci_bus_create(vm, ac->mmio64_base, ac->mmio64_size);
-	if (!vm->serial || !vm->rtc || !vm->pci) {
-		pr_err("cannot create the platform devices");
-		return -ENOMEM;
-	}
-	ret = i8042_init(vm) ?: power_init(vm) ?: pvpanic_init(vm);
-	if (ret) {
-		pr_err("cannot register the platform devices: %s", strerror(-ret));
-		return ret;
-	}
-	return vm_add_disks(vm) ?: vm_add_shares(vm);
 }
 
 static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
@@ -330,7 +282,7 @@ static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cf
 	if (ret)
 		return ret;
 	acpi_config_init(&ac, vm->nr_vcpus, guest_mem_end(&vm->mem));
-	ret = setup_devices(vm, &ac);
+	ret = vm_devices_create(vm, &ac);
 	if (ret)
 		return ret;
 	vm->restoring = restoring;
@@ -433,17 +385,9 @@ void vm_destroy(struct vm *vm)
 			vcpu_destroy(vm->vcpus[i]);
 		free(vm->vcpus);
 	}
-	pci_bus_destroy(vm->pci);
-	vm_remove_disks(vm);
-	vm_remove_shares(vm);
+	vm_devices_destroy(vm);
 	free(vm->host_cpus);
 	vm_irq_exit(vm);
-	rtc_destroy(vm->rtc);
-	serial_destroy(vm->serial);
-	if (vm->serial_fd_owned) {
-		fsync(vm->serial_fd);
-		close(vm->serial_fd);
-	}
 	if (vm->fd >= 0)
 		close(vm->fd);
 	guest_mem_free(&vm->mem);

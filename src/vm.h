@@ -109,6 +109,17 @@ static inline bool vm_stopping(struct vm *vm)
 /* Raise or lower a GSI of the in-kernel irqchip. */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 
+/*
+ * vm_devices.c: the one table of the VM's devices. Create in order; destroy
+ * unplugs every device (last first) and then frees them (last first); save and
+ * load give each its node of the state tree (under @root).
+ */
+struct acpi_config;
+int vm_devices_create(struct vm *vm, const struct acpi_config *ac);
+void vm_devices_destroy(struct vm *vm);
+int vm_devices_save(struct vm *vm, void *fdt, int root);
+int vm_devices_load(struct vm *vm, const void *fdt, int root);
+
 /* vm_disks.c: the [disk.N] virtio-blk devices */
 int vm_add_disks(struct vm *vm);
 void vm_remove_disks(struct vm *vm);

@@ -155,18 +155,8 @@ static int build_state(struct vm *vm, const struct snap_disk *disks, void **out,
 			n = st_add_node(fdt, root, name);
 			ret = n < 0 ? n : vcpu_state_save(vm->vcpus[i], fdt, n);
 		}
-		if (!ret) {
-			n = st_add_node(fdt, root, "serial");
-			ret = n < 0 ? n : serial_save(vm->serial, fdt, n);
-		}
-		if (!ret) {
-			n = st_add_node(fdt, root, "rtc");
-			ret = n < 0 ? n : rtc_save(vm->rtc, fdt, n);
-		}
-		if (!ret) {
-			n = st_add_node(fdt, root, "pci");
-			ret = n < 0 ? n : pci_bus_save(vm->pci, fdt, n);
-		}
+		if (!ret)
+			ret = vm_devices_save(vm, fdt, root);
 		if (!ret) {
 			n = st_add_node(fdt, root, "disks");
 			ret = n < 0 ? n : snap_disks_save(vm, disks, fdt, n);
@@ -523,20 +513,7 @@ const char *snapshot_config(const struct snapshot *s, size_t *len)
 
 int snapshot_load_devices(struct snapshot *s, struct vm *vm)
 {
-	const void *fdt = s->state;
-	int n, ret;
-
-	n = st_node(fdt, 0, "serial");
-	ret = n < 0 ? n : serial_load(vm->serial, fdt, n);
-	if (!ret) {
-		n = st_node(fdt, 0, "rtc");
-		ret = n < 0 ? n : rtc_load(vm->rtc, fdt, n);
-	}
-	if (!ret) {
-		n = st_node(fdt, 0, "pci");
-		ret = n < 0 ? n : pci_bus_load(vm->pci, fdt, n);
-	}
-	return ret;
+	return vm_devices_load(vm, s->state, 0);
 }
 
 static int load_state(struct snapshot *s, struct vm *vm)
