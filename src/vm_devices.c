@@ -19,6 +19,12 @@
 #include "snapshot/state.h"
 #include "vm.h"
 
+/*
+ * The layout of each device's node, written in it as "version". A node without
+ * one (snapshots from before) is version 1; a later change bumps it for that device.
+ */
+#define VM_DEVICE_STATE_VERSION 1
+
 struct vm_device {
 	const char *what; /* for messages; NULL: create() says what failed itself */
 	const char *name; /* its state-tree node; NULL: no state of its own */
@@ -210,7 +216,9 @@ int vm_devices_save(struct vm *vm, void *fdt, int root)
 		if (!devices[i].save)
 			continue;
 		n = st_add_node(fdt, root, devices[i].name);
-		ret = n < 0 ? n : devices[i].save(vm, fdt, n);
+		ret = n < 0 ? n : st_put_u64(fdt, n, "version", VM_DEVICE_STATE_VERSION);
+		if (!ret)
+			ret = devices[i].save(vm, fdt, n);
 		if (ret)
 			return ret;
 	}
@@ -220,12 +228,22 @@ int vm_devices_save(struct vm *vm, void *fdt, int root)
 int vm_devices_load(struct vm *vm, const void *fdt, int root)
 {
 	for (size_t i = 0; i < N_DEVICES; i++) {
+		uint64_t version = VM_DEVICE_STATE_VERSION;
 		int n, ret;
 
 		if (!devices[i].load)
 			continue;
 		n = st_node(fdt, root, devices[i].name);
-		ret = n < 0 ? n : devices[i].load(vm, fdt, n);
+		if (n < 0)
+			return n;
+		if (st_get_raw(fdt, n, "version", NULL) && st_get_u64(fdt, n, "version", &version))
+			return -EINVAL;
+		if (version != VM_DEVICE_STATE_VERSION) {
+			pr_err("snapshot: %s state version %llu; this minivmm reads %u",
+			       devices[i].name, (unsigned long long)version, VM_DEVICE_STATE_VERSION);
+			return -EINVAL;
+		}
+		ret = devices[i].load(vm, fdt, n);
 		if (ret)
 			return ret;
 	}

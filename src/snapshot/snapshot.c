@@ -519,8 +519,15 @@ int snapshot_load_devices(struct snapshot *s, struct vm *vm)
 static int load_state(struct snapshot *s, struct vm *vm)
 {
 	const void *fdt = s->state;
+	uint64_t version;
 	unsigned int i;
 	int n, ret;
+
+	/* The tree's own layout (the file header's version said the same when it was read). */
+	if (st_get_u64(fdt, 0, "version", &version) || version != SNAPSHOT_VERSION) {
+		pr_err("snapshot: state tree version missing or not %u", SNAPSHOT_VERSION);
+		return -EINVAL;
+	}
 
 	n = st_node(fdt, 0, "vm");
 	ret = n < 0 ? n : vm_kvm_state_load(vm, fdt, n);
