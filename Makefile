@@ -156,9 +156,11 @@ guest: $(BIN)
 
 # End-to-end: real guests under minivmm, through the nested harness when needed.
 # A case interrupted by a fault of the emulated L1 (not of minivmm) resumes in a new L1.
+# The L1 gets 6G: memory_4g's guest must not put the L1 itself under memory pressure.
 e2e: $(BIN) guest
 	$(Q)rm -f $(O)/e2e.progress
 	$(Q)TEST_E2E_PROGRESS=$(abspath $(O))/e2e.progress MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-3} \
+		MINIVMM_L1_MEM=$${MINIVMM_L1_MEM:-6G} \
 		MINIVMM_L1_TIMEOUT=$${MINIVMM_L1_TIMEOUT:-3000} tests/harness/in-vm.sh tests/e2e/run.sh $(E2E_CASES)
 
 # Everything is compiled first, on all cores; the tests then run one after another.
