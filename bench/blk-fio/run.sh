@@ -2,7 +2,7 @@
 # bench/blk-fio: in-guest fio (4 KiB randread and randwrite, iodepth 32, numjobs = vCPUs,
 # libaio, direct) on the same guest and the same raw image (on tmpfs), side by side:
 #   minivmm      one virtqueue and one I/O thread per vCPU (queues = auto)
-#   minivmm-pin  the same with pin = on (vCPU i and I/O thread i on host CPU i)
+#   minivmm-pin  the same with [vm] pin = on (vCPU i and I/O thread i on host CPU i)
 #   minivmm-poll the same with poll_us = 1000 (I/O threads poll 1 ms before sleeping)
 #   minivmm-2q1t one queue per vCPU, all served by one I/O thread (iothreads = 1)
 #   minivmm-1q   queues = 1 (one queue, one I/O thread: the baseline of seed 003)
@@ -58,7 +58,7 @@ run_one() {
 	minivmm) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
 		>"$log" 2>&1 ;;
 	minivmm-pin) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
-		--set disk.0.pin=on >"$log" 2>&1 ;;
+		--set vm.pin=on >"$log" 2>&1 ;;
 	minivmm-poll) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
 		--set disk.0.poll_us=1000 >"$log" 2>&1 ;;
 	minivmm-2q1t) "$MINIVMM" run -v "$W/guest.cfg" --timeout 300 --set "boot.cmdline=$(cmd "$rw")" \
