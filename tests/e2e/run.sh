@@ -143,8 +143,10 @@ missing=""
 progress=${TEST_E2E_PROGRESS:-}
 # done_before NAME [N]: the progress file has N (default 1) results of NAME.
 done_before() {
-	[ -n "$progress" ] &&
-		[ "$(grep -c "^\(PASS\|FAIL\|FLAKY\) $1\b" "$progress" 2>/dev/null)" -ge "${2:-1}" ]
+	local n
+	[ -n "$progress" ] && [ -f "$progress" ] || return 1
+	n=$(grep -c "^\(PASS\|FAIL\|FLAKY\) $1\b" "$progress")
+	[ "${n:-0}" -ge "${2:-1}" ]
 }
 record() { [ -z "$progress" ] || { echo "$1" >>"$progress" && sync "$progress" 2>/dev/null; }; }
 if [ -n "$progress" ] && [ -s "$progress" ]; then
