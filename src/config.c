@@ -53,7 +53,7 @@ struct section_desc {
 	size_t stride;	    /* offset between instances in struct vm_config */
 };
 
-enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, SEC_SANDBOX, N_SECTIONS };
+enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, SEC_SANDBOX, SEC_VSOCK, N_SECTIONS };
 
 static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_VM] = { .name = "vm" },
@@ -61,6 +61,7 @@ static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_CONSOLE] = { .name = "console" },
 	[SEC_API] = { .name = "api" },
 	[SEC_SANDBOX] = { .name = "sandbox" },
+	[SEC_VSOCK] = { .name = "vsock" },
 	/* Indexed: settings use offsetof(struct vm_config, disks[0].field). */
 	[SEC_DISK] = { .name = "disk",
 		       .count = CONFIG_MAX_DISKS,
@@ -136,6 +137,7 @@ static int parse_idmap(struct parse_ctx *, const struct setting *, void *, const
 static int check_share_dir(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_share_tag(struct parse_ctx *, const struct setting *, const void *, char **);
 static int check_share_window(struct parse_ctx *, const struct setting *, const void *, char **);
+static int check_vsock(struct parse_ctx *, const struct setting *, const void *, char **);
 
 static const char *const nested_names[] = {
 	[NESTED_AUTO] = "auto", [NESTED_ON] = "on", [NESTED_OFF] = "off", NULL
@@ -479,6 +481,19 @@ static const struct setting settings[] = {
 	  .flags = S_EMPTY_OK | S_IF_SET,
 	  .min = 8,
 	  .max = 4194304 },
+	{ .section = SEC_VSOCK,
+	  .key = "cid",
+	  .parse = parse_uint,
+	  .offset = F(vsock.cid),
+	  .flags = S_IF_SET,
+	  .min = 3,
+	  .max = 4294967294U,
+	  .check = check_vsock },
+	{ .section = SEC_VSOCK,
+	  .key = "socket",
+	  .parse = parse_path,
+	  .offset = F(vsock.socket),
+	  .check = check_api_socket },
 };
 /* clang-format on */
 
@@ -1189,6 +1204,17 @@ static int check_api_socket(struct parse_ctx *ctx, const struct setting *s, cons
 	return ret;
 }
 
+/* [vsock]: a CID needs the host side's socket (a socket without a CID adds nothing). */
+static int check_vsock(struct parse_ctx *ctx, const struct setting *s, const void *field,
+		       char **why)
+{
+	(void)s;
+	(void)field;
+	if (ctx->cfg->vsock.cid && !ctx->cfg->vsock.socket)
+		return failf(why, "needs [vsock] socket = PATH (the host side's Unix socket)");
+	return 0;
+}
+
 /* Apply one value of a known setting; @o says where it came from. */
 static void apply(struct parse_ctx *ctx, const struct origin *o, const struct setting *s,
 		  unsigned int idx, const char *section, const char *val)
@@ -1512,6 +1538,8 @@ void config_free(struct vm_config *cfg)
 	free(cfg->api_socket);
 	cfg->api_socket = NULL;
 	free(cfg->sandbox.jail);
+	free(cfg->vsock.socket);
+	cfg->vsock.socket = NULL;
 	free(cfg->sandbox.cgroup_parent);
 	free(cfg->sandbox.cpu_max);
 	cfg->sandbox.jail = cfg->sandbox.cgroup_parent = cfg->sandbox.cpu_max = NULL;
@@ -1766,8 +1794,8 @@ static void dump_setting(const struct vm_config *cfg, const struct setting *s, c
  */
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
-	static const int order[] = { SEC_VM,   SEC_BOOT,  SEC_CONSOLE, SEC_API,
-				     SEC_DISK, SEC_SHARE, SEC_SANDBOX };
+	static const int order[] = { SEC_VM,	SEC_BOOT,    SEC_CONSOLE, SEC_API,
+				     SEC_DISK,	SEC_SHARE,   SEC_SANDBOX, SEC_VSOCK };
 	struct vm_config def;
 	bool first = true;
 

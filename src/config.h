@@ -96,6 +96,12 @@ struct sandbox_config {
 	unsigned int pids_max; /* pids.max; 0: none */
 };
 
+/* [vsock] (docs/vsock.md) */
+struct vsock_config {
+	unsigned int cid; /* the guest's CID; 0: no vsock device */
+	char *socket;	  /* the host side's Unix socket (required with cid) */
+};
+
 struct vm_config {
 	char *path;			 /* the config file as given, NULL when none */
 	uint64_t mem_size;		 /* [vm] memory, bytes */
@@ -114,6 +120,7 @@ struct vm_config {
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	struct share_config shares[CONFIG_MAX_SHARES];
 	struct sandbox_config sandbox;
+	struct vsock_config vsock;
 };
 
 /*

@@ -244,6 +244,7 @@ static void sandbox_plan_for(const struct vm_config *cfg, const struct session_o
 	}
 	p->lazy = o->snap && o->lazy;
 	p->api = sock != NULL;
+	p->vsock = cfg->vsock.cid != 0;
 	p->console_tty = cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO);
 	/* Root serving a share acts on files of every owner; a rebuild reopens them. */
 	p->keep_fs_caps = p->shares || p->rebuild;

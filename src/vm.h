@@ -18,6 +18,7 @@ struct pci_bus;
 struct rtc;
 struct virtio_blk;
 struct vm_share;
+struct virtio_vsock;
 
 enum vm_stop {
 	VM_RUNNING = 0,
@@ -57,6 +58,7 @@ struct vm {
 	int next_slot;
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
 	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
+	struct virtio_vsock *vsock;		    /* [vsock], NULL: none */
 	int *host_cpus; /* [vm] pin = on: the CPUs we may run on; vCPU i and I/O thread i pin to [i % n] */
 	unsigned int nr_host_cpus;
 	/* Owners of memory a vCPU's KVM_RUN can fault on (DAX windows): vm_fault_repair() asks them. */
@@ -123,6 +125,9 @@ int vm_devices_load(struct vm *vm, const void *fdt, int root);
 /* vm_disks.c: the [disk.N] virtio-blk devices */
 int vm_add_disks(struct vm *vm);
 void vm_remove_disks(struct vm *vm);
+/* vm_vsock.c: the [vsock] device */
+int vm_add_vsock(struct vm *vm);
+void vm_remove_vsock(struct vm *vm);
 /* vm_shares.c: the [share.N] virtio-fs devices */
 int vm_add_shares(struct vm *vm);
 void vm_remove_shares(struct vm *vm);

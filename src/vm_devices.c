@@ -170,6 +170,12 @@ static int shares_add(struct vm *vm, const struct acpi_config *ac)
 	return vm_add_shares(vm);
 }
 
+static int vsock_add(struct vm *vm, const struct acpi_config *ac)
+{
+	(void)ac;
+	return vm_add_vsock(vm);
+}
+
 static const struct vm_device devices[] = {
 	{ .what = "serial port", .name = "serial", .create = serial_add, .destroy = serial_remove,
 	  .save = serial_save_dev, .load = serial_load_dev },
@@ -180,6 +186,7 @@ static const struct vm_device devices[] = {
 	{ .what = "8042, ACPI power and pvpanic ports", .create = ports_add },
 	{ .create = disks_add, .destroy = vm_remove_disks },
 	{ .create = shares_add, .destroy = vm_remove_shares },
+	{ .create = vsock_add, .destroy = vm_remove_vsock },
 };
 
 #define N_DEVICES (sizeof(devices) / sizeof(devices[0]))

@@ -52,10 +52,10 @@ static int arm_poll(struct aio_ctx *ctx, struct aio_handler *h)
 	if (!sqe)
 		return -EBUSY;
 	if (ctx->no_multishot) {
-		io_uring_prep_poll_add(sqe, h->fd, POLLIN);
+		io_uring_prep_poll_add(sqe, h->fd, h->events ? h->events : POLLIN);
 		io_uring_sqe_set_data64(sqe, (uintptr_t)h | UDATA_HANDLER | UDATA_SINGLE);
 	} else {
-		io_uring_prep_poll_multishot(sqe, h->fd, POLLIN);
+		io_uring_prep_poll_multishot(sqe, h->fd, h->events ? h->events : POLLIN);
 		io_uring_sqe_set_data64(sqe, (uintptr_t)h | UDATA_HANDLER);
 	}
 	h->armed = true;

@@ -22,6 +22,7 @@ struct aio_ctx;
 struct aio_handler {
 	void (*fn)(struct aio_ctx *ctx, struct aio_handler *h);
 	int fd;
+	short events; /* poll events; 0: POLLIN */
 	bool armed;  /* a poll is queued in the ring */
 	bool cancel; /* aio_unwatch() was called: no more fn calls, no re-arm */
 };
@@ -40,6 +41,7 @@ struct aio_ctx {
 	int files[8];
 	bool files_registered; /* the sparse table exists in the kernel */
 	bool no_multishot;     /* the kernel refused multishot polls */
+	void *owner;	       /* for handlers: whoever runs this ring */
 };
 
 /* @entries: ring size (a power of two). */

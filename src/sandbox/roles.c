@@ -201,6 +201,16 @@ static const struct sb_rule api_socket[] = {
 	SB_ANY(sendmsg), SB_ANY(shutdown), SB_ANY(getsockopt),
 };
 
+/*
+ * The vsock I/O thread: accepts on the VM's Unix socket, connects to PATH_<port>
+ * (AF_UNIX only), moves stream data both ways, its ring.
+ */
+static const struct sb_rule vsock_io[] = {
+	SB_ANY(io_uring_enter), SB_ANY(accept4),  SB_ANY(recvfrom), SB_ANY(sendto),
+	SB_ANY(readv),		SB_ANY(sendmsg),  SB_ANY(shutdown), SB_ANY(connect),
+	SB_ARG(socket, 0, 0xffffffffu, AF_UNIX), SB_IOCTLS(FIONREAD),
+};
+
 /* Reading a VM's state for a snapshot (the API thread while the vCPUs are parked). */
 static const struct sb_rule kvm_state[] = {
 	SB_IOCTLS(KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_MSRS, KVM_GET_MSR_INDEX_LIST, KVM_GET_FPU,
@@ -356,13 +366,14 @@ static const struct sb_group g_lazy = SB_GROUP("lazy", lazy);
 static const struct sb_group g_main_run = SB_GROUP("main-run", main_run);
 static const struct sb_group g_main_rebuild = SB_GROUP("main-rebuild", main_rebuild);
 static const struct sb_group g_tty = SB_GROUP("tty", tty);
+static const struct sb_group g_vsock_io = SB_GROUP("vsock-io", vsock_io);
 
 static const char *const role_names[SANDBOX_NR_ROLES] = {
 	[SANDBOX_BASE] = "base",   [SANDBOX_MAIN] = "main",
 	[SANDBOX_VCPU] = "vcpu",   [SANDBOX_BLK_IO] = "blk-io",
 	[SANDBOX_FS_IO] = "fs-io", [SANDBOX_DAX_WATCH] = "dax-watch",
 	[SANDBOX_API] = "api",	   [SANDBOX_CONSOLE] = "console",
-	[SANDBOX_LAZY] = "lazy",
+	[SANDBOX_LAZY] = "lazy",   [SANDBOX_VSOCK_IO] = "vsock-io",
 };
 
 const char *sb_role_name(unsigned int role)
@@ -426,6 +437,10 @@ static void role_own(enum sandbox_role role, const struct sandbox_plan *p,
 		add(out, n, &g_wait);
 		add(out, n, &g_lazy);
 		break;
+	case SANDBOX_VSOCK_IO:
+		add(out, n, &g_vsock_io);
+		add(out, n, &g_dev_queues);
+		break;
 	case SANDBOX_NR_ROLES:
 		break;
 	}
@@ -452,6 +467,8 @@ void sb_role_groups(enum sandbox_role role, const struct sandbox_plan *plan,
 			if (r == SANDBOX_LAZY && !plan->lazy)
 				continue;
 			if (r == SANDBOX_API && !plan->api)
+				continue;
+			if (r == SANDBOX_VSOCK_IO && !plan->vsock)
 				continue;
 			role_own(r, plan, out, &n);
 		}

@@ -26,6 +26,7 @@ enum sandbox_role {
 	SANDBOX_API,	   /* the control socket: pause, resume, save */
 	SANDBOX_CONSOLE,   /* stdin to the serial port */
 	SANDBOX_LAZY,	   /* lazy restore: userfaultfd and prefetch */
+	SANDBOX_VSOCK_IO,  /* the virtio-vsock I/O thread: its Unix sockets */
 	SANDBOX_NR_ROLES,
 };
 
@@ -39,6 +40,7 @@ struct sandbox_plan {
 	bool shares;	    /* virtio-fs shares exist */
 	bool lazy;	    /* a lazy restore */
 	bool api;	    /* a control socket */
+	bool vsock;	    /* a virtio-vsock device */
 	bool console_tty;   /* the console is a terminal in raw mode */
 	bool keep_fs_caps;  /* root with shares: keep the file capabilities */
 	bool fs_priv_xattr; /* a share with allow_priv_xattr: trusted.* and security.* */

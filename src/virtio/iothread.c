@@ -58,6 +58,11 @@ static unsigned int serve(struct vio_engine *e, struct vio_queue *vq, struct aio
 
 	if (vq->dead || ring->broken || !vq->q->enabled)
 		return 0;
+	if (vq->device_driven) {
+		/* Kicks stay on: each says the driver added buffers. */
+		vq_enable_notify(ring, true);
+		return take(e, vq, ctx, budget);
+	}
 	/* No kicks while we are looking anyway; re-check after re-enabling (2.7.10). */
 	do {
 		vq_enable_notify(ring, false);
@@ -166,13 +171,14 @@ static void poll_rings(struct vio_thread *t)
 	bool found;
 
 	for_each_queue(t, vq, i)
-		if (live(vq))
+		if (live(vq) && !vq->device_driven)
 			vq_enable_notify(&vq->q->vq, false);
 	/* A throttled queue is not polled: only its timer ends the wait (no spinning on it). */
 	do {
 		found = false;
 		for_each_queue(t, vq, i) {
-			if (!live(vq) || vq->throttled || !vq_has_avail(&vq->q->vq))
+			if (!live(vq) || vq->throttled || vq->device_driven ||
+			    !vq_has_avail(&vq->q->vq))
 				continue;
 			found = true;
 			vio_stat_inc(&vq->polled);
@@ -188,7 +194,8 @@ static void poll_rings(struct vio_thread *t)
 	} while (now_ns() < end && !atomic_load_explicit(&t->stopping, memory_order_relaxed));
 	/* Kicks again; anything that slipped in is served now (2.7.10). */
 	for_each_queue(t, vq, i)
-		if (live(vq) && !vq->throttled && vq_enable_notify(&vq->q->vq, true))
+		if (live(vq) && !vq->throttled && !vq->device_driven &&
+		    vq_enable_notify(&vq->q->vq, true))
 			serve(t->e, vq, &t->aio);
 }
 

@@ -37,6 +37,12 @@ struct vio_queue {
 	bool need_signal; /* used entries added since the last interrupt */
 	bool dead;	  /* the driver broke the protocol: ignored until reset */
 	bool throttled;	  /* waiting for the rate limit: the ring is left alone */
+	/*
+	 * Set by the device: the driver's buffers wait here for the device to have
+	 * something (a receive or event queue). A kick means "more buffers", drain
+	 * uses what it needs; available buffers are no reason to serve again.
+	 */
+	bool device_driven;
 	atomic_uint_fast64_t kicks, polled, irqs;
 };
 

@@ -2,7 +2,8 @@
 # minivmm - build the test guest: OUTDIR/vmlinuz (the host's newest Debian kernel) and
 # OUTDIR/initramfs.cpio.gz (busybox, virtio/pvpanic/kvm/fuse modules, tests/guest/init,
 # tests/guest/scenarios/*.sh, /bin/NAME for each tests/guest/tools/NAME.c (static C programs:
-# fstool, vhostile); a copy of fstool for the host side of the e2e tests is OUTDIR/fstool).
+# fstool, vhostile, vsockcat); copies of fstool and vsockcat for the host side of the e2e
+# tests are OUTDIR/fstool and OUTDIR/vsockcat).
 # OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its shared libraries (~85 MB: too
 # heavy to boot for every test, so it is a separate file).
 # Rebuilds only when an input changed.
@@ -18,7 +19,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/initramfs-lib.sh"
 
 MODULES="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
-	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse 9p 9pnet_virtio ext4 crc32c_generic"
+	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse 9p 9pnet_virtio ext4 crc32c_generic
+	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
 
 kernel=$(newest_kernel)
 kver=$(kernel_version "$kernel")
@@ -35,7 +37,7 @@ stamp=$({
 } | sha256sum | cut -d' ' -f1)
 
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
-	[ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] && [ -x "$out/fstool" ]; then
+	[ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] && [ -x "$out/fstool" ] && [ -x "$out/vsockcat" ]; then
 	exit 0
 fi
 
@@ -80,8 +82,10 @@ else
 	echo "  GUEST   warning: fio not installed, no $out/initramfs-fio.cpio.gz" >&2
 fi
 
-cp "$stage/fstool" "$out/fstool.tmp.$$"
-mv -f "$out/fstool.tmp.$$" "$out/fstool"
+for t in fstool vsockcat; do
+	cp "$stage/$t" "$out/$t.tmp.$$"
+	mv -f "$out/$t.tmp.$$" "$out/$t"
+done
 cp "$kernel" "$out/vmlinuz.tmp.$$"
 mv -f "$out/vmlinuz.tmp.$$" "$out/vmlinuz"
 echo "$stamp" >"$out/.stamp"

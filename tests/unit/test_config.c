@@ -238,6 +238,32 @@ START_TEST(test_disk_backing)
 }
 END_TEST
 
+/* [vsock]: a CID in range needs the socket; both dump and load back. */
+START_TEST(test_vsock)
+{
+	char *dump = NULL;
+	size_t len;
+	FILE *f;
+
+	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
+	ck_assert_uint_eq(cfg.vsock.cid, 0);
+	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 3\nsocket = v.sock\n", NULL, 0), 0);
+	ck_assert_uint_eq(cfg.vsock.cid, 3);
+	ck_assert_str_eq(cfg.vsock.socket, "v.sock");
+	f = open_memstream(&dump, &len);
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(dump, "\n[vsock]\ncid = 3\nsocket = v.sock\n"));
+	free(dump);
+	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 3\n", NULL, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(errs, "needs [vsock] socket"));
+	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 2\nsocket = v.sock\n", NULL, 0), -EINVAL);
+	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 4294967295\nsocket = v.sock\n", NULL, 0),
+			 -EINVAL);
+}
+END_TEST
+
 START_TEST(test_api_socket)
 {
 	char *const set[] = { "api.socket=run.sock" };
@@ -972,6 +998,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_disk_backing);
 	tcase_add_test(tc, test_rate_limits);
 	tcase_add_test(tc, test_api_socket);
+	tcase_add_test(tc, test_vsock);
 	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * virtio-vsock with its I/O thread running, driven by a tiny split-ring driver
+ * in fake guest RAM, against real Unix sockets: a guest connection to a host
+ * listener and data both ways, a guest connection to a port nobody listens on
+ * (reset), a host connection through the VM's socket (CONNECT / OK), a guest
+ * that sends past its credit or from another CID (reset), and a reset that
+ * closes the host sockets.
+ */
+#include <check.h>
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <linux/virtio_vsock.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mm/guest_mem.h"
+#include "virtio/virtio.h"
+#include "virtio/vsock.h"
+#include "unit.h"
+
+#define RAM_SIZE  0x400000ULL
+#define RING_GPA  0x100000ULL
+#define RING_STEP 0x10000ULL
+#define BUF_GPA	  0x200000ULL
+#define QSIZE	  64
+#define CID	  7
+#define HDR	  sizeof(struct virtio_vsock_hdr)
+#define RXBUF	  4096
+
+static struct guest_mem mem;
+static uint8_t *ram;
+static uint64_t buf_next;
+static char dir[64], sock_path[96];
+static struct virtio_vsock *vs;
+static struct virtio_dev *vd;
+
+static void *hva(uint64_t gpa)
+{
+	void *p = gpa_to_hva(&mem, gpa, 1);
+
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+static uint64_t galloc(uint32_t len)
+{
+	uint64_t gpa = buf_next;
+
+	buf_next = (buf_next + len + 15) & ~15ULL;
+	ck_assert_uint_le(buf_next, RAM_SIZE);
+	return gpa;
+}
+
+static void notify_queue(struct virtio_dev *d, unsigned int q)
+{
+	(void)d;
+	(void)q;
+}
+
+static void notify_config(struct virtio_dev *d)
+{
+	(void)d;
+}
+
+static const struct virtio_transport_ops tops = { notify_queue, notify_config };
+
+struct vdrv {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t next_desc, avail_idx, last_used;
+	uint64_t buf[QSIZE]; /* rx: the buffer behind each head */
+};
+
+static struct vdrv drv[3];
+
+static void drv_init(unsigned int qi)
+{
+	struct vdrv *q = &drv[qi];
+	uint64_t base = RING_GPA + qi * RING_STEP;
+
+	memset(q, 0, sizeof(*q));
+	memset(hva(base), 0, RING_STEP);
+	q->desc = hva(base);
+	q->avail = hva(base + 0x4000);
+	q->used = hva(base + 0x6000);
+	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_SIZE, QSIZE), 0);
+	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DESC, base), 0);
+	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DRIVER, base + 0x4000), 0);
+	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DEVICE, base + 0x6000), 0);
+	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_ENABLE, 1), 0);
+}
+
+static uint16_t post1(unsigned int qi, uint64_t gpa, uint32_t len, bool wr)
+{
+	struct vdrv *q = &drv[qi];
+	uint16_t head = q->next_desc;
+
+	q->desc[head] = (struct vring_desc){ .addr = gpa, .len = len,
+					     .flags = wr ? VRING_DESC_F_WRITE : 0 };
+	q->buf[head] = gpa;
+	q->next_desc = (head + 1) % QSIZE;
+	q->avail->ring[q->avail_idx % QSIZE] = head;
+	q->avail_idx++;
+	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+	return head;
+}
+
+static void kick(unsigned int qi)
+{
+	uint64_t one = 1;
+
+	ck_assert_int_eq(write(vd->q[qi].kick_fd, &one, 8), 8);
+}
+
+static bool wait_used(unsigned int qi, uint32_t *id, uint32_t *len)
+{
+	struct vdrv *q = &drv[qi];
+
+	for (int i = 0; i < 5000; i++) {
+		if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used) {
+			struct vring_used_elem *u = &q->used->ring[q->last_used % QSIZE];
+
+			*id = u->id;
+			*len = u->len;
+			q->last_used++;
+			return true;
+		}
+		usleep(1000);
+	}
+	return false;
+}
+
+static void setup(void)
+{
+	struct virtio_vsock_opts o = { .name = "vsock", .cid = CID, .thread_cpu = -1 };
+	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+
+	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(ram, MAP_FAILED);
+	memset(&mem, 0, sizeof(mem));
+	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM_SIZE, .hva = ram };
+	mem.nr = 1;
+	mem.total = RAM_SIZE;
+	buf_next = BUF_GPA;
+	strcpy(dir, "/tmp/minivmm-vsock.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock_path, sizeof(sock_path), "%s/v.sock", dir);
+	o.uds_path = sock_path;
+	ck_assert_int_eq(virtio_vsock_create(&vs, &mem, &o), 0);
+	vd = virtio_vsock_virtio(vs);
+	vd->tops = &tops;
+	virtio_set_status(vd, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	virtio_set_status(vd, s);
+	virtio_set_features(vd, 1, 1); /* VERSION_1 */
+	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK);
+	for (unsigned int i = 0; i < 3; i++)
+		drv_init(i);
+	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	ck_assert(vd->started);
+	/* The guest's receive buffers. */
+	for (unsigned int i = 0; i < 16; i++)
+		post1(0, galloc(RXBUF), RXBUF, true);
+	kick(0);
+}
+
+static void teardown(void)
+{
+	char p[160];
+
+	virtio_vsock_destroy(vs);
+	munmap(ram, RAM_SIZE);
+	snprintf(p, sizeof(p), "%s/v.sock_5000", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
+static uint32_t send_flags; /* the next packet's flags (SHUTDOWN's) */
+
+/* The guest sends one packet on the tx queue. */
+static void guest_send(uint16_t op, uint32_t src_port, uint32_t dst_port, const void *data,
+		       uint32_t len, uint32_t buf_alloc, uint32_t fwd_cnt, uint64_t src_cid)
+{
+	uint64_t g = galloc((uint32_t)HDR + len);
+	struct virtio_vsock_hdr h = {
+		.src_cid = src_cid, .dst_cid = VSOCK_HOST_CID, .src_port = src_port,
+		.dst_port = dst_port, .len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op,
+		.buf_alloc = buf_alloc, .fwd_cnt = fwd_cnt, .flags = send_flags,
+	};
+	uint32_t id, l;
+
+	send_flags = 0;
+	memcpy(hva(g), &h, HDR);
+	if (len)
+		memcpy((uint8_t *)hva(g) + HDR, data, len);
+	post1(1, g, (uint32_t)HDR + len, false);
+	kick(1);
+	ck_assert(wait_used(1, &id, &l));
+}
+
+/* The next packet for the guest; its payload (if any) into @data. */
+static struct virtio_vsock_hdr guest_recv(void *data, size_t max)
+{
+	struct virtio_vsock_hdr h;
+	uint32_t id, len;
+	uint64_t g;
+
+	ck_assert_msg(wait_used(0, &id, &len), "nothing for the guest");
+	ck_assert_uint_ge(len, HDR);
+	g = drv[0].buf[id];
+	memcpy(&h, hva(g), HDR);
+	ck_assert_uint_eq(len, HDR + h.len);
+	ck_assert_uint_le(h.len, max);
+	if (h.len)
+		memcpy(data, (uint8_t *)hva(g) + HDR, h.len);
+	/* The buffer goes back to the device. */
+	post1(0, g, RXBUF, true);
+	kick(0);
+	return h;
+}
+
+static int listen_at(const char *path)
+{
+	struct sockaddr_un u = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(s, 0);
+	snprintf(u.sun_path, sizeof(u.sun_path), "%s", path);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&u, sizeof(u)), 0);
+	ck_assert_int_eq(listen(s, 4), 0);
+	return s;
+}
+
+static ssize_t read_timeout(int fd, void *buf, size_t n)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll(&p, 1, 5000) != 1)
+		return -ETIMEDOUT;
+	return read(fd, buf, n);
+}
+
+START_TEST(test_config)
+{
+	uint64_t cid = 0;
+
+	ck_assert_uint_eq(vd->device_id, 19);
+	vd->ops->config_read(vd, 0, &cid, sizeof(cid));
+	ck_assert_uint_eq(cid, CID);
+}
+END_TEST
+
+/* The guest connects to host port 5000 ("PATH_5000"); data both ways; the host closes. */
+START_TEST(test_guest_connects)
+{
+	char p[160], buf[64];
+	struct virtio_vsock_hdr h;
+	int l, c;
+
+	snprintf(p, sizeof(p), "%s_5000", sock_path);
+	l = listen_at(p);
+	guest_send(VIRTIO_VSOCK_OP_REQUEST, 1234, 5000, NULL, 0, 65536, 0, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RESPONSE);
+	ck_assert_uint_eq(h.src_port, 5000);
+	ck_assert_uint_eq(h.dst_port, 1234);
+	ck_assert_uint_eq(h.dst_cid, CID);
+	ck_assert_uint_eq(h.buf_alloc, VSOCK_BUF_ALLOC);
+	c = accept(l, NULL, NULL);
+	ck_assert_int_ge(c, 0);
+	guest_send(VIRTIO_VSOCK_OP_RW, 1234, 5000, "hello", 5, 65536, 0, CID);
+	ck_assert_int_eq(read_timeout(c, buf, sizeof(buf)), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	ck_assert_int_eq(write(c, "world!", 6), 6);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RW);
+	ck_assert_uint_eq(h.len, 6);
+	ck_assert_mem_eq(buf, "world!", 6);
+	ck_assert_uint_eq(h.fwd_cnt, 5); /* what we passed on to the host socket */
+	/* The host shuts its side: the guest hears "no more sending". */
+	close(c);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_SHUTDOWN);
+	ck_assert_uint_eq(h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND, VIRTIO_VSOCK_SHUTDOWN_SEND);
+	/* The guest shuts both ways: it gets the final reset. */
+	send_flags = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+	guest_send(VIRTIO_VSOCK_OP_SHUTDOWN, 1234, 5000, NULL, 0, 65536, 5, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	close(l);
+	unlink(p);
+}
+END_TEST
+
+/* Nobody at host port 6000, a packet for a connection that does not exist: resets. */
+START_TEST(test_guest_refused)
+{
+	struct virtio_vsock_hdr h;
+	char buf[16];
+
+	guest_send(VIRTIO_VSOCK_OP_REQUEST, 1, 6000, NULL, 0, 65536, 0, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	ck_assert_uint_eq(h.src_port, 6000);
+	ck_assert_uint_eq(h.dst_port, 1);
+	guest_send(VIRTIO_VSOCK_OP_RW, 2, 6001, "x", 1, 65536, 0, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	/* From another CID: refused as well. */
+	guest_send(VIRTIO_VSOCK_OP_REQUEST, 3, 6002, NULL, 0, 65536, 0, CID + 1);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+}
+END_TEST
+
+/* The host connects through the VM's socket: CONNECT, REQUEST to the guest, OK back. */
+START_TEST(test_host_connects)
+{
+	struct sockaddr_un u = { .sun_family = AF_UNIX };
+	struct virtio_vsock_hdr h;
+	char buf[64];
+	ssize_t n;
+	int s;
+
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(u.sun_path, sizeof(u.sun_path), "%s", sock_path);
+	ck_assert_int_eq(connect(s, (struct sockaddr *)&u, sizeof(u)), 0);
+	ck_assert_int_eq(write(s, "CONNECT 1024\n", 13), 13);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	ck_assert_uint_eq(h.dst_port, 1024);
+	ck_assert_uint_ge(h.src_port, 1u << 30);
+	guest_send(VIRTIO_VSOCK_OP_RESPONSE, 1024, h.src_port, NULL, 0, 65536, 0, CID);
+	n = read_timeout(s, buf, sizeof(buf) - 1);
+	ck_assert_int_gt(n, 3);
+	buf[n] = 0;
+	ck_assert_int_eq(strncmp(buf, "OK ", 3), 0);
+	ck_assert_uint_eq(strtoul(buf + 3, NULL, 10), h.src_port);
+	/* Data from the host, within the guest's credit. */
+	ck_assert_int_eq(write(s, "ping", 4), 4);
+	{
+		uint32_t port = h.src_port;
+
+		h = guest_recv(buf, sizeof(buf));
+		ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RW);
+		ck_assert_uint_eq(h.src_port, port);
+		ck_assert_mem_eq(buf, "ping", 4);
+	}
+	close(s);
+}
+END_TEST
+
+/* A line that is not CONNECT: the host socket is closed, the guest hears nothing. */
+START_TEST(test_host_bad_line)
+{
+	struct sockaddr_un u = { .sun_family = AF_UNIX };
+	char buf[8];
+	int s;
+
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(u.sun_path, sizeof(u.sun_path), "%s", sock_path);
+	ck_assert_int_eq(connect(s, (struct sockaddr *)&u, sizeof(u)), 0);
+	ck_assert_int_eq(write(s, "HELLO 1\n", 8), 8);
+	ck_assert_int_eq(read_timeout(s, buf, sizeof(buf)), 0);
+	close(s);
+}
+END_TEST
+
+/* More than the credit we gave: reset, and the host socket is closed. */
+START_TEST(test_guest_over_credit)
+{
+	static char big[RXBUF];
+	char p[160], buf[64];
+	struct virtio_vsock_hdr h;
+	int l, c;
+
+	snprintf(p, sizeof(p), "%s_5000", sock_path);
+	l = listen_at(p);
+	guest_send(VIRTIO_VSOCK_OP_REQUEST, 99, 5000, NULL, 0, 65536, 0, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RESPONSE);
+	c = accept(l, NULL, NULL);
+	ck_assert_int_ge(c, 0);
+	/*
+	 * The host never reads: the socket buffer fills, then the backlog, then the
+	 * credit is gone and the next byte is one too many. Credit updates come meanwhile.
+	 */
+	memset(big, 'x', sizeof(big));
+	for (unsigned int i = 0; i < 4 * VSOCK_BUF_ALLOC / (sizeof(big) - HDR) + 1024; i++) {
+		guest_send(VIRTIO_VSOCK_OP_RW, 99, 5000, big, sizeof(big) - HDR, 65536, 0, CID);
+		buf_next = BUF_GPA + 16 * RXBUF; /* reuse the tx buffers */
+		while (__atomic_load_n(&drv[0].used->idx, __ATOMIC_ACQUIRE) != drv[0].last_used) {
+			h = guest_recv(buf, sizeof(buf));
+			if (h.op == VIRTIO_VSOCK_OP_RST)
+				goto reset;
+			ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+		}
+	}
+	ck_abort_msg("the guest sent past its credit and was not reset");
+reset:
+	ck_assert_uint_eq(h.src_port, 5000);
+	ck_assert_uint_eq(h.dst_port, 99);
+	/* The host socket was closed with it. */
+	{
+		char tmp[65536];
+		ssize_t n;
+
+		while ((n = read(c, tmp, sizeof(tmp))) > 0)
+			;
+		ck_assert_int_eq(n, 0);
+	}
+	close(c);
+	close(l);
+	unlink(p);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("virtio_vsock");
+	TCase *tc = tcase_create("device");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_guest_connects);
+	tcase_add_test(tc, test_guest_refused);
+	tcase_add_test(tc, test_host_connects);
+	tcase_add_test(tc, test_host_bad_line);
+	tcase_add_test(tc, test_guest_over_credit);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return unit_run(suite());
+}
