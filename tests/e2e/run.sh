@@ -170,8 +170,9 @@ run_case() {
 	# more: a case that times out twice fails; one that passes the second time is FLAKY.
 	# The same for a guest that triple-faulted without being asked to (seen in early boot
 	# under the emulated L1, before any device request).
+	# (Snapshot cases keep one stderr file per VM: any of them.)
 	if [ $ok = 0 ] && { [[ $why == *"timed out after"* ]] ||
-		grep -q "triple fault (shutdown)" "$T/err" 2>/dev/null; }; then
+		cat "$T/err" "$T"/*.err 2>/dev/null | grep -q "triple fault (shutdown)"; }; then
 		[[ $why == *"timed out after"* ]] || why="$why; the guest triple-faulted"
 		first=$why
 		echo "RETRY $c: ${why}"
