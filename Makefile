@@ -40,13 +40,30 @@ endif
 # binary, the unit tests and the fuzzers all link.
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
-LIB := $(O)/libminivmm.a
+LIB := $(O)/libminivmm-core.a
+# The public library (include/minivmm.h, docs/libminivmm.md): its client side only, built
+# position-independent with everything but the minivmm_* API hidden, as a shared library
+# (versioned symbols) and a static one (one object, internal symbols made local).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PUB_SRCS := $(sort $(wildcard src/lib/*.c)) src/api_client.c src/util.c src/agent/agent_client.c \
+	src/agent/agent_proto.c src/agent/agent_io.c src/agent/agent_connect.c
+PUB_OBJS := $(PUB_SRCS:%.c=$(O)/pic/%.o)
+SOVER := 0
+PUB_SO := $(O)/lib/libminivmm.so.$(SOVER)
+PUB_A := $(O)/lib/libminivmm.a
+PUB_PC := $(O)/lib/minivmm.pc
+EXAMPLES := $(O)/examples/sandbox-loop
 BIN := $(O)/minivmm
 # The guest agent (agent/, docs/agent.md): static, nothing but libc, with the protocol
 # code it shares with the host client. SAN=1 builds it sanitized and dynamic instead
 # (the sanitizers cannot link statically) for the unit tests that run it.
 AGENT_SRCS := $(sort $(wildcard agent/*.c)) src/agent/agent_proto.c src/agent/agent_io.c
 AGENT := $(O)/agent/minivmm-agent
+# The test guest's copy: always static and unsanitized (it runs in the guest), also for SAN=1.
+GUEST_AGENT := build/guest-agent/minivmm-agent
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
@@ -66,9 +83,9 @@ export MINIVMM_BUILD := $(abspath $(O))
 # Host-decompressed kernels: one absolute path, the same inside the nested harness.
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
+.PHONY: all install FORCE deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
 	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg clean format
-all: $(BIN) $(AGENT)
+all: $(BIN) $(AGENT) $(PUB_SO) $(PUB_A) $(PUB_PC) $(EXAMPLES)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -78,6 +95,60 @@ $(O)/%.o: %.c
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
+
+# The library's default minivmm binary is where `make install` puts it: rebuilt when
+# BINDIR changes.
+$(O)/pic/bindir: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(BINDIR)' | cmp -s - $@ || echo '$(BINDIR)' >$@
+
+$(O)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $< (pic)"
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(O)/pic/src/lib/vm.o: $(O)/pic/bindir
+$(O)/pic/src/lib/vm.o: ALL_CFLAGS += -DMINIVMM_DEFAULT_BIN='"$(BINDIR)/minivmm"'
+
+$(PUB_SO): $(PUB_OBJS) src/lib/libminivmm.map
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,libminivmm.so.$(SOVER) -Wl,--version-script=src/lib/libminivmm.map \
+		-Wl,-z,defs -o $@ $(PUB_OBJS) $(ALL_LDFLAGS)
+	$(Q)ln -sf libminivmm.so.$(SOVER) $(O)/lib/libminivmm.so
+
+$(PUB_A): $(PUB_OBJS)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  AR      $@"
+	$(Q)ld -r -o $(O)/lib/libminivmm.o $(PUB_OBJS)
+	$(Q)objcopy --localize-hidden $(O)/lib/libminivmm.o
+	$(Q)rm -f $@ && ar rcs $@ $(O)/lib/libminivmm.o
+
+$(PUB_PC): src/lib/minivmm.pc.in src/version.h FORCE
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e "s|@VERSION@|$$(sed -n 's/^#define MINIVMM_VERSION[^"]*"\(.*\)"/\1/p' src/version.h)|" \
+		$< >$@.tmp && (cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@)
+
+# The example programs: clients of the public library only.
+$(O)/examples/%: examples/%.c include/minivmm.h $(PUB_A)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror $(SANFLAGS) -Iinclude -o $@ $< $(PUB_A) \
+		$(ALL_LDFLAGS)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(LIBDIR)/minivmm
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/minivmm
+	install -m 755 $(AGENT) $(DESTDIR)$(LIBDIR)/minivmm/minivmm-agent
+	install -m 644 include/minivmm.h $(DESTDIR)$(INCLUDEDIR)/minivmm.h
+	install -m 644 $(PUB_A) $(DESTDIR)$(LIBDIR)/libminivmm.a
+	install -m 755 $(PUB_SO) $(DESTDIR)$(LIBDIR)/libminivmm.so.$(SOVER)
+	ln -sf libminivmm.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libminivmm.so
+	install -m 644 $(PUB_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/minivmm.pc
+
+FORCE:
 
 $(BIN): $(O)/src/main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
@@ -102,6 +173,12 @@ $(AGENT): $(AGENT_SRCS) $(wildcard agent/*.h) src/agent/agent_proto.h src/agent/
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc $(SANFLAGS) \
 		-o $@ $(AGENT_SRCS) $(LDFLAGS) $(if $(SANFLAGS),,-static)
+
+$(GUEST_AGENT): $(AGENT_SRCS) $(wildcard agent/*.h) src/agent/agent_proto.h src/agent/agent_io.h \
+		src/util.h
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -o $@ $(AGENT_SRCS) -static
 
 # test_agent starts the agent.
 $(O)/tests/test_agent: $(AGENT)
@@ -148,8 +225,8 @@ scripts: $(BIN)
 
 # The test guest; also its kernel decompressed once on the host: as an ELF
 # vmlinux for the PVH tests and in the boot cache.
-guest: $(BIN)
-	$(Q)tests/guest/build-guest.sh build/guest
+guest: $(BIN) $(GUEST_AGENT)
+	$(Q)tests/guest/build-guest.sh build/guest $(GUEST_AGENT)
 	$(Q)[ build/guest/vmlinux -nt build/guest/vmlinuz ] || \
 		$(BIN) kernel extract build/guest/vmlinuz build/guest/vmlinux
 	$(Q)$(BIN) kernel cache build/guest/vmlinuz
@@ -227,4 +304,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(O)/src/main.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(PUB_OBJS:.o=.d) $(O)/src/main.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)

@@ -22,31 +22,20 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_int.h"
 #include "log.h"
 #include "sandbox/sandbox.h"
 #include "util.h"
+#include "version.h"
 
-#define API_MAX_CONNS 8 /* more wait in the listen backlog */
-#define API_BACKLOG   16
+#define API_BACKLOG 16
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
 
-struct api_conn {
-	int fd; /* -1: free slot */
-	uint64_t deadline_ns;
-	size_t len;
-	char buf[API_LINE_MAX + 1]; /* a longest line and its '\n' */
-};
-
-struct api_server {
-	const struct api_ops *ops;
-	void *ctx;
-	char *path;
-	dev_t dev; /* of the socket we bound: only that one is removed */
-	ino_t ino;
-	int listen_fd, wake_fd;
-	int timeout_ms;
-	pthread_t thread;
-	struct api_conn conns[API_MAX_CONNS];
-};
+const char api_greeting[] =
+    "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
+    "\",\"protocol\":" STR(MINIVMM_API_PROTOCOL) "},\"capabilities\":[\"json\",\"ids\","
+						 "\"events\",\"vsock\"]}\n";
 
 static bool stop_requested(struct api_server *s)
 {
@@ -56,7 +45,7 @@ static bool stop_requested(struct api_server *s)
 }
 
 /* Send all of @len, waiting at most the idle timeout for a slow reader. */
-static int send_line(struct api_server *s, int fd, const char *buf, size_t len)
+int api_send_line(struct api_server *s, int fd, const char *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -81,14 +70,66 @@ static int send_line(struct api_server *s, int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* A reply is one line: control characters from an op's message become spaces. */
-static int reply(struct api_server *s, struct api_conn *c, int err, const char *msg)
+/* The reply line's first byte carries @fd (SCM_RIGHTS); the rest goes as usual. */
+static int send_fd(int sock, const char *buf, int fd)
 {
-	char line[API_MSG_MAX + 256], name[16];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u = { 0 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = 1 };
+	struct msghdr m = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.b,
+		.msg_controllen = sizeof(u.b),
+	};
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	ssize_t n;
+
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	do
+		n = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* The JSON form's reply: {"id":..,"ok":true,"result":{..}} or {..,"ok":false,"error":{..}}. */
+static int json_reply(char *line, size_t size, const struct api_conn *c, int err, const char *msg)
+{
+	char name[16], text[API_MSG_MAX + 64] = "";
+	int n;
+
+	n = snprintf(line, size, "{%s%s%s\"ok\":%s", *c->id ? "\"id\":" : "", c->id,
+		     *c->id ? "," : "", err >= 0 ? "true" : "false");
+	if (n < 0 || (size_t)n >= size)
+		return -EINVAL;
+	if (err >= 0)
+		return n +
+		       snprintf(line + n, size - n, ",\"result\":%s}", *msg == '{' ? msg : "{}");
+	if (api_json_append_string(text, sizeof(text), *msg ? msg : strerror(-err)))
+		strcpy(text, "\"(message too long)\"");
+	return n + snprintf(line + n, size - n,
+			    ",\"error\":{\"errno\":\"%s\",\"code\":%d,\"message\":%s}}",
+			    api_errno_name(-err, name), -err, text);
+}
+
+/* A reply is one line: control characters from an op's message become spaces. With
+ * @fd >= 0 (on success only) the fd travels with it. Events queued before it go first. */
+static int reply_fd(struct api_server *s, struct api_conn *c, int err, const char *msg, int fd)
+{
+	char line[2 * API_MSG_MAX + 256], name[16];
 	char *p;
 	int n;
 
-	if (err >= 0)
+	if (api_conn_flush(s, c, true))
+		return -EIO;
+	if (c->json)
+		n = json_reply(line, sizeof(line), c, err, msg);
+	else if (err >= 0)
 		n = snprintf(line, sizeof(line), *msg ? "ok %s" : "ok", msg);
 	else
 		n = snprintf(line, sizeof(line), "error %s: %s", api_errno_name(-err, name),
@@ -101,7 +142,19 @@ static int reply(struct api_server *s, struct api_conn *c, int err, const char *
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	line[n++] = '\n';
-	return send_line(s, c->fd, line, n);
+	if (fd >= 0 && err >= 0) {
+		int ret = send_fd(c->fd, line, fd);
+
+		if (ret)
+			return ret;
+		return api_send_line(s, c->fd, line + 1, n - 1);
+	}
+	return api_send_line(s, c->fd, line, n);
+}
+
+static int reply(struct api_server *s, struct api_conn *c, int err, const char *msg)
+{
+	return reply_fd(s, c, err, msg, -1);
 }
 
 static int __attribute__((format(printf, 4, 5)))
@@ -150,19 +203,41 @@ static int do_save(struct api_server *s, struct api_conn *c, const struct api_re
 	return reply(s, c, ret, msg);
 }
 
+static int do_vsock(struct api_server *s, struct api_conn *c, const struct api_request *req)
+{
+	char msg[API_MSG_MAX] = "";
+	int ret, fd = -1;
+
+	if (!s->ops->vsock)
+		return reply_err(s, c, -ENOTSUP, "'vsock' is not supported");
+	pr_info("api: vsock %u", req->port);
+	ret = s->ops->vsock(s->ctx, req->port, &fd, msg, sizeof(msg));
+	msg[sizeof(msg) - 1] = '\0';
+	if (!ret && !*msg)
+		snprintf(msg, sizeof(msg), "{\"port\":%u}", req->port);
+	ret = reply_fd(s, c, ret, msg, ret ? -1 : fd);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 /* One request line (NUL-terminated, without '\n'). */
 static int handle_line(struct api_server *s, struct api_conn *c, char *line, size_t len)
 {
 	const struct api_ops *ops = s->ops;
 	struct api_request req;
 	char err[API_MSG_MAX];
+	int ret;
 
 	if (len && line[len - 1] == '\r') /* nc -C, telnet */
 		line[--len] = '\0';
 	if (strlen(line) != len)
 		return reply_err(s, c, -EINVAL, "NUL byte in request");
 	pr_debug("api: request '%s'", line);
-	if (api_parse_request(line, &req, err, sizeof(err)))
+	ret = api_parse_request(line, &req, err, sizeof(err));
+	c->json = req.json;
+	memcpy(c->id, req.id, sizeof(c->id));
+	if (ret)
 		return reply(s, c, -EINVAL, err);
 	switch (req.cmd) {
 	case API_PAUSE:
@@ -175,15 +250,24 @@ static int handle_line(struct api_server *s, struct api_conn *c, char *line, siz
 		return do_save(s, c, &req);
 	case API_STOP:
 		return do_simple(s, c, ops->stop, "stop");
+	case API_VSOCK:
+		return do_vsock(s, c, &req);
+	case API_SUBSCRIBE:
+		/* From now on events come here, and the connection never times out. */
+		c->subscribed = true;
+		c->deadline_ns = UINT64_MAX;
+		return reply(s, c, 0, "");
 	}
 	return reply_err(s, c, -EINVAL, "unknown command");
 }
 
-static void conn_close(struct api_conn *c)
+void api_conn_close(struct api_conn *c)
 {
 	close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	c->out_len = 0;
+	c->subscribed = false;
 }
 
 /* Read what @c sent and run its complete lines; false: close it. */
@@ -206,7 +290,8 @@ static bool conn_input(struct api_server *s, struct api_conn *c)
 			return false;
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
-		c->deadline_ns = now_ns() + s->timeout_ms * 1000000ULL;
+		if (!c->subscribed)
+			c->deadline_ns = now_ns() + s->timeout_ms * 1000000ULL;
 		if (stop_requested(s))
 			return false;
 	}
@@ -231,13 +316,19 @@ static void accept_conns(struct api_server *s)
 			return;
 		}
 		c->len = 0;
+		c->out_len = 0;
+		c->subscribed = false;
 		c->deadline_ns = now_ns() + s->timeout_ms * 1000000ULL;
+		/* The greeting: what this server speaks, before any request. (A client
+		 * already gone still has its requests run, as ever: the replies fail.) */
+		if (api_send_line(s, c->fd, api_greeting, strlen(api_greeting)))
+			pr_debug("api: greeting: the client is gone");
 	}
 }
 
 static void *server_thread(void *arg)
 {
-	struct pollfd p[2 + API_MAX_CONNS];
+	struct pollfd p[3 + API_MAX_CONNS];
 	struct api_server *s = arg;
 	uint64_t now, next;
 	int i, n;
@@ -247,6 +338,7 @@ static void *server_thread(void *arg)
 	for (;;) {
 		p[0] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = -1, .events = POLLIN };
+		p[2 + API_MAX_CONNS] = (struct pollfd){ .fd = s->ev_fd, .events = POLLIN };
 		next = UINT64_MAX;
 		for (i = 0; i < API_MAX_CONNS; i++) {
 			struct api_conn *c = &s->conns[i];
@@ -255,7 +347,8 @@ static void *server_thread(void *arg)
 				p[1].fd = s->listen_fd; /* a free slot */
 			else if (c->deadline_ns < next)
 				next = c->deadline_ns;
-			p[2 + i] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+			p[2 + i] = (struct pollfd){ .fd = c->fd,
+						    .events = POLLIN | (c->out_len ? POLLOUT : 0) };
 		}
 		now = now_ns();
 		n = poll(p, ARRAY_SIZE(p),
@@ -270,11 +363,16 @@ static void *server_thread(void *arg)
 			continue;
 		if (p[0].revents)
 			break;
+		if (p[2 + API_MAX_CONNS].revents)
+			api_events_deliver(s);
 		for (i = 0; i < API_MAX_CONNS; i++) {
 			struct api_conn *c = &s->conns[i];
 
-			if (p[2 + i].revents && c->fd >= 0 && !conn_input(s, c))
-				conn_close(c);
+			if (c->fd >= 0 && (p[2 + i].revents & POLLOUT) &&
+			    api_conn_flush(s, c, false))
+				api_conn_close(c);
+			else if ((p[2 + i].revents & ~POLLOUT) && c->fd >= 0 && !conn_input(s, c))
+				api_conn_close(c);
 		}
 		if (stop_requested(s))
 			break;
@@ -286,19 +384,24 @@ static void *server_thread(void *arg)
 		for (i = 0; i < API_MAX_CONNS; i++) {
 			struct api_conn *c = &s->conns[i];
 
-			if (c->fd >= 0 && !p[2 + i].revents && c->deadline_ns <= now) {
+			if (c->fd >= 0 && !(p[2 + i].revents & ~POLLOUT) && c->deadline_ns <= now) {
 				pr_debug("api: closing a connection idle for %d ms", s->timeout_ms);
 				reply_err(s, c, -ETIMEDOUT, "no request within %d ms",
 					  s->timeout_ms);
-				conn_close(c);
+				api_conn_close(c);
 			}
 		}
 		if (p[1].revents)
 			accept_conns(s);
 	}
-	for (i = 0; i < API_MAX_CONNS; i++)
-		if (s->conns[i].fd >= 0)
-			conn_close(&s->conns[i]);
+	/* The last events (stopped) still reach the subscribers that read them. */
+	api_events_deliver(s);
+	for (i = 0; i < API_MAX_CONNS; i++) {
+		if (s->conns[i].fd < 0)
+			continue;
+		api_conn_flush(s, &s->conns[i], true);
+		api_conn_close(&s->conns[i]);
+	}
 	return NULL;
 }
 
@@ -380,6 +483,8 @@ int api_server_start_timeout(const char *path, const struct api_ops *ops, void *
 	s->ctx = ctx;
 	s->timeout_ms = client_timeout_ms;
 	s->wake_fd = -1;
+	s->ev_fd = -1;
+	pthread_mutex_init(&s->ev_lock, NULL);
 	for (i = 0; i < API_MAX_CONNS; i++)
 		s->conns[i].fd = -1;
 	s->path = strdup(path);
@@ -430,7 +535,8 @@ int api_server_start_timeout(const char *path, const struct api_ops *ops, void *
 		goto fail;
 	}
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_fd < 0) {
+	s->ev_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0 || s->ev_fd < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -449,6 +555,9 @@ fail_quiet:
 		close(s->listen_fd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	if (s->ev_fd >= 0)
+		close(s->ev_fd);
+	pthread_mutex_destroy(&s->ev_lock);
 	free(s->path);
 	free(s);
 	return ret;
@@ -475,6 +584,9 @@ void api_server_stop(struct api_server *s)
 		unlink(s->path);
 	close(s->listen_fd);
 	close(s->wake_fd);
+	close(s->ev_fd);
+	api_events_free(s);
+	pthread_mutex_destroy(&s->ev_lock);
 	free(s->path);
 	free(s);
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define API_LINE_MAX	      4096 /* longest request, without its '\n' */
 #define API_CLIENT_TIMEOUT_MS 5000 /* a connection idle this long is closed */
@@ -29,6 +30,9 @@ struct api_ops {
 	/* {"state":"running|paused","vcpus":N,"memory":BYTES,"uptime_ms":N} */
 	int (*status)(void *ctx, char *json, size_t len);
 	int (*stop)(void *ctx);
+	/* A stream to the guest's vsock @port: *@fd connected to the VM's vsock socket with
+	 * "CONNECT <port>\n" sent (docs/vsock.md); it goes to the client (SCM_RIGHTS). */
+	int (*vsock)(void *ctx, uint32_t port, int *fd, char *msg, size_t msglen);
 };
 
 struct api_server;
@@ -49,6 +53,12 @@ int api_server_start_timeout(const char *path, const struct api_ops *ops, void *
  * connection, remove the socket file if it is still ours, free @s. NULL is a no-op.
  */
 void api_server_stop(struct api_server *s);
+/*
+ * An asynchronous event for every subscribed connection (docs/api.md): @name, and @data, a
+ * JSON object or NULL. From any thread; never blocks (a full queue drops its oldest events,
+ * which the subscribers are told). NULL @s: nothing.
+ */
+void api_server_event(struct api_server *s, const char *name, const char *data);
 
 /*
  * Connect to @path, send @request (one line, no '\n'), and store the reply
@@ -59,7 +69,17 @@ void api_server_stop(struct api_server *s);
  * errno of socket()/connect()/send(): -ENOENT, -ECONNREFUSED, ...
  */
 int api_call(const char *path, const char *request, char *reply, size_t len, int timeout_ms);
+/* api_call() for a request whose reply carries a file descriptor (vsock): *@got_fd gets it,
+ * -1 when none came (an error reply) or the call failed. The caller closes it. */
+int api_call_fd(const char *path, const char *request, char *reply, size_t len, int timeout_ms,
+		int *got_fd);
 
+/*
+ * Subscribe to @path's events and call @fn with each event line (no '\n') until the
+ * server closes the connection (the VM stopped: 0) or @fn returns non-zero (that).
+ * @timeout_ms bounds the connect and the subscription, not the wait for events.
+ */
+int api_events(const char *path, int timeout_ms, int (*fn)(void *ctx, const char *line), void *ctx);
 /*
  * Split a reply: "ok" / "ok BODY" return 0, "error ENAME: MSG" returns
  * -errno of ENAME (-EIO if the name is unknown); *body points to BODY or MSG
@@ -75,12 +95,16 @@ int api_reply_parse(const char *reply, const char **body);
 int api_json_append_string(char *buf, size_t size, const char *s);
 
 /* A parsed request (internal: api.c and the tests). */
-enum api_cmd { API_PAUSE, API_RESUME, API_STATUS, API_SAVE, API_STOP };
+enum api_cmd { API_PAUSE, API_RESUME, API_STATUS, API_SAVE, API_STOP, API_VSOCK, API_SUBSCRIBE };
+#define API_ID_MAX 72 /* a request id as JSON text: a number or a string of up to 64 bytes */
 struct api_request {
 	enum api_cmd cmd;
 	const char *path; /* API_SAVE: absolute, points into the parsed line */
 	bool stop;	  /* API_SAVE --stop */
 	bool raw;	  /* API_SAVE --raw */
+	uint32_t port;	  /* API_VSOCK */
+	bool json;	  /* the JSON form: the reply is JSON too */
+	char id[API_ID_MAX]; /* its "id" as JSON text (a number or a quoted string), "" if none */
 };
 
 /*

@@ -141,7 +141,48 @@ static int send_all(int fd, const char *buf, size_t len, uint64_t deadline)
 	return 0;
 }
 
-static int read_line(int fd, char *reply, size_t len, uint64_t deadline)
+/* recv() that keeps the first fd passed with the data in *@got_fd (when wanted: else, and
+ * past the first, received fds are closed). */
+static ssize_t recv_fds(int fd, char *buf, size_t len, int *got_fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)
+	};
+	struct cmsghdr *h;
+	ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+
+	if (n < 0)
+		return n;
+	for (h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		size_t i, nfd;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < nfd; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (got_fd && *got_fd < 0)
+				*got_fd = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
+static bool is_notice(const char *line)
+{
+	return !strncmp(line, "{\"minivmm\":", 11) || !strncmp(line, "{\"event\":", 9);
+}
+
+static int read_line(int fd, char *reply, size_t len, uint64_t deadline, int *got_fd)
 {
 	size_t got = 0, total = 0;
 	char chunk[512];
@@ -152,7 +193,8 @@ static int read_line(int fd, char *reply, size_t len, uint64_t deadline)
 		ret = wait_fd(fd, POLLIN, deadline);
 		if (ret)
 			return ret;
-		n = recv(fd, chunk, sizeof(chunk), 0);
+		/* Byte by byte when an fd may come: nothing past the reply's line is taken. */
+		n = recv_fds(fd, chunk, got_fd ? 1 : sizeof(chunk), got_fd);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -162,6 +204,11 @@ static int read_line(int fd, char *reply, size_t len, uint64_t deadline)
 		for (i = 0; i < n; i++) {
 			if (chunk[i] == '\n') {
 				reply[got] = '\0';
+				/* The greeting and events are not the reply (docs/api.md). */
+				if (is_notice(reply)) {
+					got = total = 0;
+					continue;
+				}
 				return got == total ? 0 : -EMSGSIZE;
 			}
 			if (got + 1 < len)
@@ -175,32 +222,21 @@ static int read_line(int fd, char *reply, size_t len, uint64_t deadline)
 	}
 }
 
-int api_call(const char *path, const char *request, char *reply, size_t len, int timeout_ms)
+int api_call_fd(const char *path, const char *request, char *reply, size_t len, int timeout_ms,
+		int *got_fd)
 {
 	uint64_t deadline = timeout_ms > 0 ? now_ns() + timeout_ms * 1000000ULL : 0;
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd, ret;
 
+	if (got_fd)
+		*got_fd = -1;
 	if (!len || timeout_ms < 0 || strchr(request, '\n'))
 		return -EINVAL;
 	reply[0] = '\0';
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* connect() to a full backlog waits at most the timeout. */
+	fd = unix_connect(path, 0, timeout_ms);
 	if (fd < 0)
-		return -errno;
-	if (timeout_ms > 0) {
-		/* connect() to a full backlog waits this long, then fails with EAGAIN. */
-		struct timeval tv = { .tv_sec = timeout_ms / 1000,
-				      .tv_usec = timeout_ms % 1000 * 1000 };
-
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-		ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
-		goto out;
-	}
+		return fd;
 	if (fcntl(fd, F_SETFL, O_NONBLOCK)) {
 		ret = -errno;
 		goto out;
@@ -210,11 +246,70 @@ int api_call(const char *path, const char *request, char *reply, size_t len, int
 		ret = send_all(fd, "\n", 1, deadline);
 	/* A server that refuses a request early may close before reading it all. */
 	if (!ret || ret == -EPIPE || ret == -ECONNRESET) {
-		int err = read_line(fd, reply, len, deadline);
+		int err = read_line(fd, reply, len, deadline, got_fd);
 
 		ret = ret && err == -EPROTO ? ret : err;
 	}
 out:
+	close(fd);
+	if (ret && got_fd && *got_fd >= 0) {
+		close(*got_fd);
+		*got_fd = -1;
+	}
+	return ret;
+}
+
+int api_call(const char *path, const char *request, char *reply, size_t len, int timeout_ms)
+{
+	return api_call_fd(path, request, reply, len, timeout_ms, NULL);
+}
+
+int api_events(const char *path, int timeout_ms, int (*fn)(void *ctx, const char *line), void *ctx)
+{
+	uint64_t deadline = timeout_ms > 0 ? now_ns() + timeout_ms * 1000000ULL : 0;
+	char line[8192], buf[4096];
+	size_t got = 0;
+	bool subscribed = false;
+	int fd, ret;
+
+	fd = unix_connect(path, 0, timeout_ms);
+	if (fd < 0)
+		return fd;
+	ret = send_all(fd, "subscribe\n", 10, deadline);
+	while (!ret) {
+		ssize_t n, i;
+
+		/* Once subscribed, events come when they come. */
+		ret = wait_fd(fd, POLLIN, subscribed ? 0 : deadline);
+		if (ret)
+			break;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : subscribed ? 0 : -EPROTO;
+			break;
+		}
+		for (i = 0; i < n && !ret; i++) {
+			if (buf[i] != '\n') {
+				if (got + 1 < sizeof(line))
+					line[got++] = buf[i];
+				continue;
+			}
+			line[got] = '\0';
+			got = 0;
+			if (!strncmp(line, "{\"minivmm\":", 11))
+				continue;
+			if (!subscribed) {
+				const char *body;
+
+				ret = api_reply_parse(line, &body);
+				subscribed = !ret;
+				continue;
+			}
+			ret = fn(ctx, line);
+		}
+	}
 	close(fd);
 	return ret;
 }

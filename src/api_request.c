@@ -8,13 +8,15 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 
 static const char *const cmd_names[] = {
-	[API_PAUSE] = "pause", [API_RESUME] = "resume", [API_STATUS] = "status",
-	[API_SAVE] = "save",   [API_STOP] = "stop",
+	[API_PAUSE] = "pause",	       [API_RESUME] = "resume", [API_STATUS] = "status",
+	[API_SAVE] = "save",	       [API_STOP] = "stop",	[API_VSOCK] = "vsock",
+	[API_SUBSCRIBE] = "subscribe",
 };
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, const char *fmt, ...)
@@ -42,6 +44,20 @@ static int finish(const char *cmd, const char *path, bool has_stop, bool stop,
 	req->path = NULL;
 	req->stop = false;
 	req->raw = false;
+	req->port = 0;
+	if (req->cmd == API_VSOCK) {
+		char *end;
+		unsigned long v;
+
+		if (!path || has_stop || path[0] < '0' || path[0] > '9')
+			return fail(err, len, "usage: vsock PORT");
+		errno = 0;
+		v = strtoul(path, &end, 10);
+		if (*end || errno || v > UINT32_MAX)
+			return fail(err, len, "vsock: bad port '%.32s' (0..4294967295)", path);
+		req->port = v;
+		return 0;
+	}
 	if (req->cmd != API_SAVE) {
 		if (path || has_stop)
 			return fail(err, len, "'%s' takes no argument", cmd);
@@ -197,10 +213,36 @@ static int json_string(char **pp, char **out)
 	return 0;
 }
 
-/* A flat object: "cmd" (a string), "path" (a string), "stop" (true/false). */
+/* "id": a number (an optional '-' and digits) or a string, kept as JSON text for the reply. */
+static int json_id(char **pp, struct api_request *req, char *err, size_t len)
+{
+	char *p = *pp, *str;
+	size_t n;
+
+	if (*req->id)
+		return fail(err, len, "bad JSON: duplicate key \"id\"");
+	if (*p == '"') {
+		if (json_string(&p, &str))
+			return fail(err, len, "bad JSON: malformed string");
+		if (strlen(str) > 64 || api_json_append_string(req->id, sizeof(req->id), str))
+			return fail(err, len, "bad JSON: \"id\" longer than 64 bytes");
+		*pp = p;
+		return 0;
+	}
+	n = strspn(p + (*p == '-'), "0123456789") + (*p == '-');
+	if (n == (size_t)(*p == '-') || n > 20)
+		return fail(err, len, "bad JSON: \"id\" must be a number or a string");
+	memcpy(req->id, p, n);
+	req->id[n] = '\0';
+	*pp = p + n;
+	return 0;
+}
+
+/* A flat object: "cmd" (a string), "id" (a number or a string), "path" (a string),
+ * "stop"/"raw" (true/false), "port" (a number). */
 static int parse_json(char *line, struct api_request *req, char *err, size_t len)
 {
-	char *p = skip_ws(line + 1), *key, *cmd = NULL, *path = NULL;
+	char *p = skip_ws(line + 1), *key, *cmd = NULL, *path = NULL, port[16] = "";
 	bool stop = false, has_stop = false, raw = false, has_raw = false;
 	int ret;
 
@@ -238,6 +280,19 @@ static int parse_json(char *line, struct api_request *req, char *err, size_t len
 				return fail(err, len, "bad JSON: \"%s\" must be true or false",
 					    key);
 			}
+		} else if (!strcmp(key, "id")) {
+			if (json_id(&p, req, err, len))
+				return -EINVAL;
+		} else if (!strcmp(key, "port")) {
+			size_t n = strspn(p, "0123456789");
+
+			if (*port)
+				return fail(err, len, "bad JSON: duplicate key \"port\"");
+			if (!n || n >= sizeof(port))
+				return fail(err, len, "bad JSON: \"port\" must be a number");
+			memcpy(port, p, n);
+			port[n] = '\0';
+			p += n;
 		} else {
 			return fail(err, len, "bad JSON: unknown key \"%.32s\"", key);
 		}
@@ -252,7 +307,14 @@ static int parse_json(char *line, struct api_request *req, char *err, size_t len
 		return fail(err, len, "bad JSON: text after the object");
 	if (!cmd)
 		goto no_cmd;
-	/* "stop"/"raw" are allowed for save only. */
+	/* "stop"/"raw" are allowed for save only, "port" for vsock only. */
+	if (*port) {
+		if (path || strcmp(cmd, "vsock"))
+			return fail(err, len, "bad JSON: \"port\" belongs to vsock only");
+		path = port;
+	} else if (!strcmp(cmd, "vsock")) {
+		return fail(err, len, "bad JSON: vsock needs \"port\"");
+	}
 	ret = finish(cmd, path, has_stop || has_raw, stop, req, err, len);
 	req->raw = raw && !ret;
 	return ret;
@@ -262,7 +324,9 @@ no_cmd:
 
 int api_parse_request(char *line, struct api_request *req, char *err, size_t errlen)
 {
-	if (line[0] == '{')
+	req->json = line[0] == '{';
+	req->id[0] = '\0';
+	if (req->json)
 		return parse_json(line, req, err, errlen);
 	return parse_line(line, req, err, errlen);
 }

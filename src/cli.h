@@ -3,7 +3,7 @@
 #ifndef MINIVMM_CLI_H
 #define MINIVMM_CLI_H
 
-#define MINIVMM_VERSION "0.1.0"
+#include "version.h"
 
 /* Exit statuses shared by the subcommands (also documented in --help). */
 #define EXIT_VM_ERROR 1
@@ -23,5 +23,7 @@ int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 int cmd_check_kvm(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
 
 #endif

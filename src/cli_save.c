@@ -40,6 +40,7 @@ static const char ctl_usage[] =
     "  resume   run them again\n"
     "  status   print the VM's state as JSON on stdout\n"
     "  stop     stop the VM (minivmm run exits 0)\n"
+    "  events   print the VM's events as JSON lines (docs/api.md) until it stops\n"
     "\n"
     "options:\n"
     "  --socket PATH       the VM's control socket (required)\n"
@@ -226,6 +227,14 @@ out:
 	return ret;
 }
 
+static int print_event(void *ctx, const char *line)
+{
+	(void)ctx;
+	if (printf("%s\n", line) < 0 || fflush(stdout))
+		return -EPIPE;
+	return 0;
+}
+
 int cmd_ctl(int argc, char **argv)
 {
 	static const char *const cmds[] = { "pause", "resume", "status", "stop" };
@@ -238,11 +247,17 @@ int cmd_ctl(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	cmd = argv[optind];
+	if (!strcmp(cmd, "events")) {
+		ret = api_events(socket, timeout_ms, print_event, NULL);
+		if (ret && ret != -EPIPE)
+			pr_err("ctl events: %s: %s", socket, strerror(-ret));
+		return ret ? EXIT_VM_ERROR : 0;
+	}
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmd, cmds[i]))
 			break;
 	if (i == sizeof(cmds) / sizeof(cmds[0])) {
-		pr_err("ctl: unknown command '%s' (pause, resume, status or stop)", cmd);
+		pr_err("ctl: unknown command '%s' (pause, resume, status, stop or events)", cmd);
 		fputs(ctl_usage, stderr);
 		return EXIT_USAGE;
 	}

@@ -20,6 +20,8 @@ static const char usage[] =
     "  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
     "  save --socket PATH SNAPSHOT  snapshot a running VM (minivmm save --help)\n"
     "  ctl --socket PATH COMMAND    pause|resume|status|stop a running VM (minivmm ctl --help)\n"
+    "  exec --socket PATH -- CMD    run a command in a running VM's guest (minivmm exec --help)\n"
+    "  cp --socket PATH SRC DST     copy a file to or from a guest (minivmm cp --help)\n"
     "  check-kvm              can this host's KVM run a stock guest? (exit 0: yes)\n"
     "  version                print the version\n"
     "  help                   this text\n"
@@ -45,6 +47,10 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "exec"))
+		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "cp"))
+		return cmd_cp(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-kvm"))
 		return cmd_check_kvm(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -29,7 +29,47 @@ struct session {
 	struct snapshot *snap; /* restore in progress (lazy) */
 	pthread_t lazy_thr;
 	bool lazy_running;
+	struct api_server *api; /* its subscribers get the events; NULL: no API socket */
+	bool stop_pending;	/* "stop" came before the VM was built: it stops at once */
 };
+
+/* --- events (docs/api.md) ------------------------------------------------------------------ */
+
+static void vm_event_fn(void *ctx, const char *name, const char *data)
+{
+	struct session *s = ctx;
+
+	api_server_event(s->api, name, data);
+}
+
+static void pause_event(struct session *s, bool paused, const char *reason)
+{
+	char data[64];
+
+	snprintf(data, sizeof(data), "{\"reason\":\"%s\"}", reason);
+	api_server_event(s->api, paused ? "paused" : "resumed", data);
+}
+
+/* save-progress: every 10% of guest memory written, and at the end. */
+struct save_progress {
+	struct session *s;
+	const char *path_json;
+	unsigned int next_pct;
+};
+
+static void save_progress_fn(void *ctx, uint64_t done, uint64_t total)
+{
+	struct save_progress *p = ctx;
+	unsigned int pct = total ? (unsigned int)(done * 100 / total) : 100;
+	char data[API_MSG_MAX];
+
+	if (pct < p->next_pct)
+		return;
+	p->next_pct = pct / 10 * 10 + 10;
+	snprintf(data, sizeof(data), "{\"path\":%s,\"done\":%llu,\"total\":%llu,\"percent\":%u}",
+		 p->path_json, (unsigned long long)done, (unsigned long long)total, pct);
+	api_server_event(p->s->api, "save-progress", data);
+}
 
 /* --- API ops (the API thread) ----------------------------------------------------------- */
 
@@ -38,9 +78,15 @@ static int api_pause(void *ctx)
 	struct session *s = ctx;
 	int ret = -ESRCH;
 
+	bool was;
+
 	pthread_mutex_lock(&s->lock);
-	if (s->vm)
+	if (s->vm) {
+		was = s->vm->paused;
 		ret = vm_pause(s->vm);
+		if (!ret && !was)
+			pause_event(s, true, "api");
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -52,6 +98,8 @@ static int api_resume(void *ctx)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->vm) {
+		if (s->vm->paused)
+			pause_event(s, false, "api");
 		vm_resume(s->vm);
 		ret = 0;
 	}
@@ -64,23 +112,27 @@ static int api_save(void *ctx, const char *path, bool stop, bool raw, char *msg,
 	struct snapshot_save_opts o = { .compress = true };
 	struct session *s = ctx;
 	struct snapshot_result r = { 0 };
+	char p[API_MSG_MAX / 2] = "";
+	struct save_progress prog = { .s = s, .path_json = p };
 	bool was_paused;
 	int ret = -ESRCH;
 
+	if (api_json_append_string(p, sizeof(p), path))
+		snprintf(p, sizeof(p), "\"\"");
 	pthread_mutex_lock(&s->lock);
 	if (!s->vm)
 		goto out;
 	o.compress = s->compress && !raw;
+	o.progress_fn = save_progress_fn;
+	o.progress_ctx = &prog;
 	was_paused = s->vm->paused;
 	ret = vm_pause(s->vm);
 	if (ret)
 		goto out;
+	if (!was_paused)
+		pause_event(s, true, "save");
 	ret = snapshot_save(s->vm, path, &o, &r);
 	if (!ret) {
-		char p[API_MSG_MAX / 2] = "";
-
-		if (api_json_append_string(p, sizeof(p), path))
-			snprintf(p, sizeof(p), "\"\"");
 		snprintf(msg, len, "{\"path\":%s,\"bytes\":%llu,\"ms\":%llu,\"zero_pages\":%llu}",
 			 p, (unsigned long long)r.bytes, (unsigned long long)(r.ns / 1000000),
 			 (unsigned long long)r.zero_pages);
@@ -89,10 +141,12 @@ static int api_save(void *ctx, const char *path, bool stop, bool raw, char *msg,
 	} else {
 		snprintf(msg, len, "saving %s: %s", path, strerror(-ret));
 	}
-	if (!ret && stop)
+	if (!ret && stop) {
 		vm_request_stop(s->vm, VM_STOP_API, 0);
-	else if (!was_paused)
+	} else if (!was_paused) {
+		pause_event(s, false, "save");
 		vm_resume(s->vm);
+	}
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -119,12 +173,26 @@ static int api_status(void *ctx, char *json, size_t len)
 static int api_stop(void *ctx)
 {
 	struct session *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm)
+		vm_request_stop(s->vm, VM_STOP_API, 0);
+	else
+		s->stop_pending = true;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int api_vsock(void *ctx, uint32_t port, int *fd, char *msg, size_t len)
+{
+	struct session *s = ctx;
 	int ret = -ESRCH;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->vm) {
-		vm_request_stop(s->vm, VM_STOP_API, 0);
-		ret = 0;
+		ret = vm_vsock_connect(s->vm, port, fd);
+		if (ret == -ENODEV)
+			snprintf(msg, len, "this VM has no vsock device ([vsock] cid)");
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -136,9 +204,50 @@ static const struct api_ops session_api = {
 	.save = api_save,
 	.status = api_status,
 	.stop = api_stop,
+	.vsock = api_vsock,
 };
 
 /* --- exit status ------------------------------------------------------------------------- */
+
+static const char *const stop_names[] = {
+	[VM_RUNNING] = "error",	     [VM_STOP_POWEROFF] = "poweroff",
+	[VM_STOP_REBOOT] = "reboot", [VM_STOP_EXIT_PORT] = "exit-port",
+	[VM_STOP_PANIC] = "panic",   [VM_STOP_TIMEOUT] = "timeout",
+	[VM_STOP_SIGNAL] = "signal", [VM_STOP_USER] = "console",
+	[VM_STOP_API] = "api",	     [VM_STOP_ERROR] = "error",
+};
+
+static void started_event(struct session *s, const struct vm *vm, bool restored)
+{
+	char data[128];
+
+	snprintf(data, sizeof(data), "{\"vcpus\":%u,\"memory\":%llu,\"restored\":%s}", vm->nr_vcpus,
+		 (unsigned long long)vm->mem.total, restored ? "true" : "false");
+	api_server_event(s->api, "started", data);
+}
+
+/* What the guest did (exited, panicked, reset), then stopped unless it restarts. */
+static void stop_events(struct session *s, enum vm_stop why, int code, int status, bool restart)
+{
+	char data[128];
+
+	if (why == VM_STOP_EXIT_PORT) {
+		snprintf(data, sizeof(data), "{\"status\":%d}", code);
+		api_server_event(s->api, "guest-exited", data);
+	} else if (why == VM_STOP_PANIC) {
+		api_server_event(s->api, "guest-panicked", NULL);
+	} else if (why == VM_STOP_REBOOT) {
+		snprintf(data, sizeof(data), "{\"restart\":%s}", restart ? "true" : "false");
+		api_server_event(s->api, "reset", data);
+	}
+	if (restart)
+		return;
+	snprintf(data, sizeof(data), "{\"reason\":\"%s\",\"exit_status\":%d}",
+		 (unsigned int)why < ARRAY_SIZE(stop_names) && stop_names[why] ? stop_names[why]
+									       : "error",
+		 status);
+	api_server_event(s->api, "stopped", data);
+}
 
 static int stop_status(enum vm_stop why, int code, int timeout_ms)
 {
@@ -262,6 +371,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	struct kvm_probe_result probe;
 	struct kvm_sys kvm;
 	bool first = true;
+	unsigned int boots = 0;
 	enum vm_stop why;
 	struct vm vm;
 
@@ -295,6 +405,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		ret = EXIT_VM_ERROR;
 		goto out_kvm;
 	}
+	s.api = api;
 	if (cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO))
 		term_raw_enter(STDIN_FILENO);
 	pr_debug("KVM open after %.1f ms", (now_ns() - minivmm_start_ns) / 1e6);
@@ -315,18 +426,27 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 			}
 			vm_destroy(&vm);
 			ret = EXIT_VM_ERROR;
+			stop_events(&s, VM_STOP_ERROR, 0, ret, false);
 			break;
 		}
+		vm.event = vm_event_fn;
+		vm.event_ctx = &s;
 		pthread_mutex_lock(&s.lock);
 		s.vm = &vm;
 		s.start_ns = now_ns();
+		if (s.stop_pending)
+			vm_request_stop(&vm, VM_STOP_API, 0);
 		pthread_mutex_unlock(&s.lock);
+		started_event(&s, &vm, o->snap && !boots);
+		boots++;
 		why = vm_run(&vm, left, sig_fd);
 		/* The API thread may be in the middle of a save: it ends first. */
 		pthread_mutex_lock(&s.lock);
 		s.vm = NULL;
 		pthread_mutex_unlock(&s.lock);
 		ret = stop_status(why, vm.stop_code, o->timeout_ms);
+		stop_events(&s, why, vm.stop_code, ret,
+			    why == VM_STOP_REBOOT && cfg->on_reboot == REBOOT_RESTART);
 		if (s.lazy_running) {
 			pthread_join(s.lazy_thr, NULL);
 			s.lazy_running = false;
@@ -339,6 +459,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 			left = o->timeout_ms - (int)((now_ns() - start) / 1000000);
 			if (left <= 0) {
 				ret = stop_status(VM_STOP_TIMEOUT, 0, o->timeout_ms);
+				stop_events(&s, VM_STOP_TIMEOUT, 0, ret, false);
 				break;
 			}
 		}

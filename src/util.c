@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,4 +86,53 @@ uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+int unix_connect(const char *path, int flags, int timeout_ms)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return -errno;
+	if (timeout_ms > 0) {
+		struct timeval tv = { .tv_sec = timeout_ms / 1000,
+				      .tv_usec = timeout_ms % 1000 * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+		ret = errno == EAGAIN && timeout_ms > 0 ? -ETIMEDOUT : -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int path_absolute(const char *p, char **out)
+{
+	const char *slash = strrchr(p, '/'), *base = slash ? slash + 1 : p;
+	char *dir, *real;
+	int ret = 0;
+
+	*out = NULL;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return -EINVAL;
+	dir = slash ? strndup(p, slash == p ? 1 : (size_t)(slash - p)) : strdup(".");
+	if (!dir)
+		return -ENOMEM;
+	real = realpath(dir, NULL);
+	if (!real)
+		ret = -errno;
+	else if (asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base) < 0)
+		ret = -ENOMEM;
+	free(real);
+	free(dir);
+	if (ret)
+		*out = NULL;
+	return ret;
 }

@@ -43,6 +43,15 @@ static inline uint64_t get_le64(const uint8_t *p)
 int read_file(const char *path, size_t max, void **buf, size_t *len);
 /* write() all of @len, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
+/*
+ * A stream socket connected to the Unix socket @path (SOCK_CLOEXEC | @flags, e.g.
+ * SOCK_NONBLOCK), or -errno: -ENAMETOOLONG, connect()'s. @timeout_ms > 0 bounds a connect
+ * to a full backlog (-ETIMEDOUT) and later sends (SO_SNDTIMEO).
+ */
+int unix_connect(const char *path, int flags, int timeout_ms);
+/* @p made absolute in *@out (malloc'd): the real path of its directory, which must exist,
+ * and its last name (the file need not exist). -EINVAL for "", "." or ".." as that name. */
+int path_absolute(const char *p, char **out);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 /* now_ns() when main() began (0 in tests). */

@@ -311,6 +311,12 @@ static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cf
 	return 0;
 }
 
+void vm_event(struct vm *vm, const char *name, const char *data)
+{
+	if (vm->event)
+		vm->event(vm->event_ctx, name, data);
+}
+
 int vm_create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cfg)
 {
 	return create(vm, kvm, cfg, false);

@@ -67,6 +67,16 @@ struct vm {
 		void *opaque;
 	} fault_handlers[CONFIG_MAX_SHARES];
 	unsigned int nr_fault_handlers;
+	/* Events for the API socket's subscribers (session.c sets it after vm_create); NULL:
+	 * nobody listens. Called from any thread. */
+	void (*event)(void *ctx, const char *name, const char *data);
+	void *event_ctx;
+	/* [disk.N] backend errors: counted, an event at most once a second per disk. */
+	struct vm_disk_errors {
+		struct vm *vm;
+		unsigned int idx;
+		atomic_uint_fast64_t count, last_ns;
+	} disk_errors[CONFIG_MAX_DISKS];
 
 	/* vm_pause(): vCPUs park outside KVM_RUN with their state consistent. */
 	pthread_mutex_t pause_lock;
@@ -124,10 +134,13 @@ int vm_devices_load(struct vm *vm, const void *fdt, int root);
 
 /* vm_disks.c: the [disk.N] virtio-blk devices */
 int vm_add_disks(struct vm *vm);
+/* An event with @data, a JSON object or NULL, for whoever set vm->event. */
+void vm_event(struct vm *vm, const char *name, const char *data);
 void vm_remove_disks(struct vm *vm);
 /* vm_vsock.c: the [vsock] device */
 int vm_add_vsock(struct vm *vm);
 void vm_remove_vsock(struct vm *vm);
+int vm_vsock_connect(struct vm *vm, uint32_t port, int *fd);
 /* vm_shares.c: the [share.N] virtio-fs devices */
 int vm_add_shares(struct vm *vm);
 void vm_remove_shares(struct vm *vm);

@@ -5,11 +5,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "block/backend.h"
 #include "log.h"
 #include "virtio/blk.h"
 #include "virtio/virtio_pci.h"
+#include "util.h"
 #include "vm.h"
+
+/* From an I/O thread: a request the backend failed (EIO, ENOSPC...), as an event. */
+static void disk_error(void *opaque, int err, uint64_t offset)
+{
+	struct vm_disk_errors *de = opaque;
+	uint64_t now = now_ns(), last = atomic_load(&de->last_ns), n;
+	char data[160], name[16];
+
+	n = atomic_fetch_add(&de->count, 1) + 1;
+	/* At most one a second: a guest can make a failing disk fail at its own pace. */
+	if ((last && now - last < 1000000000ULL) ||
+	    !atomic_compare_exchange_strong(&de->last_ns, &last, now))
+		return;
+	snprintf(data, sizeof(data),
+		 "{\"disk\":%u,\"errno\":\"%s\",\"offset\":%llu,\"errors\":%llu}", de->idx,
+		 api_errno_name(-err, name), (unsigned long long)offset, (unsigned long long)n);
+	vm_event(de->vm, "disk-error", data);
+}
 
 static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *dc, char letter)
 {
@@ -44,6 +64,10 @@ static int add_disk(struct vm *vm, unsigned int idx, const struct disk_config *d
 	for (i = 0; i < bo.threads; i++)
 		cpus[i] = vm_host_cpu(vm, i);
 	bo.thread_cpu = cpus;
+	vm->disk_errors[idx].vm = vm;
+	vm->disk_errors[idx].idx = idx;
+	bo.on_error = disk_error;
+	bo.opaque = &vm->disk_errors[idx];
 	ret = blk_open(&be, dc->path, &o, err, sizeof(err));
 	if (ret) {
 		pr_err("[disk.%u] %s: %s", idx, dc->path, err[0] ? err : strerror(-ret));

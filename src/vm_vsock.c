@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* VM assembly: [vsock] -> a virtio-vsock device with its Unix socket, a PCI function. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 #include "virtio/virtio_pci.h"
 #include "virtio/vsock.h"
 #include "vm.h"
@@ -40,4 +44,29 @@ void vm_remove_vsock(struct vm *vm)
 {
 	virtio_vsock_destroy(vm->vsock);
 	vm->vsock = NULL;
+}
+
+/*
+ * A host connection to the guest's @port, as any client of the VM's vsock socket makes
+ * one: connected, "CONNECT <port>" sent; the caller reads the "OK" (for the API's vsock
+ * request, which hands the stream to its client).
+ */
+int vm_vsock_connect(struct vm *vm, uint32_t port, int *out)
+{
+	char line[32];
+	int fd, n;
+
+	if (!vm->vsock || !vm->cfg->vsock.socket)
+		return -ENODEV;
+	/* Our own listener: the connect does not wait for an accept. */
+	fd = unix_connect(vm->cfg->vsock.socket, 0, 1000);
+	if (fd < 0)
+		return fd;
+	n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	if (send(fd, line, n, MSG_NOSIGNAL) != n) {
+		close(fd);
+		return -EIO;
+	}
+	*out = fd;
+	return 0;
 }

@@ -21,7 +21,7 @@ if [ -x "$BUILD/minivmm" ] && "$BUILD/minivmm" img info /dev/null 2>&1 | grep -q
 	IMG="$BUILD/minivmm img"
 else
 	cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$ROOT/src" -pthread -o "$BUILD/qcow2/img" \
-		"$ROOT/tests/qcow2/img_driver.c" "$BUILD/libminivmm.a" -llzo2 -luring -lfdt -linih -lz -lm
+		"$ROOT/tests/qcow2/img_driver.c" "$BUILD/libminivmm-core.a" -llzo2 -luring -lfdt -linih -lz -lm
 	IMG="$BUILD/qcow2/img"
 fi
 

@@ -201,6 +201,13 @@ static const struct sb_rule api_socket[] = {
 	SB_ANY(sendmsg), SB_ANY(shutdown), SB_ANY(getsockopt),
 };
 
+/* Its vsock request, with a vsock device: a connection to the VM's own vsock socket. */
+static const struct sb_rule api_vsock[] = {
+	SB_ANY(connect),
+	SB_ARG(socket, 0, 0xffffffffu, AF_UNIX),
+	SB_ANY(setsockopt),
+};
+
 /*
  * The vsock I/O thread: accepts on the VM's Unix socket, connects to PATH_<port>
  * (AF_UNIX only), moves stream data both ways, its ring.
@@ -359,6 +366,7 @@ static const struct sb_group g_blk_io = SB_GROUP("blk-io", blk_io);
 static const struct sb_group g_fuse = SB_GROUP("fuse", fuse);
 static const struct sb_group g_dax_watch = SB_GROUP("dax-watch", dax_watch);
 static const struct sb_group g_api_socket = SB_GROUP("api-socket", api_socket);
+static const struct sb_group g_api_vsock = SB_GROUP("api-vsock", api_vsock);
 static const struct sb_group g_kvm_state = SB_GROUP("kvm-state", kvm_state);
 static const struct sb_group g_files_rw = SB_GROUP("files-rw", files_rw);
 static const struct sb_group g_console = SB_GROUP("console", console);
@@ -425,6 +433,8 @@ static void role_own(enum sandbox_role role, const struct sandbox_plan *p,
 	case SANDBOX_API:
 		add(out, n, &g_wait);
 		add(out, n, &g_api_socket);
+		if (p->vsock)
+			add(out, n, &g_api_vsock);
 		add(out, n, &g_kvm_state);
 		add(out, n, &g_files_rw);
 		add(out, n, &g_dev_queues);

@@ -292,11 +292,22 @@ static int fsync_dir(const char *path)
 	return ret;
 }
 
+/* The bar (on a terminal) and the caller's progress_fn. */
+static void save_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	const struct snapshot_save_opts *o = ctx;
+
+	if (o->progress && isatty(STDERR_FILENO))
+		progress_bar((void *)"saving   ", done, total);
+	if (o->progress_fn)
+		o->progress_fn(o->progress_ctx, done, total);
+}
+
 int snapshot_write(const char *path, const char *cfg, size_t clen, const void *state, size_t slen,
 		   const struct guest_mem *mem, unsigned int vcpus,
 		   const struct snapshot_save_opts *o, struct snapshot_result *res)
 {
-	struct memimg_progress prog = { progress_bar, (void *)"saving   " };
+	struct memimg_progress prog = { save_progress, (void *)o };
 	struct memimg_save_opts mo = { .compress = o->compress, .threads = o->threads };
 	uint64_t start = now_ns(), mem_off, mem_len = 0;
 	struct memimg_stats st = { 0 };
@@ -305,7 +316,7 @@ int snapshot_write(const char *path, const char *cfg, size_t clen, const void *s
 	char *tmp = NULL, *prefix;
 	int fd = -1, ret;
 
-	if (o->progress && isatty(STDERR_FILENO))
+	if ((o->progress && isatty(STDERR_FILENO)) || o->progress_fn)
 		mo.progress = &prog;
 	if (clen > MAX_CONFIG || slen > MAX_STATE)
 		return -E2BIG;

@@ -21,6 +21,10 @@ struct snapshot_save_opts {
 	bool compress;	      /* LZO1X-1 (default) or raw pages */
 	unsigned int threads; /* compression threads, 0: online CPUs */
 	bool progress;	      /* a progress bar on stderr when it is a terminal */
+	/* Also told of the memory written so far (from the compression threads, serialized,
+	 * never going backwards; the last call has done == total). NULL: nobody. */
+	void (*progress_fn)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 struct snapshot_result {

@@ -62,6 +62,8 @@ struct virtio_blk {
 	struct ratelimit rl; /* shared by all its queues */
 	struct blk_vq *vqs;
 	struct vio_engine engine;
+	void (*on_error)(void *opaque, int err, uint64_t offset);
+	void *opaque;
 };
 
 /* --- requests -------------------------------------------------------------------------- */
@@ -83,9 +85,14 @@ static void io_done(struct blk_req *req, int res)
 {
 	struct blk_io *io = req->opaque;
 
-	if (res)
-		pr_debug("%s: request at %llu failed: %s", io->bq->dev->name,
-			 (unsigned long long)req->offset, strerror(-res));
+	if (res) {
+		struct virtio_blk *b = io->bq->dev;
+
+		pr_debug("%s: request at %llu failed: %s", b->name, (unsigned long long)req->offset,
+			 strerror(-res));
+		if (b->on_error && res != -EOPNOTSUPP)
+			b->on_error(b->opaque, res, req->offset);
+	}
 	complete(io, !res		  ? VIRTIO_BLK_S_OK
 		     : res == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP
 					  : VIRTIO_BLK_S_IOERR);
@@ -447,6 +454,8 @@ int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const str
 	b->be = be;
 	b->nq = o->queues;
 	b->limited = rl_config_limited(o->rl);
+	b->on_error = o->on_error;
+	b->opaque = o->opaque;
 	if (b->limited)
 		rl_init(&b->rl, o->rl, now_ns());
 	snprintf(b->name, sizeof(b->name), "%s", o->name ? o->name : "vd");

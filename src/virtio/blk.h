@@ -30,6 +30,9 @@ struct virtio_blk_opts {
 	const int *thread_cpu;	    /* [threads] host CPU to pin each thread to, or NULL */
 	unsigned int poll_us;	    /* busy-poll the rings this long before sleeping; 0: never */
 	const struct rl_config *rl; /* iops and bandwidth limits; NULL: none */
+	/* A request the backend failed (not one the guest got wrong), from an I/O thread. */
+	void (*on_error)(void *opaque, int err, uint64_t offset);
+	void *opaque;
 };
 
 /* The device takes ownership of @be (closed by virtio_blk_destroy). */

@@ -453,6 +453,7 @@ static void vpci_release(struct pci_dev *dev)
 	struct virtio_pci *p = dev->priv;
 	unsigned int i;
 
+	virtio_report_pending(p->d);
 	/* Device threads first: they signal through the vectors freed below. */
 	virtio_set_status(p->d, 0);
 	if (p->bar0)

@@ -68,6 +68,28 @@ int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 	return 0;
 }
 
+void virtio_report_pending(struct virtio_dev *d)
+{
+	struct vq_indices ix;
+	unsigned int i;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; d->started && i < d->nr_queues; i++) {
+		if (!d->q[i].enabled || !vq_indices(&d->q[i].vq, &ix))
+			continue;
+		if ((ix.avail == ix.taken || d->q[i].holds_buffers) && ix.used_event == ix.used)
+			continue;
+		pr_info(
+		    "%s: queue %u at exit: %u buffers made available and not taken, "
+		    "%u completions past the driver's used_event (avail %u, used %u, used_event "
+		    "%u, last interrupt at %u)",
+		    d->name, i, (uint16_t)(ix.avail - ix.taken),
+		    (uint16_t)(ix.used - ix.used_event), ix.avail, ix.used, ix.used_event,
+		    ix.signalled);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 void virtio_dev_exit(struct virtio_dev *d)
 {
 	unsigned int i;

@@ -49,6 +49,7 @@ struct virtio_queue {
 	uint64_t desc, avail, used; /* guest-physical, as set by the driver */
 	uint16_t vector;	    /* MSI-X vector, VIRTIO_NO_VECTOR: none (__atomic access) */
 	int kick_fd;		    /* eventfd the driver's notifications arrive on */
+	bool holds_buffers; /* rx-like: buffers wait for the device's data (set at create) */
 	unsigned int index;
 	struct virtio_dev *dev;
 };
@@ -125,6 +126,12 @@ int virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
 		    size_t config_size);
 /* Stop the device and free what virtio_dev_init made (not @d, not priv). */
 void virtio_dev_exit(struct virtio_dev *d);
+/*
+ * At exit (-v): a ring the guest was still waiting on says which side it waited for:
+ * buffers never taken (a kick we missed) or completions past the driver's used_event (an
+ * interrupt it missed). A VM stopped mid-request shows one too.
+ */
+void virtio_report_pending(struct virtio_dev *d);
 /* Add a shared-memory region of @size bytes at @hva (before the transport). */
 int virtio_dev_add_shm(struct virtio_dev *d, uint8_t id, void *hva, uint64_t size);
 

@@ -246,6 +246,19 @@ bool vq_has_avail(struct virtqueue *vq)
 	return vq_load16(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
 }
 
+bool vq_indices(struct virtqueue *vq, struct vq_indices *ix)
+{
+	if (vq->broken || !vq->avail)
+		return false;
+	ix->avail = vq_load16(&vq->avail->idx, __ATOMIC_ACQUIRE);
+	ix->taken = vq->last_avail;
+	ix->used = vq->used_idx;
+	ix->used_event =
+	    vq->event_idx ? vq_load16(&vq->avail->ring[vq->size], __ATOMIC_RELAXED) : vq->used_idx;
+	ix->signalled = vq->signalled_used;
+	return true;
+}
+
 bool vq_enable_notify(struct virtqueue *vq, bool enable)
 {
 	if (vq->broken)

@@ -104,4 +104,14 @@ bool vq_enable_notify(struct virtqueue *vq, bool enable);
 /* True when the driver has made buffers available that were not popped yet. */
 bool vq_has_avail(struct virtqueue *vq);
 
+/* The ring's indices as both sides see them now, for diagnostics. */
+struct vq_indices {
+	uint16_t avail;	     /* avail->idx (the driver's) */
+	uint16_t taken;	     /* our last_avail */
+	uint16_t used;	     /* our used_idx */
+	uint16_t used_event; /* the driver's used_event (EVENT_IDX only) */
+	uint16_t signalled;  /* used_idx at our last interrupt */
+};
+bool vq_indices(struct virtqueue *vq, struct vq_indices *ix);
+
 #endif

@@ -860,6 +860,8 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct guest_mem *mem,
 		goto fail;
 	v->vqs[Q_RX].vio.device_driven = true;
 	v->vqs[Q_EVT].vio.device_driven = true;
+	v->vdev.q[Q_RX].holds_buffers = true;
+	v->vdev.q[Q_EVT].holds_buffers = true;
 	*out = v;
 	return 0;
 fail:

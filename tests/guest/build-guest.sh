@@ -6,14 +6,18 @@
 # tests are OUTDIR/fstool and OUTDIR/vsockcat).
 # OUTDIR/initramfs-fio.cpio.gz is the same plus fio and its shared libraries (~85 MB: too
 # heavy to boot for every test, so it is a separate file).
+# AGENT (the static guest agent, build/guest-agent/minivmm-agent) becomes /sbin/minivmm-agent,
+# started by /init for minivmm.agent=PORT.
 # Rebuilds only when an input changed.
 #
-# usage: tests/guest/build-guest.sh OUTDIR
+# usage: tests/guest/build-guest.sh OUTDIR AGENT
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -eu
 
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: $0 OUTDIR AGENT" >&2; exit 2; }
 out=$1
+agent=$2
+[ -x "$agent" ] || { echo "$0: $agent: no agent binary" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=initramfs-lib.sh disable=SC1091
 . "$here/initramfs-lib.sh"
@@ -28,7 +32,7 @@ fio=$(command -v fio || true)
 
 # Everything the result depends on: our own files, the kernel and its modules, busybox, fio.
 stamp=$({
-	cat "$0" "$here/initramfs-lib.sh" "$here/init" "$here"/scenarios/*.sh "$here"/tools/*.c
+	cat "$0" "$here/initramfs-lib.sh" "$here/init" "$here"/scenarios/*.sh "$here"/tools/*.c "$agent"
 	gcc --version | head -n 1
 	echo "$MODULES"
 	# shellcheck disable=SC2012
@@ -64,6 +68,9 @@ for src in "$here"/tools/*.c; do
 	gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/$name" "$src"
 	cp "$stage/$name" "$root/bin/$name"
 done
+mkdir -p "$root/sbin"
+cp "$agent" "$root/sbin/minivmm-agent"
+chmod 755 "$root/sbin/minivmm-agent"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 pack_cpio "$root" "$out/initramfs.cpio.gz"

@@ -9,7 +9,7 @@ if [ -n "$MINIVMM" ] && "$MINIVMM" img info /dev/null 2>&1 | grep -q "could not 
 else
 	mkdir -p "$BUILD/qcow2"
 	cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$ROOT/src" -pthread -o "$BUILD/qcow2/img" \
-		"$ROOT/tests/qcow2/img_driver.c" "$BUILD/libminivmm.a" \
+		"$ROOT/tests/qcow2/img_driver.c" "$BUILD/libminivmm-core.a" \
 		-llzo2 -luring -lfdt -linih -lz -lzstd -lm
 	IMG="$BUILD/qcow2/img"
 fi

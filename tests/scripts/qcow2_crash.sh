@@ -11,7 +11,7 @@ bin="$BUILD/tests/test_qcow2_crash"
 if [ ! -x "$bin" ]; then
 	bin="$T/test_qcow2_crash"
 	cc -std=gnu11 -O2 -D_GNU_SOURCE -I"$ROOT/src" -I"$ROOT/tests/unit" -pthread -o "$bin" \
-		"$ROOT/tests/unit/test_qcow2_crash.c" "$BUILD/libminivmm.a" \
+		"$ROOT/tests/unit/test_qcow2_crash.c" "$BUILD/libminivmm-core.a" \
 		-llzo2 -luring -lfdt -linih -lz -lm $(pkg-config --libs check)
 fi
 mkdir -p "$T/dump"

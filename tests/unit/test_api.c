@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The control socket: server, client, protocol and minivmm save/ctl against fake ops. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,11 +15,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent/agent_connect.h"
 #include "api.h"
+#include "api_int.h"
 #include "cli.h"
 #include "log.h"
 #include "unit.h"
 #include "util.h"
+#include "version.h"
 
 /* What the fake VM was asked to do, and what it answers. */
 struct fake {
@@ -30,6 +34,8 @@ struct fake {
 	int ret;	 /* returned by every op */
 	const char *msg; /* written to msg/json when set */
 	int save_delay_ms;
+	int vsock;
+	uint32_t vsock_port;
 };
 
 static char tmpdir[64], sock[80]; /* sun_path has 108 bytes */
@@ -99,7 +105,34 @@ static int fake_status(void *ctx, char *json, size_t len)
 	return count(&fake.status);
 }
 
+/* The VM's side of a vsock stream: "OK <port>" then a byte, as the device would send; port
+ * 5 is refused (the device hangs up), port 6 has no device. */
+static int fake_vsock(void *ctx, uint32_t port, int *fd, char *msg, size_t len)
+{
+	int sv[2];
+	char line[32];
+
+	(void)ctx;
+	pthread_mutex_lock(&fake.lock);
+	fake.vsock++;
+	fake.vsock_port = port;
+	pthread_mutex_unlock(&fake.lock);
+	if (port == 6) {
+		snprintf(msg, len, "no vsock device");
+		return -ENODEV;
+	}
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	if (port != 5) {
+		snprintf(line, sizeof(line), "OK %u\nX", port + 1000);
+		ck_assert_int_eq(write(sv[0], line, strlen(line)), (ssize_t)strlen(line));
+	}
+	close(sv[0]);
+	*fd = sv[1];
+	return 0;
+}
+
 static const struct api_ops ops = {
+	.vsock = fake_vsock,
 	.pause = fake_pause,
 	.resume = fake_resume,
 	.save = fake_save,
@@ -174,7 +207,11 @@ static char *read_all(int fd)
 		n += r;
 	ck_assert_msg(r == 0 || errno == ECONNRESET, "server did not close: %s", strerror(errno));
 	buf[n] = '\0';
-	return buf;
+	/* Every connection the server accepted starts with the greeting. */
+	if (!n)
+		return buf;
+	ck_assert_msg(!strncmp(buf, api_greeting, strlen(api_greeting)), "no greeting: %s", buf);
+	return buf + strlen(api_greeting);
 }
 
 START_TEST(test_socket_owner_only)
@@ -563,23 +600,37 @@ END_TEST
 START_TEST(test_json_requests)
 {
 	start(API_CLIENT_TIMEOUT_MS);
-	ck_assert_str_eq(call("{\"cmd\":\"pause\"}"), "ok");
+	/* JSON requests get JSON replies, with their id when they have one. */
+	ck_assert_str_eq(call("{\"cmd\":\"pause\"}"), "{\"ok\":true,\"result\":{}}");
 	ck_assert_int_eq(get(&fake.pause), 1);
+	ck_assert_str_eq(call("{\"id\":-17,\"cmd\":\"resume\"}"),
+			 "{\"id\":-17,\"ok\":true,\"result\":{}}");
+	ck_assert_str_eq(
+	    call("{\"cmd\":\"status\",\"id\":\"a\\\"b\"}"),
+	    "{\"id\":\"a\\\"b\",\"ok\":true,\"result\":{\"state\":\"running\",\"vcpus\":2,"
+	    "\"memory\":268435456,\"uptime_ms\":1234}}");
+	ck_assert_str_eq(call("{\"cmd\":\"nope\",\"id\":3}"),
+			 "{\"id\":3,\"ok\":false,\"error\":{\"errno\":\"EINVAL\",\"code\":22,"
+			 "\"message\":\"unknown command 'nope'\"}}");
 	fake.msg = "done";
 	ck_assert_str_eq(call(" {\"cmd\":\"save\"}"), "error EINVAL: unknown command ''");
 	ck_assert_str_eq(call("{ \"path\" : \"/a \\\"q\\\"\\u00e9\\n\\ud83d\\ude00\\/\" ,\t"
 			      "\"stop\":true, \"cmd\":\"save\" } "),
-			 "ok done");
+			 "{\"ok\":true,\"result\":{}}");
 	ck_assert_str_eq(fake.path, "/a \"q\"\xc3\xa9\n\xf0\x9f\x98\x80/");
 	ck_assert(fake.save_stop);
-	ck_assert_str_eq(call("{\"cmd\":\"save\",\"path\":\"/b\",\"stop\":false}"), "ok done");
+	fake.msg = "{\"x\":1}";
+	ck_assert_str_eq(call("{\"cmd\":\"save\",\"path\":\"/b\",\"stop\":false}"),
+			 "{\"ok\":true,\"result\":{\"x\":1}}");
 	ck_assert_str_eq(fake.path, "/b");
 	ck_assert(!fake.save_stop);
 	ck_assert_int_eq(get(&fake.save), 2);
-	ck_assert_str_eq(call("{\"cmd\":\"save\",\"path\":\"/c\",\"raw\":true}"), "ok done");
+	ck_assert_str_eq(call("{\"cmd\":\"save\",\"path\":\"/c\",\"raw\":true}"),
+			 "{\"ok\":true,\"result\":{\"x\":1}}");
 	ck_assert(fake.save_raw && !fake.save_stop);
 	ck_assert_str_eq(call("{\"cmd\":\"pause\",\"raw\":true}"),
-			 "error EINVAL: 'pause' takes no argument");
+			 "{\"ok\":false,\"error\":{\"errno\":\"EINVAL\",\"code\":22,"
+			 "\"message\":\"'pause' takes no argument\"}}");
 }
 END_TEST
 
@@ -613,6 +664,23 @@ START_TEST(test_parse_errors)
 		{ "save --stopx /a", "save: PATH must be absolute" },
 		{ "stop --stop", "'stop' takes no argument" },
 		{ "resume ", "'resume' takes no argument" },
+		{ "vsock", "usage: vsock PORT" },
+		{ "vsock x", "usage: vsock PORT" },
+		{ "vsock -1", "usage: vsock PORT" },
+		{ "vsock 4294967296", "vsock: bad port '4294967296' (0..4294967295)" },
+		{ "vsock 12 ", "vsock: bad port '12 ' (0..4294967295)" },
+		{ "{\"cmd\":\"vsock\"}", "bad JSON: vsock needs \"port\"" },
+		{ "{\"cmd\":\"vsock\",\"path\":\"1\"}", "bad JSON: vsock needs \"port\"" },
+		{ "{\"cmd\":\"pause\",\"port\":1}", "bad JSON: \"port\" belongs to vsock only" },
+		{ "{\"cmd\":\"vsock\",\"port\":\"1\"}", "bad JSON: \"port\" must be a number" },
+		{ "{\"cmd\":\"vsock\",\"port\":1,\"port\":2}", "bad JSON: duplicate key \"port\"" },
+		{ "{\"cmd\":\"pause\",\"id\":1,\"id\":2}", "bad JSON: duplicate key \"id\"" },
+		{ "{\"cmd\":\"pause\",\"id\":true}",
+		  "bad JSON: \"id\" must be a number or a string" },
+		{ "{\"cmd\":\"pause\",\"id\":-}", "bad JSON: \"id\" must be a number or a string" },
+		{ "{\"cmd\":\"pause\",\"id\":123456789012345678901}",
+		  "bad JSON: \"id\" must be a number or a string" },
+		{ "subscribe x", "'subscribe' takes no argument" },
 	};
 	struct api_request req;
 	char line[128], err[256];
@@ -636,9 +704,180 @@ START_TEST(test_parse_errors)
 
 	/* Through the server: the reason becomes an EINVAL reply. */
 	start(API_CLIENT_TIMEOUT_MS);
-	ck_assert_str_eq(call("{\"cmd\":\"pause\",\"stop\":true}"),
-			 "error EINVAL: 'pause' takes no argument");
+	ck_assert_str_eq(call("pause --stop"), "error EINVAL: 'pause' takes no argument");
 	ck_assert_int_eq(get(&fake.pause), 0);
+}
+END_TEST
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The vsock request: the stream travels with the reply (SCM_RIGHTS); errors carry none. */
+START_TEST(test_vsock_fd)
+{
+	char reply[256], err[256], b;
+	const char *body;
+	int fd, fds;
+
+	start(API_CLIENT_TIMEOUT_MS);
+	fds = count_fds();
+	ck_assert_int_eq(api_call_fd(sock, "vsock 1024", reply, sizeof(reply), 5000, &fd), 0);
+	ck_assert_str_eq(reply, "ok {\"port\":1024}");
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, reply, 8), 8);
+	ck_assert(!memcmp(reply, "OK 2024\n", 8));
+	close(fd);
+	ck_assert_int_eq(get(&fake.vsock), 1);
+	ck_assert_uint_eq(fake.vsock_port, 1024);
+	/* JSON form; an error reply brings no fd. */
+	ck_assert_int_eq(
+	    api_call_fd(sock, "{\"cmd\":\"vsock\",\"port\":6}", reply, sizeof(reply), 5000, &fd),
+	    0);
+	ck_assert_str_eq(reply, "{\"ok\":false,\"error\":{\"errno\":\"ENODEV\",\"code\":19,"
+				"\"message\":\"no vsock device\"}}");
+	ck_assert_int_eq(fd, -1);
+	/* agent_connect_api: past the device's OK line, the stream is the guest's. */
+	ck_assert_int_eq(agent_connect_api(sock, 7, 5000, 0, &fd, err, sizeof(err)), 0);
+	ck_assert_int_eq(read(fd, &b, 1), 1);
+	ck_assert_int_eq(b, 'X');
+	close(fd);
+	ck_assert_int_eq(agent_connect_api(sock, 5, 5000, 300, &fd, err, sizeof(err)),
+			 -ECONNREFUSED);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_ptr_nonnull(strstr(err, "nothing listens on vsock port 5"));
+	/* --wait: tried again every 100 ms for 300 ms. */
+	ck_assert_int_ge(get(&fake.vsock), 3 + 3);
+	ck_assert_int_eq(agent_connect_api(sock, 6, 5000, 0, &fd, err, sizeof(err)), -ENODEV);
+	ck_assert_ptr_nonnull(strstr(err, "no vsock device"));
+	/* A plain api_call drops a passed fd. */
+	ck_assert_int_eq(api_call(sock, "vsock 8", reply, sizeof(reply), 5000), 0);
+	ck_assert_int_eq(api_reply_parse(reply, &body), 0);
+	/* No fd left over (the server closes its ends of the connections in its own time). */
+	for (int i = 0; i < 100 && count_fds() != fds; i++)
+		usleep(10000);
+	ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* One line from @fd (without '\n'), at most 2 s away; "" at EOF. */
+static const char *read_line_raw(int fd)
+{
+	static char buf[API_OUT_MAX];
+	struct timeval tv = { .tv_sec = 2 };
+	size_t n = 0;
+
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = recv(fd, buf + n, 1, 0);
+
+		ck_assert_msg(r >= 0, "no line within 2 s: %s", strerror(errno));
+		if (!r || buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+	return !strncmp(s, p, strlen(p));
+}
+
+struct seen {
+	int n;
+	char last[256];
+};
+
+static int collect(void *ctx, const char *line)
+{
+	struct seen *e = ctx;
+
+	e->n++;
+	snprintf(e->last, sizeof(e->last), "%s", line);
+	return 0;
+}
+
+static void *stop_soon(void *arg)
+{
+	usleep(200 * 1000);
+	api_server_event(arg, "stopped", "{\"reason\":\"api\"}");
+	api_server_stop(arg);
+	return NULL;
+}
+
+/* Events: only to subscribers, in order, with the ones queued before a reply before it; a
+ * subscriber that does not read is closed, never waited for; the last ones go out at stop. */
+START_TEST(test_events)
+{
+	struct seen seen = { 0 };
+	pthread_t thr;
+	int sub, plain, slow;
+
+	start(1000);
+	api_server_event(NULL, "nothing", NULL); /* no server: a no-op */
+	sub = connect_raw(sock);
+	plain = connect_raw(sock);
+	ck_assert_str_eq(read_line_raw(sub), "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
+					     "\",\"protocol\":2},\"capabilities\":"
+					     "[\"json\",\"ids\",\"events\",\"vsock\"]}");
+	send_raw(sub, "{\"cmd\":\"subscribe\",\"id\":1}\n",
+		 strlen("{\"cmd\":\"subscribe\",\"id\":1}\n"));
+	ck_assert_str_eq(read_line_raw(sub), "{\"id\":1,\"ok\":true,\"result\":{}}");
+	api_server_event(srv, "paused", "{\"reason\":\"api\"}");
+	api_server_event(srv, "guest-panicked", NULL);
+	ck_assert(has_prefix(read_line_raw(sub), "{\"event\":\"paused\",\"ts_ms\":"));
+	ck_assert_ptr_nonnull(strstr(read_line_raw(sub), "\"event\":\"guest-panicked\""));
+	/* A subscriber is not closed for being idle (the timeout here is 1 s). */
+	usleep(1500 * 1000);
+	api_server_event(srv, "resumed", NULL);
+	ck_assert_ptr_nonnull(strstr(read_line_raw(sub), "\"resumed\""));
+	/* The plain connection saw none of it: just its greeting, then its reply. */
+	ck_assert(has_prefix(read_line_raw(plain), "{\"minivmm\":"));
+	close(plain);
+	/* A subscriber that never reads: closed once 64 KiB wait for it. */
+	slow = connect_raw(sock);
+	send_raw(slow, "subscribe\n", 10);
+	usleep(100 * 1000);
+	{
+		int sz = 4096;
+
+		/* Small socket buffers, so the server's buffer fills. */
+		setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
+	for (int i = 0; i < 3000; i++) {
+		char data[64];
+
+		snprintf(data, sizeof(data), "{\"n\":%d,\"pad\":\"%040d\"}", i, 0);
+		api_server_event(srv, "save-progress", data);
+		if (i % 100 == 99) {
+			usleep(20 * 1000);
+			while (*read_line_raw(sub) && seen.n++ < 3000 && i + 1 > seen.n)
+				;
+		}
+	}
+	/* The server is still there for everyone else, and closed the slow one. */
+	ck_assert_str_eq(call("pause"), "ok");
+	read_all(slow);
+	close(slow);
+	/* ctl events' client: subscribes, gets each event, returns 0 when the server goes. */
+	close(sub);
+	seen.n = 0;
+	ck_assert_int_eq(pthread_create(&thr, NULL, stop_soon, srv), 0);
+	ck_assert_int_eq(api_events(sock, 2000, collect, &seen), 0);
+	pthread_join(thr, NULL);
+	srv = NULL;
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_ptr_nonnull(strstr(seen.last, "\"event\":\"stopped\""));
 }
 END_TEST
 
@@ -829,6 +1068,8 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_json_requests);
 	tcase_add_test(tc, test_parse_errors);
 	tcase_add_test(tc, test_reply_parse);
+	tcase_add_test(tc, test_vsock_fd);
+	tcase_add_test(tc, test_events);
 	tcase_add_test(tc, test_json_string);
 	tcase_add_test(tc, test_cmd_save);
 	tcase_add_test(tc, test_cmd_ctl);
