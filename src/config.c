@@ -173,6 +173,42 @@ static const char *const share_cache_names[] = { [SHARE_CACHE_AUTO] = "auto",
 #define D(field)  offsetof(struct vm_config, disks[0].field)
 #define SH(field) offsetof(struct vm_config, shares[0].field)
 
+/*
+ * The rate limit (struct rl_config rl) that [disk.N] and [share.N] both take:
+ * the same four keys with the same checks, in section @sec, at @OFF(rl...).
+ */
+/* clang-format off */
+#define RATE_LIMIT_SETTINGS(sec, OFF)		\
+	{ .section = (sec),			\
+	  .key = "iops",			\
+	  .flags = S_IF_SET,			\
+	  .parse = parse_rate,			\
+	  .offset = OFF(rl.iops),		\
+	  .max = RL_RATE_MAX },			\
+	{ .section = (sec),			\
+	  .key = "iops_burst",			\
+	  .flags = S_IF_SET,			\
+	  .parse = parse_rate,			\
+	  .offset = OFF(rl.iops_burst),		\
+	  .max = RL_RATE_MAX,			\
+	  .check = check_burst },		\
+	{ .section = (sec),			\
+	  .key = "bandwidth",			\
+	  .flags = S_IF_SET,			\
+	  .parse = parse_rate,			\
+	  .offset = OFF(rl.bandwidth),		\
+	  .max = RL_RATE_MAX,			\
+	  .names = rate_size },			\
+	{ .section = (sec),			\
+	  .key = "bandwidth_burst",		\
+	  .flags = S_IF_SET,			\
+	  .parse = parse_rate,			\
+	  .offset = OFF(rl.bandwidth_burst),	\
+	  .max = RL_RATE_MAX,			\
+	  .check = check_burst,			\
+	  .names = rate_size }
+/* clang-format on */
+
 /* clang-format off: one row per setting reads better than one field per line */
 static const struct setting settings[] = {
 	{ .section = SEC_VM,
@@ -304,34 +340,7 @@ static const struct setting settings[] = {
 	  .offset = D(poll_us),
 	  .min = 0,
 	  .max = 1000000 },
-	{ .section = SEC_DISK,
-	  .key = "iops",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = D(rl.iops),
-	  .max = RL_RATE_MAX },
-	{ .section = SEC_DISK,
-	  .key = "iops_burst",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = D(rl.iops_burst),
-	  .max = RL_RATE_MAX,
-	  .check = check_burst },
-	{ .section = SEC_DISK,
-	  .key = "bandwidth",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = D(rl.bandwidth),
-	  .max = RL_RATE_MAX,
-	  .names = rate_size },
-	{ .section = SEC_DISK,
-	  .key = "bandwidth_burst",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = D(rl.bandwidth_burst),
-	  .max = RL_RATE_MAX,
-	  .check = check_burst,
-	  .names = rate_size },
+	RATE_LIMIT_SETTINGS(SEC_DISK, D),
 	{ .section = SEC_SHARE,
 	  .key = "path",
 	  .parse = parse_path,
@@ -401,34 +410,7 @@ static const struct setting settings[] = {
 	  .parse = parse_enum,
 	  .offset = SH(allow_priv_xattr),
 	  .names = onoff_names },
-	{ .section = SEC_SHARE,
-	  .key = "iops",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = SH(rl.iops),
-	  .max = RL_RATE_MAX },
-	{ .section = SEC_SHARE,
-	  .key = "iops_burst",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = SH(rl.iops_burst),
-	  .max = RL_RATE_MAX,
-	  .check = check_burst },
-	{ .section = SEC_SHARE,
-	  .key = "bandwidth",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = SH(rl.bandwidth),
-	  .max = RL_RATE_MAX,
-	  .names = rate_size },
-	{ .section = SEC_SHARE,
-	  .key = "bandwidth_burst",
-	  .flags = S_IF_SET,
-	  .parse = parse_rate,
-	  .offset = SH(rl.bandwidth_burst),
-	  .max = RL_RATE_MAX,
-	  .check = check_burst,
-	  .names = rate_size },
+	RATE_LIMIT_SETTINGS(SEC_SHARE, SH),
 	{ .section = SEC_SANDBOX,
 	  .key = "seccomp",
 	  .flags = S_IF_SET,
@@ -1014,36 +996,34 @@ static int check_dir(struct parse_ctx *ctx, const struct setting *s, const void 
 	return 0;
 }
 
+/* @path is created at start-up: the directory it names must exist now (@prefix: "file:"). */
+static int check_parent_dir(const char *path, const char *prefix, char **why)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	struct stat st;
+	int ret = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	if (stat(dir, &st))
+		ret = failf(why, "%s%s: %s: %s", prefix, path, dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		ret = failf(why, "%s%s: %s: %s", prefix, path, dir, strerror(ENOTDIR));
+	free(dir);
+	return ret;
+}
+
 /* file:PATH is created at start-up, so only its directory must exist now. */
 static int check_serial(struct parse_ctx *ctx, const struct setting *s, const void *field,
 			char **why)
 {
 	const char *path = ctx->cfg->serial_path;
-	const char *slash, *dir;
-	char *copy = NULL;
-	struct stat st;
-	int ret = 0;
 
 	(void)s;
 	if (*(const unsigned int *)field != SERIAL_FILE || !path)
 		return 0;
-	slash = strrchr(path, '/');
-	if (!slash) {
-		dir = ".";
-	} else if (slash == path) {
-		dir = "/";
-	} else {
-		copy = strndup(path, slash - path);
-		if (!copy)
-			return -ENOMEM;
-		dir = copy;
-	}
-	if (stat(dir, &st))
-		ret = failf(why, "file:%s: %s: %s", path, dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		ret = failf(why, "file:%s: %s: %s", path, dir, strerror(ENOTDIR));
-	free(copy);
-	return ret;
+	return check_parent_dir(path, "file:", why);
 }
 
 /* --- [share.N] ------------------------------------------------------------------------- */
@@ -1134,14 +1114,10 @@ static int check_share_dir(struct parse_ctx *ctx, const struct setting *s, const
 {
 	const struct share_config *sh = &ctx->cfg->shares[share_index(ctx, s, field)];
 	const char *path = *(char *const *)field;
-	struct stat st;
+	int ret = check_dir(ctx, s, field, why);
 
-	if (!path)
-		return 0;
-	if (stat(path, &st))
-		return failf(why, "%s: %s", path, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return failf(why, "%s: %s", path, strerror(ENOTDIR));
+	if (ret || !path)
+		return ret;
 	if (access(path, sh->readonly ? R_OK | X_OK : R_OK | W_OK | X_OK))
 		return failf(why, "%s: %s%s", path, strerror(errno),
 			     sh->readonly ? "" : " (set readonly = on for a read-only share)");
@@ -1179,11 +1155,8 @@ static int check_share_window(struct parse_ctx *ctx, const struct setting *s, co
 static int check_api_socket(struct parse_ctx *ctx, const struct setting *s, const void *field,
 			    char **why)
 {
-	const char *path = *(char *const *)field, *slash;
+	const char *path = *(char *const *)field;
 	struct sockaddr_un addr;
-	char *dir;
-	struct stat st;
-	int ret = 0;
 
 	(void)ctx;
 	(void)s;
@@ -1192,16 +1165,7 @@ static int check_api_socket(struct parse_ctx *ctx, const struct setting *s, cons
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return failf(why, "%s: too long for a Unix socket (at most %zu bytes)", path,
 			     sizeof(addr.sun_path) - 1);
-	slash = strrchr(path, '/');
-	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	if (!dir)
-		return -ENOMEM;
-	if (stat(dir, &st))
-		ret = failf(why, "%s: %s: %s", path, dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		ret = failf(why, "%s: %s: %s", path, dir, strerror(ENOTDIR));
-	free(dir);
-	return ret;
+	return check_parent_dir(path, "", why);
 }
 
 /* [vsock]: a CID needs the host side's socket (a socket without a CID adds nothing). */

@@ -438,9 +438,7 @@ static void fill_config(struct virtio_blk *b, uint64_t *features)
 int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const struct guest_mem *mem,
 		   const struct virtio_blk_opts *o)
 {
-	struct vio_queue **queues = NULL;
 	struct vio_engine_opts eo;
-	unsigned int *map = NULL;
 	struct virtio_blk *b;
 	uint64_t features;
 	unsigned int i;
@@ -468,16 +466,12 @@ int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const str
 		goto fail;
 	b->vdev.pci_class = PCI_CLASS_SCSI;
 	b->vqs = calloc(b->nq, sizeof(*b->vqs));
-	queues = calloc(b->nq, sizeof(*queues));
-	map = calloc(b->nq, sizeof(*map));
-	if (!b->vqs || !queues || !map) {
+	if (!b->vqs) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < b->nq; i++) {
 		b->vqs[i].dev = b;
-		queues[i] = &b->vqs[i].vio;
-		map[i] = i % o->threads;
 		/* calloc'd pages stay untouched (not resident) until a head uses them. */
 		b->vqs[i].ios = calloc(BLK_QUEUE_SIZE, sizeof(struct blk_io));
 		b->vqs[i].busy = calloc(BLK_QUEUE_SIZE, 1);
@@ -488,24 +482,20 @@ int virtio_blk_create(struct virtio_blk **out, struct blk_backend *be, const str
 	}
 	eo = (struct vio_engine_opts){
 		.name = b->name,
-		.threads = o->threads,
-		.map = map,
+		.threads = o->threads, /* queue i on thread i % threads */
 		.thread_cpu = o->thread_cpu,
 		.poll_us = o->poll_us,
 		.ring_entries = AIO_RING_ENTRIES,
 		.timer = b->limited,
 		.role = SANDBOX_BLK_IO,
 	};
-	ret = vio_engine_init(&b->engine, &blk_engine_ops, b, queues, b->vdev.q, b->nq, &eo);
+	ret = vio_engine_init(&b->engine, &blk_engine_ops, b, &b->vqs[0].vio, sizeof(*b->vqs),
+			      b->vdev.q, b->nq, &eo);
 	if (ret)
 		goto fail;
-	free(queues);
-	free(map);
 	*out = b;
 	return 0;
 fail:
-	free(queues);
-	free(map);
 	b->be = NULL; /* still the caller's */
 	virtio_blk_destroy(b);
 	return ret;

@@ -181,7 +181,6 @@ int virtio_fs_create(struct virtio_fs **out, struct fuse_server *srv, struct dax
 		  const struct guest_mem *mem, const struct virtio_fs_opts *o)
 {
 	size_t tlen = o->tag ? strlen(o->tag) : 0;
-	struct vio_queue **queues = NULL;
 	struct vio_engine_opts eo;
 	unsigned int *map = NULL;
 	struct virtio_fs *f;
@@ -215,16 +214,14 @@ int virtio_fs_create(struct virtio_fs **out, struct fuse_server *srv, struct dax
 	}
 	f->vqs = calloc(f->nq, sizeof(*f->vqs));
 	f->scratch = calloc((size_t)f->nq * MAX_IOV, sizeof(*f->scratch));
-	queues = calloc(f->nq, sizeof(*queues));
 	map = calloc(f->nq, sizeof(*map));
-	if (!f->vqs || !f->scratch || !queues || !map) {
+	if (!f->vqs || !f->scratch || !map) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 	/* A thread per request queue; queue 0 (hiprio) goes with queue 1 to thread 0. */
 	for (i = 0; i < f->nq; i++) {
 		f->vqs[i].dev = f;
-		queues[i] = &f->vqs[i].vio;
 		map[i] = i ? (i - 1) % o->queues : 0;
 	}
 	eo = (struct vio_engine_opts){
@@ -236,15 +233,14 @@ int virtio_fs_create(struct virtio_fs **out, struct fuse_server *srv, struct dax
 		.timer = f->limited,
 		.role = SANDBOX_FS_IO,
 	};
-	ret = vio_engine_init(&f->engine, &fs_engine_ops, f, queues, f->vdev.q, f->nq, &eo);
+	ret = vio_engine_init(&f->engine, &fs_engine_ops, f, &f->vqs[0].vio, sizeof(*f->vqs),
+			      f->vdev.q, f->nq, &eo);
 	if (ret)
 		goto fail;
-	free(queues);
 	free(map);
 	*out = f;
 	return 0;
 fail:
-	free(queues);
 	free(map);
 	virtio_fs_destroy(f);
 	return ret;

@@ -358,15 +358,15 @@ void vio_engine_stop(struct vio_engine *e)
 }
 
 int vio_engine_init(struct vio_engine *e, const struct vio_engine_ops *ops, void *dev,
-		    struct vio_queue **queues, struct virtio_queue *vqs, unsigned int nq,
-		    const struct vio_engine_opts *o)
+		    struct vio_queue *first, size_t stride, struct virtio_queue *vqs,
+		    unsigned int nq, const struct vio_engine_opts *o)
 {
 	unsigned int i;
 
 	memset(e, 0, sizeof(*e));
-	if (!nq || !o->threads || !o->map || !ops->drain)
+	if (!nq || !o->threads || !ops->drain)
 		return -EINVAL;
-	for (i = 0; i < nq; i++)
+	for (i = 0; o->map && i < nq; i++)
 		if (o->map[i] >= o->threads)
 			return -EINVAL;
 	e->ops = ops;
@@ -386,10 +386,10 @@ int vio_engine_init(struct vio_engine *e, const struct vio_engine_ops *ops, void
 		return -ENOMEM;
 	}
 	for (i = 0; i < nq; i++) {
-		e->queues[i] = queues[i];
+		e->queues[i] = (struct vio_queue *)((char *)first + i * stride);
 		e->queues[i]->q = &vqs[i];
 		e->queues[i]->thread = NULL;
-		e->map[i] = o->map[i];
+		e->map[i] = o->map ? o->map[i] : i % o->threads;
 	}
 	for (i = 0; i < e->nt; i++) {
 		e->threads[i].e = e;

@@ -62,7 +62,7 @@ struct vio_engine_ops {
 struct vio_engine_opts {
 	const char *name;	   /* threads are called NAME-ioN */
 	unsigned int threads;	   /* >= 1 */
-	const unsigned int *map;   /* [queues]: the thread that serves each queue */
+	const unsigned int *map;   /* [queues]: the thread of each queue; NULL: i % threads */
 	const int *thread_cpu;	   /* [threads] host CPU to pin each to, or NULL */
 	unsigned int poll_us;	   /* poll the rings this long before sleeping; 0: never */
 	unsigned int ring_entries; /* io_uring entries per thread */
@@ -96,10 +96,14 @@ struct vio_engine {
 	struct vio_thread *threads;
 };
 
-/* @queues[i] serves @vqs[i]; nothing runs until vio_engine_start(). */
+/*
+ * The device's @nq queues are struct vio_queues @stride bytes apart from @first
+ * (one in each element of its per-queue array); the i-th serves @vqs[i].
+ * Nothing runs until vio_engine_start().
+ */
 int vio_engine_init(struct vio_engine *e, const struct vio_engine_ops *ops, void *dev,
-		    struct vio_queue **queues, struct virtio_queue *vqs, unsigned int nq,
-		    const struct vio_engine_opts *o);
+		    struct vio_queue *first, size_t stride, struct virtio_queue *vqs,
+		    unsigned int nq, const struct vio_engine_opts *o);
 void vio_engine_exit(struct vio_engine *e);
 
 /* Start the threads, every queue fresh (not dead, not throttled). */

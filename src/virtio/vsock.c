@@ -815,8 +815,6 @@ static int listen_on(const char *path, int *out)
 int virtio_vsock_create(struct virtio_vsock **out, const struct guest_mem *mem,
 			const struct virtio_vsock_opts *o)
 {
-	static const unsigned int map[NQ] = { 0, 0, 0 };
-	struct vio_queue *queues[NQ];
 	struct vio_engine_opts eo;
 	struct virtio_vsock *v;
 	int ret;
@@ -843,19 +841,17 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct guest_mem *mem,
 	if (ret)
 		goto fail;
 	v->vdev.pci_class = PCI_CLASS_OTHER;
-	for (unsigned int i = 0; i < NQ; i++) {
+	for (unsigned int i = 0; i < NQ; i++)
 		v->vqs[i].dev = v;
-		queues[i] = &v->vqs[i].vio;
-	}
 	eo = (struct vio_engine_opts){
 		.name = v->name,
-		.threads = 1,
-		.map = map,
+		.threads = 1, /* serves every queue */
 		.thread_cpu = o->thread_cpu >= 0 ? &o->thread_cpu : NULL,
 		.ring_entries = 64,
 		.role = SANDBOX_VSOCK_IO,
 	};
-	ret = vio_engine_init(&v->engine, &vsock_engine_ops, v, queues, v->vdev.q, NQ, &eo);
+	ret = vio_engine_init(&v->engine, &vsock_engine_ops, v, &v->vqs[0].vio, sizeof(v->vqs[0]),
+			      v->vdev.q, NQ, &eo);
 	if (ret)
 		goto fail;
 	v->vqs[Q_RX].vio.device_driven = true;

@@ -34,6 +34,7 @@
 #include "mm/guest_mem.h"
 #include "virtio/virtio.h"
 #include "virtio/vsock.h"
+#include "vring_drv.h"
 
 #define RAM	 0x20000u
 #define QS	 16
@@ -44,61 +45,28 @@
 #define GUEST	 5
 #define MAX_RECS 32
 
-static void notify_queue(struct virtio_dev *d, unsigned int q)
-{
-	(void)d;
-	(void)q;
-}
-
-static void notify_config(struct virtio_dev *d)
-{
-	(void)d;
-}
-
-static const struct virtio_transport_ops tops = { notify_queue, notify_config };
-
-struct q {
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint16_t next, avail_idx, seen;
-};
-
 static uint8_t *ram;
-static struct q qs[3];
-
-static void post(struct q *q, uint64_t gpa, uint32_t len, bool wr)
-{
-	uint16_t h = q->next;
-
-	q->desc[h] = (struct vring_desc){ .addr = gpa, .len = len,
-					  .flags = wr ? VRING_DESC_F_WRITE : 0 };
-	q->next = (h + 1) % QS;
-	q->avail->ring[q->avail_idx % QS] = h;
-	q->avail_idx++;
-	q->avail->idx = q->avail_idx;
-}
+static struct vdrv qs[3];
 
 static void check_used(unsigned int qi)
 {
-	struct q *q = &qs[qi];
+	struct vdrv *q = &qs[qi];
+	uint32_t id, len;
 
-	while (q->seen != q->used->idx) {
-		struct vring_used_elem *u = &q->used->ring[q->seen % QS];
+	while (vdrv_used(q, &id, &len)) {
 		struct virtio_vsock_hdr h;
 
-		if (u->id >= QS)
+		if (id >= QS)
 			abort();
-		if (qi == 0 && u->len) {
-			if (u->len > RXLEN || u->len < sizeof(h))
+		if (qi == 0 && len) {
+			if (len > RXLEN || len < sizeof(h))
 				abort();
-			memcpy(&h, ram + q->desc[u->id].addr, sizeof(h));
-			if (h.src_cid != 2 || h.dst_cid != GUEST || h.type != VIRTIO_VSOCK_TYPE_STREAM ||
-			    !h.op || h.op > VIRTIO_VSOCK_OP_CREDIT_REQUEST ||
-			    u->len != sizeof(h) + h.len)
+			memcpy(&h, ram + q->desc[id].addr, sizeof(h));
+			if (h.src_cid != 2 || h.dst_cid != GUEST ||
+			    h.type != VIRTIO_VSOCK_TYPE_STREAM || !h.op ||
+			    h.op > VIRTIO_VSOCK_OP_CREDIT_REQUEST || len != sizeof(h) + h.len)
 				abort();
 		}
-		q->seen++;
 	}
 }
 
@@ -137,21 +105,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (virtio_vsock_create(&v, &mem, &o))
 			abort();
 		d = virtio_vsock_virtio(v);
-		d->tops = &tops;
-		for (unsigned int i = 0; i < 3; i++) {
-			qs[i] = (struct q){ .desc = (void *)(ram + RING(i)),
-					    .avail = (void *)(ram + RING(i) + 0x400),
-					    .used = (void *)(ram + RING(i) + 0x800) };
-			if (vq_init(&d->q[i].vq, &mem, QS, RING(i), RING(i) + 0x400, RING(i) + 0x800,
-				    false, false))
+		d->tops = &vdrv_quiet_tops;
+		for (unsigned int i = 0; i < 3; i++)
+			if (vdrv_init(&qs[i], &mem, QS, RING(i), RING(i) + 0x400,
+				      RING(i) + 0x800) ||
+			    vdrv_map(d, i, &qs[i], false, false))
 				abort();
-			d->q[i].size = QS;
-			d->q[i].enabled = true;
-		}
 		d->started = true;
 	}
 	for (unsigned int i = 0; i < 8; i++)
-		post(&qs[0], RXB + i * RXLEN, RXLEN, true);
+		vdrv_post_one(&qs[0], RXB + i * RXLEN, RXLEN, true);
 	while (size && recs++ < MAX_RECS) {
 		uint8_t what = data[0];
 		unsigned int qi = what & 3 ? (what & 3) - 1 : 1;
@@ -174,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				txoff = TXB;
 			memcpy(ram + txoff, &h, sizeof(h));
 			memcpy(ram + txoff + sizeof(h), data, len);
-			post(&qs[1], txoff, (uint32_t)sizeof(h) + len, false);
+			vdrv_post_one(&qs[1], txoff, (uint32_t)sizeof(h) + len, false);
 			txoff += (uint32_t)sizeof(h) + len;
 			data += len;
 			size -= len;
@@ -182,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (what & 8) {
 			/* The used rx buffers go back. */
 			for (unsigned int i = 0; i < 8; i++)
-				post(&qs[0], RXB + i * RXLEN, RXLEN, true);
+				vdrv_post_one(&qs[0], RXB + i * RXLEN, RXLEN, true);
 		}
 		if (what & 16) {
 			int c;

@@ -12,14 +12,12 @@
 #include <libfdt.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <linux/virtio_blk.h>
@@ -35,6 +33,7 @@
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "unit.h"
+#include "vring_drv.h"
 
 #define RAM_SIZE  0x800000ULL /* 8 MiB at GPA 0 */
 #define RING_GPA  0x100000ULL /* queue i's rings at RING_GPA + i * RING_STEP */
@@ -62,18 +61,14 @@ static void *hva(uint64_t gpa)
 
 static void ram_setup(void)
 {
-	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(ram, MAP_FAILED);
-	memset(&mem, 0, sizeof(mem));
-	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM_SIZE, .hva = ram };
-	mem.nr = 1;
-	mem.total = RAM_SIZE;
+	ram = vdrv_ram_map(&mem, RAM_SIZE);
+	ck_assert_ptr_nonnull(ram);
 	buf_next = BUF_GPA;
 }
 
 static void ram_teardown(void)
 {
-	munmap(ram, RAM_SIZE);
+	vdrv_ram_unmap(&mem);
 }
 
 /* Guest memory for a buffer of @len bytes, filled with SENTINEL. */
@@ -87,28 +82,11 @@ static uint64_t galloc(uint32_t len)
 	return gpa;
 }
 
-/* --- a tiny split-ring driver ------------------------------------------------------------ */
-
-struct vdrv {
-	unsigned int size;
-	uint64_t desc_gpa, avail_gpa, used_gpa;
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint16_t next_desc; /* descriptors are handed out round-robin */
-	uint16_t avail_idx;
-	uint16_t last_used;
-};
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool wr;
-};
+/* --- requests for the split-ring driver (tests/lib/vring_drv.h) --------------------------- */
 
 /* A request being built: its segments and where its status byte is. */
 struct rq {
-	struct seg s[MAXSEG];
+	struct vring_seg s[MAXSEG];
 	unsigned int n;
 	uint64_t status;
 };
@@ -117,23 +95,7 @@ static void drv_init(struct vdrv *q, unsigned int qi, unsigned int size)
 {
 	uint64_t base = RING_GPA + qi * RING_STEP;
 
-	memset(q, 0, sizeof(*q));
-	q->size = size;
-	q->desc_gpa = base;
-	q->avail_gpa = base + 0x8000;
-	q->used_gpa = base + 0xa000;
-	memset(hva(base), 0, RING_STEP);
-	q->desc = hva(q->desc_gpa);
-	q->avail = hva(q->avail_gpa);
-	q->used = hva(q->used_gpa);
-}
-
-static void set_desc(struct vring_desc *t, unsigned int i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-
-	memcpy(&t[i], &d, sizeof(d));
+	ck_assert_int_eq(vdrv_init(q, &mem, size, base, base + 0x8000, base + 0xa000), 0);
 }
 
 static void rq_init(struct rq *r)
@@ -144,7 +106,7 @@ static void rq_init(struct rq *r)
 static void rq_add(struct rq *r, uint64_t gpa, uint32_t len, bool wr)
 {
 	ck_assert_uint_lt(r->n, MAXSEG);
-	r->s[r->n++] = (struct seg){ gpa, len, wr };
+	r->s[r->n++] = (struct vring_seg){ gpa, len, wr };
 }
 
 static uint64_t rq_hdr(struct rq *r, uint32_t type, uint64_t sector)
@@ -179,77 +141,18 @@ static uint8_t status_of(const struct rq *r)
 /* Write @r's chain (direct, or one descriptor pointing to a table) without publishing it. */
 static uint16_t drv_chain(struct vdrv *q, const struct rq *r, bool indirect)
 {
-	uint16_t head = q->next_desc;
-	unsigned int i;
-
-	if (indirect) {
-		uint64_t tgpa = galloc(r->n * sizeof(struct vring_desc));
-		struct vring_desc *t = hva(tgpa);
-
-		for (i = 0; i < r->n; i++)
-			set_desc(t, i, r->s[i].gpa, r->s[i].len,
-				 (r->s[i].wr ? VRING_DESC_F_WRITE : 0) |
-				     (i + 1 < r->n ? VRING_DESC_F_NEXT : 0),
-				 i + 1);
-		set_desc(q->desc, head, tgpa, r->n * sizeof(struct vring_desc),
-			 VRING_DESC_F_INDIRECT, 0);
-		q->next_desc = (head + 1) % q->size;
-		return head;
-	}
+	if (indirect)
+		return vdrv_chain_indirect(q, r->s, r->n, galloc(r->n * sizeof(struct vring_desc)));
 	ck_assert_uint_le(r->n, q->size);
-	for (i = 0; i < r->n; i++) {
-		uint16_t idx = (head + i) % q->size, next = (head + i + 1) % q->size;
-
-		set_desc(q->desc, idx, r->s[i].gpa, r->s[i].len,
-			 (r->s[i].wr ? VRING_DESC_F_WRITE : 0) |
-			     (i + 1 < r->n ? VRING_DESC_F_NEXT : 0),
-			 next);
-	}
-	q->next_desc = (head + (r->n ? r->n : 1)) % q->size;
-	return head;
-}
-
-static void drv_publish(struct vdrv *q, uint16_t head)
-{
-	q->avail->ring[q->avail_idx % q->size] = head;
-	q->avail_idx++;
-	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+	return vdrv_chain(q, r->s, r->n);
 }
 
 static uint16_t drv_post(struct vdrv *q, const struct rq *r, bool indirect)
 {
 	uint16_t head = drv_chain(q, r, indirect);
 
-	drv_publish(q, head);
+	vdrv_publish(q, head);
 	return head;
-}
-
-/* The next used element, if the device has published one. */
-static bool drv_used(struct vdrv *q, uint32_t *id, uint32_t *len)
-{
-	struct vring_used_elem *u;
-
-	if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) == q->last_used)
-		return false;
-	u = &q->used->ring[q->last_used % q->size];
-	*id = u->id;
-	*len = u->len;
-	q->last_used++;
-	return true;
-}
-
-static uint16_t *used_event(struct vdrv *q)
-{
-	return &q->avail->ring[q->size];
-}
-
-/* Sits right after used->ring[size]: not a uint16_t member of anything. */
-static uint16_t avail_event(struct vdrv *q)
-{
-	uint16_t v;
-
-	memcpy(&v, &q->used->ring[q->size], sizeof(v));
-	return v;
 }
 
 /* --- a transport that counts ------------------------------------------------------------- */
@@ -329,39 +232,18 @@ static void core_init(struct virtio_dev *d)
 	tt_attach(d);
 }
 
-static void set_features(struct virtio_dev *d, uint64_t f)
-{
-	virtio_set_features(d, 0, (uint32_t)f);
-	virtio_set_features(d, 1, (uint32_t)(f >> 32));
-}
-
 static uint64_t offered(struct virtio_dev *d)
 {
 	return virtio_get_features(d, 0) | (uint64_t)virtio_get_features(d, 1) << 32;
 }
 
-/* ACKNOWLEDGE, DRIVER, features, FEATURES_OK: the status read back. */
-static uint8_t handshake(struct virtio_dev *d, uint64_t f)
+/* The core device negotiated (all it offers but @drop), queue 0 on @q's rings of @size. */
+static void core_ready(struct vdrv *q, unsigned int size, uint64_t drop)
 {
-	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	set_features(d, f);
-	virtio_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-				 VIRTIO_CONFIG_S_FEATURES_OK);
-	return virtio_get_status(d);
-}
-
-#define S_FEAT (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK)
-#define S_LIVE (S_FEAT | VIRTIO_CONFIG_S_DRIVER_OK)
-
-/* Queue @qi of @d with its rings where @q's driver has them. */
-static void place_queue(struct virtio_dev *d, unsigned int qi, struct vdrv *q)
-{
-	d->q[qi].size = q->size;
-	d->q[qi].desc = q->desc_gpa;
-	d->q[qi].avail = q->avail_gpa;
-	d->q[qi].used = q->used_gpa;
-	d->q[qi].enabled = true;
+	core_init(&cdev);
+	drv_init(q, 0, size);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev) & ~drop), VDRV_S_FEAT);
+	vdrv_place(&cdev, 0, q);
 }
 
 START_TEST(t_core_features)
@@ -378,12 +260,12 @@ START_TEST(t_core_features)
 
 	/* A subset with VERSION_1 is accepted, and then frozen. */
 	f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 3);
-	ck_assert_uint_eq(handshake(&cdev, f), S_FEAT);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, f), VDRV_S_FEAT);
 	ck_assert(virtio_negotiated(&cdev, 3));
 	ck_assert(!virtio_negotiated(&cdev, 7));
 	ck_assert(!virtio_negotiated(&cdev, VIRTIO_RING_F_EVENT_IDX));
 	ck_assert(!virtio_negotiated(&cdev, 64));
-	set_features(&cdev, f | (1ULL << 7));
+	vdrv_set_features(&cdev, f | (1ULL << 7));
 	ck_assert(!virtio_negotiated(&cdev, 7));
 	virtio_dev_exit(&cdev);
 }
@@ -400,12 +282,12 @@ START_TEST(t_core_features_refused)
 		f &= ~(1ULL << VIRTIO_F_VERSION_1);
 	if (_i != 0)
 		f |= 1ULL << 40;
-	ck_assert_uint_eq(handshake(&cdev, f),
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, f),
 			  VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	/* Still negotiable: fix the features and try again. */
-	set_features(&cdev, offered(&cdev));
-	virtio_set_status(&cdev, S_FEAT);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_FEAT);
+	vdrv_set_features(&cdev, offered(&cdev));
+	virtio_set_status(&cdev, VDRV_S_FEAT);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_FEAT);
 	virtio_dev_exit(&cdev);
 }
 END_TEST
@@ -415,26 +297,23 @@ START_TEST(t_core_driver_ok_bad)
 {
 	struct vdrv q;
 
-	core_init(&cdev);
-	drv_init(&q, 0, 64);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
+	core_ready(&q, 64, 0);
 	cdev.q[0].used = FAR_GPA;
-	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 0);
 	ck_assert(!cdev.started);
 	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
 	/* NEEDS_RESET sticks until a reset. */
-	virtio_set_status(&cdev, S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 
 	/* Misaligned rings are refused the same way. */
 	virtio_set_status(&cdev, 0);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev)), VDRV_S_FEAT);
+	vdrv_place(&cdev, 0, &q);
 	cdev.q[0].desc += 8;
-	virtio_set_status(&cdev, S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 0);
 
@@ -448,10 +327,10 @@ START_TEST(t_core_driver_ok_bad)
 
 	/* The device's own start failing. */
 	virtio_set_status(&cdev, 0);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev)), VDRV_S_FEAT);
+	vdrv_place(&cdev, 0, &q);
 	core_start_ret = -ENOMEM;
-	virtio_set_status(&cdev, S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 1);
 	ck_assert(!cdev.started);
@@ -464,15 +343,12 @@ START_TEST(t_core_reset)
 {
 	struct vdrv q;
 
-	core_init(&cdev);
-	drv_init(&q, 0, 32);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
+	core_ready(&q, 32, 0);
 	cdev.q[0].vector = 3;
 	cdev.q[1].desc = 0x1000;
 	cdev.config_vector = 1;
-	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE);
 	ck_assert_int_eq(core_starts, 1);
 	ck_assert(cdev.started);
 	ck_assert(!cdev.q[0].vq.broken);
@@ -522,24 +398,24 @@ START_TEST(t_core_status_clear)
 	drv_init(&q, 0, 32);
 	/* Unmapped queues, before and after DRIVER_OK: every call fails safely. */
 	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_BROKEN);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
-	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev)), VDRV_S_FEAT);
+	vdrv_place(&cdev, 0, &q);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE);
 	ck_assert_int_eq(vq_pop(&cdev.q[1].vq, &e), VQ_BROKEN);
 	ck_assert(!vq_enable_notify(&cdev.q[1].vq, true));
 	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_EMPTY);
 
 	/* DRIVER_OK cleared without a reset. */
-	virtio_set_status(&cdev, S_FEAT);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	virtio_set_status(&cdev, VDRV_S_FEAT);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
 	ck_assert(cdev.started);
 	ck_assert_int_eq(core_stops, 0);
 	/* Setting it again, or anything else, changes nothing now. */
-	virtio_set_status(&cdev, S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE | VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_int_eq(core_starts, 1);
 	ck_assert_uint_eq(atomic_load(&tt.config_irqs), 1);
 	virtio_set_status(&cdev, 0);
@@ -548,12 +424,12 @@ START_TEST(t_core_status_clear)
 	ck_assert_int_eq(vq_pop(&cdev.q[0].vq, &e), VQ_BROKEN);
 
 	/* FEATURES_OK cleared before DRIVER_OK: DRIVER_OK then starts nothing. */
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev)), VDRV_S_FEAT);
 	virtio_set_status(&cdev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert(virtio_get_status(&cdev) & VIRTIO_CONFIG_S_FEATURES_OK);
-	place_queue(&cdev, 0, &q);
-	virtio_set_status(&cdev, S_LIVE);
+	vdrv_place(&cdev, 0, &q);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	ck_assert_int_eq(core_starts, 1);
 	ck_assert(!cdev.started);
 	virtio_set_status(&cdev, 0);
@@ -577,7 +453,7 @@ START_TEST(t_core_queue_frozen)
 
 	core_init(&cdev);
 	drv_init(&q, 0, 32);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
+	ck_assert_uint_eq(vdrv_negotiate(&cdev, offered(&cdev)), VDRV_S_FEAT);
 	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 48), -EINVAL);
 	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 0), -EINVAL);
 	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_SIZE, 128), -EINVAL);
@@ -593,8 +469,8 @@ START_TEST(t_core_queue_frozen)
 	/* Enabled: fixed. */
 	ck_assert_int_eq(virtio_queue_set(&cdev, 0, VIRTIO_QUEUE_DESC, 0x5000), -EBUSY);
 	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_DESC, 0x5000), 0);
-	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE);
 	/* Live: every queue is fixed, enabled or not. */
 	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_DESC, 0x6000), -EBUSY);
 	ck_assert_int_eq(virtio_queue_set(&cdev, 1, VIRTIO_QUEUE_ENABLE, 1), -EBUSY);
@@ -672,19 +548,16 @@ START_TEST(t_core_save_load)
 	uint64_t f;
 	int node;
 
-	core_init(&cdev);
-	drv_init(&q, 0, 32);
+	core_ready(&q, 32, 1ULL << 7);
 	f = offered(&cdev) & ~(1ULL << 7);
-	ck_assert_uint_eq(handshake(&cdev, f), S_FEAT);
-	place_queue(&cdev, 0, &q);
 	cdev.q[0].vector = 2;
 	cdev.q[1].size = 16; /* not enabled: addresses are state too */
 	cdev.q[1].desc = 0x5000;
 	cdev.q[1].avail = 0x6000;
 	cdev.q[1].used = 0x7000;
 	cdev.config_vector = 5;
-	virtio_set_status(&cdev, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(&cdev), S_LIVE);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&cdev), VDRV_S_LIVE);
 	/* Progress the driver and device made. */
 	cdev.q[0].vq.last_avail = 7;
 	cdev.q[0].vq.used_idx = 5;
@@ -699,7 +572,7 @@ START_TEST(t_core_save_load)
 	    0);
 	ck_assert_int_eq(virtio_load(&d2, buf, node), 0);
 	ck_assert_uint_eq(d2.acked, f);
-	ck_assert_uint_eq(virtio_get_status(&d2), S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(&d2), VDRV_S_LIVE);
 	ck_assert_uint_eq(d2.config_vector, 5);
 	ck_assert(d2.started);
 	ck_assert_int_eq(core_starts, 2);
@@ -766,10 +639,10 @@ START_TEST(t_core_load_bad_status)
 		uint64_t v;
 		int ret;
 	} cases[] = {
-		{ "status", S_LIVE, 0 },
+		{ "status", VDRV_S_LIVE, 0 },
 		{ "status", no_fok, -EINVAL }, /* DRIVER_OK, no FEATURES_OK */
 		{ "status", no_fok | VIRTIO_CONFIG_S_NEEDS_RESET, 0 }, /* ... refused at the time */
-		{ "status", S_LIVE | 0x10, -EINVAL },		       /* not a status bit */
+		{ "status", VDRV_S_LIVE | 0x10, -EINVAL },	       /* not a status bit */
 		{ "acked", 1ULL << 3, -EINVAL }, /* FEATURES_OK without VERSION_1 */
 		{ "config-vector", 0x10000, -EINVAL },
 		{ "config-vector", VIRTIO_NO_VECTOR, 0 },
@@ -778,11 +651,8 @@ START_TEST(t_core_load_bad_status)
 	struct vdrv q;
 	int node;
 
-	core_init(&cdev);
-	drv_init(&q, 0, 32);
-	ck_assert_uint_eq(handshake(&cdev, offered(&cdev)), S_FEAT);
-	place_queue(&cdev, 0, &q);
-	virtio_set_status(&cdev, S_LIVE);
+	core_ready(&q, 32, 0);
+	virtio_set_status(&cdev, VDRV_S_LIVE);
 	for (unsigned int i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ck_assert_int_eq(fdt_create_empty_tree(buf, sizeof(buf)), 0);
 		node = fdt_add_subnode(buf, 0, "virtio");
@@ -896,10 +766,7 @@ static struct vdrv *sync_queue(unsigned int qi, unsigned int size, bool event_id
 	struct vdrv *q = &drv[qi];
 
 	drv_init(q, qi, size);
-	place_queue(vd, qi, q);
-	ck_assert_int_eq(vq_init(&vd->q[qi].vq, &mem, size, q->desc_gpa, q->avail_gpa, q->used_gpa,
-				 event_idx, indirect),
-			 0);
+	ck_assert_int_eq(vdrv_map(vd, qi, q, event_idx, indirect), 0);
 	return q;
 }
 
@@ -926,7 +793,7 @@ static void expect_used(struct vdrv *q, uint16_t head, uint32_t len)
 {
 	uint32_t id, l;
 
-	ck_assert_msg(drv_used(q, &id, &l), "head %u not completed", head);
+	ck_assert_msg(vdrv_used(q, &id, &l), "head %u not completed", head);
 	ck_assert_uint_eq(id, head);
 	ck_assert_uint_eq(l, len);
 }
@@ -935,7 +802,17 @@ static void expect_no_used(struct vdrv *q)
 {
 	uint32_t id, l;
 
-	ck_assert(!drv_used(q, &id, &l));
+	ck_assert(!vdrv_used(q, &id, &l));
+}
+
+/* Post @r on @q, serve @q's queue, and expect @r back with @len bytes written; its head. */
+static uint16_t serve(struct vdrv *q, const struct rq *r, bool indirect, uint32_t len)
+{
+	uint16_t head = drv_post(q, r, indirect);
+
+	ck_assert_uint_eq(run(q - drv), 1);
+	expect_used(q, head, len);
+	return head;
 }
 
 static void check_disk(uint64_t off, const uint8_t *buf, size_t len)
@@ -1012,7 +889,7 @@ START_TEST(t_blk_config)
 		ck_assert_uint_gt(max_wz, 0);
 	}
 	/* A driver taking everything offered gets FEATURES_OK. */
-	ck_assert_uint_eq(handshake(vd, f), S_FEAT);
+	ck_assert_uint_eq(vdrv_negotiate(vd, f), VDRV_S_FEAT);
 	blk_teardown();
 }
 END_TEST
@@ -1024,7 +901,6 @@ START_TEST(t_blk_read)
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d[8];
-	uint16_t head;
 
 	blk_setup(BE_RAW);
 	q = sync_queue(0, 64, false, true);
@@ -1033,9 +909,7 @@ START_TEST(t_blk_read)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 3);
 	d[0] = rq_buf(&r, 4096, true);
 	rq_status(&r);
-	head = drv_post(q, &r, indirect);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 4097);
+	serve(q, &r, indirect, 4097);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d[0]), 3 * 512, 4096);
 
@@ -1047,9 +921,7 @@ START_TEST(t_blk_read)
 	d[2] = rq_buf(&r, 1, true);
 	d[3] = rq_buf(&r, 0, true); /* empty: takes no part */
 	d[4] = rq_buf(&r, 1536 - 1 + 1, true);
-	head = drv_post(q, &r, indirect);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 2049);
+	serve(q, &r, indirect, 2049);
 	check_pattern(hva(d[0]), 100 * 512, 100);
 	check_pattern(hva(d[1]), 100 * 512 + 100, 412);
 	check_pattern(hva(d[2]), 100 * 512 + 512, 1);
@@ -1062,9 +934,7 @@ START_TEST(t_blk_read)
 	for (int i = 0; i < 16; i++)
 		d[i % 8] = rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, indirect);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 16 * 512 + 1);
+	serve(q, &r, indirect, 16 * 512 + 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d[7]), DISK_SIZE - 512, 512);
 
@@ -1075,9 +945,7 @@ START_TEST(t_blk_read)
 	for (int i = 1; i < BLK_SEG_MAX; i++)
 		rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, true);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, BLK_SEG_MAX * 512 + 1);
+	serve(q, &r, true, BLK_SEG_MAX * 512 + 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d[0]), 0, 512);
 
@@ -1085,9 +953,7 @@ START_TEST(t_blk_read)
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_status(&r);
-	head = drv_post(q, &r, indirect);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 1);
+	serve(q, &r, indirect, 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	expect_no_used(q);
 	blk_teardown();
@@ -1196,9 +1062,7 @@ START_TEST(t_blk_get_id)
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_GET_ID, 0);
 	d = rq_buf(&r, 21, true);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 21);
+	head = serve(q, &r, false, 21);
 	p = hva(d);
 	ck_assert_mem_eq(p, SERIAL "\0\0", 20);
 	ck_assert_uint_eq(p[20], VIRTIO_BLK_S_OK);
@@ -1283,7 +1147,6 @@ START_TEST(t_blk_readonly)
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d;
-	uint16_t head;
 	uint8_t *before = malloc(DISK_SIZE);
 
 	ck_assert_ptr_nonnull(before);
@@ -1296,9 +1159,7 @@ START_TEST(t_blk_readonly)
 	d = rq_buf(&r, 4096, false);
 	memset(hva(d), 0x11, 4096);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 1);
+	serve(q, &r, false, 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_IOERR);
 
 	ck_assert_uint_ne(do_range(q, VIRTIO_BLK_T_WRITE_ZEROES, 0, 8, 0), VIRTIO_BLK_S_OK);
@@ -1307,18 +1168,14 @@ START_TEST(t_blk_readonly)
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_FLUSH, 0);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 1);
+	serve(q, &r, false, 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 1);
 	d = rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 513);
+	serve(q, &r, false, 513);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d), 512, 512);
 	check_disk(0, before, DISK_SIZE);
@@ -1342,7 +1199,7 @@ static uint8_t one(struct vdrv *q, uint32_t type, uint64_t sector, uint32_t len,
 	rq_status(&r);
 	head = drv_post(q, &r, false);
 	ck_assert_uint_eq(run(0), 1);
-	ck_assert(drv_used(q, &id, used));
+	ck_assert(vdrv_used(q, &id, used));
 	ck_assert_uint_eq(id, head);
 	return status_of(&r);
 }
@@ -1388,7 +1245,6 @@ START_TEST(t_blk_split_header)
 	struct rq r;
 	uint64_t a, b, d;
 	uint8_t want[512];
-	uint16_t head;
 
 	blk_setup(BE_RAW);
 	q = sync_queue(0, 32, false, true);
@@ -1400,9 +1256,7 @@ START_TEST(t_blk_split_header)
 	memset(want, 0x77, sizeof(want));
 	memcpy((uint8_t *)hva(b) + 11, want, 512);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 1);
+	serve(q, &r, false, 1);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_disk(20 * 512, want, 512);
 
@@ -1416,9 +1270,7 @@ START_TEST(t_blk_split_header)
 	}
 	d = rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, true);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 513);
+	serve(q, &r, true, 513);
 	check_pattern(hva(d), 21 * 512, 512);
 
 	/* A header cut short (15 bytes): failed without a header to act on. */
@@ -1426,9 +1278,7 @@ START_TEST(t_blk_split_header)
 	a = rq_buf(&r, 15, false);
 	memcpy(hva(a), &h, 15);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	serve(q, &r, false, 0);
 	blk_teardown();
 }
 END_TEST
@@ -1440,7 +1290,6 @@ START_TEST(t_blk_no_status)
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d;
-	uint16_t head;
 
 	blk_setup(BE_RAW);
 	q = sync_queue(0, 16, false, false);
@@ -1448,9 +1297,7 @@ START_TEST(t_blk_no_status)
 	rq_hdr(&r, VIRTIO_BLK_T_OUT, 0);
 	d = rq_buf(&r, 512, false);
 	memset(hva(d), 0x33, 512);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	serve(q, &r, false, 0);
 	{
 		uint8_t b;
 
@@ -1461,15 +1308,11 @@ START_TEST(t_blk_no_status)
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	d = rq_buf(&r, 0, true);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	serve(q, &r, false, 0);
 	/* Just a header. */
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_FLUSH, 0);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	serve(q, &r, false, 0);
 	virtio_blk_get_stats(blk, &st);
 	ck_assert_uint_eq(st.flushes, 0);
 	ck_assert_uint_eq(st.errors, 3);
@@ -1495,9 +1338,7 @@ START_TEST(t_blk_malformed)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_add(&r, FAR_GPA, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	head = serve(q, &r, false, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 
 	/* A buffer running off the end of RAM. */
@@ -1505,9 +1346,7 @@ START_TEST(t_blk_malformed)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_add(&r, RAM_SIZE - 256, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	head = serve(q, &r, false, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 
 	/* A loop: 3 -> 4 -> 3 (all device-readable). */
@@ -1518,7 +1357,7 @@ START_TEST(t_blk_malformed)
 	head = drv_chain(q, &r, false);
 	q->desc[4].flags |= VRING_DESC_F_NEXT;
 	q->desc[4].next = 3;
-	drv_publish(q, head);
+	vdrv_publish(q, head);
 	ck_assert_uint_eq(run(0), 1);
 	expect_used(q, head, 0);
 	/* Writable ones too (3 -> 4 -> 3, both WRITE). */
@@ -1529,7 +1368,7 @@ START_TEST(t_blk_malformed)
 	head = drv_chain(q, &r, false);
 	q->desc[4].flags |= VRING_DESC_F_NEXT;
 	q->desc[4].next = 3;
-	drv_publish(q, head);
+	vdrv_publish(q, head);
 	ck_assert_uint_eq(run(0), 1);
 	expect_used(q, head, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
@@ -1539,9 +1378,7 @@ START_TEST(t_blk_malformed)
 	rq_hdr(&r, VIRTIO_BLK_T_OUT, 0);
 	rq_status(&r);
 	rq_buf(&r, 512, false);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	head = serve(q, &r, false, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 
 	/* Indirect when it was not negotiated. */
@@ -1549,9 +1386,7 @@ START_TEST(t_blk_malformed)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, true);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	head = serve(q, &r, true, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 
 	virtio_blk_get_stats(blk, &st);
@@ -1562,9 +1397,7 @@ START_TEST(t_blk_malformed)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 7);
 	d = rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 513);
+	head = serve(q, &r, false, 513);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	check_pattern(hva(d), 7 * 512, 512);
 	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
@@ -1577,7 +1410,6 @@ START_TEST(t_blk_too_many_segments)
 {
 	struct vdrv *q;
 	struct rq r;
-	uint16_t head;
 
 	blk_setup(BE_NULL);
 	q = sync_queue(0, 16, false, true);
@@ -1586,9 +1418,7 @@ START_TEST(t_blk_too_many_segments)
 	for (int i = 0; i < BLK_SEG_MAX + 1; i++)
 		rq_buf(&r, 512, true);
 	rq_status(&r);
-	head = drv_post(q, &r, true);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, head, 0);
+	serve(q, &r, true, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 	blk_teardown();
 }
@@ -1613,7 +1443,7 @@ START_TEST(t_blk_head_reuse)
 	/* Submitted to the ring, not run: still in flight. */
 	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 1);
 	ck_assert_uint_eq(virtio_blk_inflight(blk, 0), 1);
-	drv_publish(q, head);
+	vdrv_publish(q, head);
 	virtio_blk_process(blk, 0, &ctx);
 	ck_assert(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_ge(atomic_load(&tt.config_irqs), 1);
@@ -1662,7 +1492,6 @@ START_TEST(t_blk_null)
 	struct vdrv *q;
 	struct rq r;
 	uint64_t d;
-	uint16_t head;
 
 	blk_setup(BE_NULL);
 	q = sync_queue(1, 64, false, false);
@@ -1670,9 +1499,7 @@ START_TEST(t_blk_null)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 5);
 	d = rq_buf(&r, 1024, true);
 	rq_status(&r);
-	head = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(1), 1);
-	expect_used(q, head, 1025);
+	serve(q, &r, false, 1025);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	for (int i = 0; i < 1024; i++)
 		ck_assert_uint_eq(((uint8_t *)hva(d))[i], 0);
@@ -1691,7 +1518,7 @@ START_TEST(t_blk_write_over_rings)
 {
 	struct vdrv *q;
 	struct rq r;
-	uint16_t a, b;
+	uint16_t a;
 
 	blk_setup(BE_NULL);
 	q = sync_queue(0, 16, false, false);
@@ -1699,16 +1526,12 @@ START_TEST(t_blk_write_over_rings)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_buf(&r, 512, true);
 	rq_status(&r);
-	a = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, a, 513);
+	a = serve(q, &r, false, 513);
 	/* Out of range (IOERR), its status byte on used->ring[0].id. */
 	rq_init(&r);
 	rq_hdr(&r, VIRTIO_BLK_T_IN, DISK_SIZE);
 	rq_add(&r, q->used_gpa, 8, true);
-	b = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, b, 0);
+	serve(q, &r, false, 0);
 	ck_assert_uint_eq(q->used->ring[0].id, a);
 	ck_assert_uint_eq(q->used->ring[0].len, 513);
 	/* A read whose data would land on the available ring. */
@@ -1716,9 +1539,7 @@ START_TEST(t_blk_write_over_rings)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 0);
 	rq_add(&r, q->avail_gpa, 512, true);
 	rq_status(&r);
-	b = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, b, 0);
+	serve(q, &r, false, 0);
 	ck_assert_uint_eq(status_of(&r), SENTINEL);
 	ck_assert_uint_eq(q->avail->idx, q->avail_idx);
 	ck_assert(!(virtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET));
@@ -1727,9 +1548,7 @@ START_TEST(t_blk_write_over_rings)
 	rq_hdr(&r, VIRTIO_BLK_T_IN, 1);
 	rq_buf(&r, 512, true);
 	rq_status(&r);
-	a = drv_post(q, &r, false);
-	ck_assert_uint_eq(run(0), 1);
-	expect_used(q, a, 513);
+	a = serve(q, &r, false, 513);
 	ck_assert_uint_eq(status_of(&r), VIRTIO_BLK_S_OK);
 	blk_teardown();
 }
@@ -1756,7 +1575,7 @@ static void batch(struct vdrv *q, unsigned int n)
 	for (unsigned int i = 0; i < n; i++) {
 		uint32_t id, len;
 
-		ck_assert(drv_used(q, &id, &len));
+		ck_assert(vdrv_used(q, &id, &len));
 		ck_assert_uint_eq(len, 513);
 	}
 }
@@ -1771,32 +1590,32 @@ START_TEST(t_blk_event_idx)
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 1);
 	/* used_event = 2: not for used idx 2, then for 3. */
-	*used_event(q) = 2;
+	*vdrv_used_event(q) = 2;
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 1);
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 2);
 	/* A batch that crosses used_event: one interrupt. */
-	*used_event(q) = 4;
+	*vdrv_used_event(q) = 4;
 	batch(q, 3);
 	ck_assert_uint_eq(irqs(0), 3);
 	/* Far ahead: none. */
-	*used_event(q) = 100;
+	*vdrv_used_event(q) = 100;
 	batch(q, 2);
 	batch(q, 2);
 	ck_assert_uint_eq(irqs(0), 3);
 	/* Already passed (the driver is behind): none either until it catches up. */
-	*used_event(q) = 9;
+	*vdrv_used_event(q) = 9;
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 3);
-	*used_event(q) = 11;
+	*vdrv_used_event(q) = 11;
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 4);
 	/* The device asks for kicks at its last_avail once idle. */
-	ck_assert_uint_eq(avail_event(q), q->avail_idx);
+	ck_assert_uint_eq(vdrv_avail_event(q), q->avail_idx);
 	/* NO_INTERRUPT means nothing with EVENT_IDX. */
 	q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
-	*used_event(q) = q->used->idx;
+	*vdrv_used_event(q) = q->used->idx;
 	batch(q, 1);
 	ck_assert_uint_eq(irqs(0), 5);
 	blk_teardown();
@@ -1832,25 +1651,18 @@ END_TEST
 /* Negotiate @f and start the device with TQ queues of TSIZE. */
 static void drv_start(uint64_t f)
 {
-	ck_assert_uint_eq(handshake(vd, f), S_FEAT);
+	ck_assert_uint_eq(vdrv_negotiate(vd, f), VDRV_S_FEAT);
 	for (unsigned int i = 0; i < TQ; i++) {
 		drv_init(&drv[i], i, TSIZE);
-		place_queue(vd, i, &drv[i]);
+		vdrv_place(vd, i, &drv[i]);
 	}
-	virtio_set_status(vd, S_LIVE);
-	ck_assert_uint_eq(virtio_get_status(vd), S_LIVE);
+	virtio_set_status(vd, VDRV_S_LIVE);
+	ck_assert_uint_eq(virtio_get_status(vd), VDRV_S_LIVE);
 }
 
 static void kick(unsigned int qi)
 {
-	uint64_t one = 1;
-
-	ck_assert_int_eq(write(vd->q[qi].kick_fd, &one, sizeof(one)), sizeof(one));
-}
-
-static uint16_t used_idx(struct vdrv *q)
-{
-	return __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	ck_assert(vdrv_kick(vd, qi));
 }
 
 /* Wait on the interrupt eventfd until queue @qi has @n completions; false on timeout. */
@@ -1859,7 +1671,7 @@ static bool wait_used(unsigned int qi, uint16_t n, int timeout_ms)
 	struct pollfd p = { .fd = tt.efd, .events = POLLIN };
 	uint64_t v;
 
-	while (used_idx(&drv[qi]) != n) {
+	while (vdrv_used_idx(&drv[qi]) != n) {
 		int r = poll(&p, 1, timeout_ms);
 
 		if (r <= 0)
@@ -1925,7 +1737,7 @@ static int busy_submit(struct blk_backend *be, struct aio_ctx *c, struct blk_req
 	req->done(req, 0);
 	atomic_fetch_add(&b->served, 1);
 	if (atomic_load(&b->on))
-		drv_publish(b->q, b->head);
+		vdrv_publish(b->q, b->head);
 	return 0;
 }
 
@@ -1967,52 +1779,12 @@ static void busy_post(struct vdrv *q)
 	atomic_store(&busy.on, true);
 }
 
-/* Run @fn(@arg) on a thread; false if it has not returned within @ms (it is left behind). */
-struct bounded_call {
-	void (*fn)(void *);
-	void *arg;
-	atomic_bool done;
-};
-
-static void *bounded_thread(void *p)
-{
-	struct bounded_call *c = p;
-
-	c->fn(c->arg);
-	atomic_store(&c->done, true);
-	return NULL;
-}
-
-static bool returns_within(void (*fn)(void *), void *arg, int ms)
-{
-	static struct bounded_call c;
-	pthread_t t;
-
-	c.fn = fn;
-	c.arg = arg;
-	atomic_store(&c.done, false);
-	ck_assert_int_eq(pthread_create(&t, NULL, bounded_thread, &c), 0);
-	for (int i = 0; i < ms && !atomic_load(&c.done); i++)
-		usleep(1000);
-	if (!atomic_load(&c.done))
-		return false;
-	pthread_join(t, NULL);
-	return true;
-}
-
 static unsigned int processed;
 
 static void process_q0(void *arg)
 {
 	(void)arg;
 	processed = virtio_blk_process(blk, 0, &ctx);
-}
-
-static bool kick_pending(unsigned int qi)
-{
-	uint64_t v;
-
-	return read(vd->q[qi].kick_fd, &v, sizeof(v)) == sizeof(v) && v;
 }
 
 /* One pass serves at most a ring's worth, then asks for another pass (its own kick). */
@@ -2027,18 +1799,18 @@ START_TEST(t_blk_serve_bounded)
 	ck_assert_msg(returns_within(process_q0, NULL, 5000),
 		      "one pass never returns while the guest keeps the ring busy");
 	ck_assert_uint_eq(processed, 16);
-	ck_assert(kick_pending(0));
+	ck_assert(vdrv_kick_pending(vd, 0));
 	/* The guest stops: the next pass takes what is left and is done. */
 	atomic_store(&busy.on, false);
 	ck_assert_uint_eq(virtio_blk_process(blk, 0, &ctx), 1);
-	ck_assert(!kick_pending(0));
+	ck_assert(!vdrv_kick_pending(vd, 0));
 	ck_assert_uint_eq(atomic_load(&busy.served), 17);
 	for (unsigned int i = 0; i < 17; i++) {
-		ck_assert(drv_used(q, &id, &len));
+		ck_assert(vdrv_used(q, &id, &len));
 		ck_assert_uint_eq(id, busy.head);
 		ck_assert_uint_eq(len, 513);
 	}
-	ck_assert(!drv_used(q, &id, &len));
+	ck_assert(!vdrv_used(q, &id, &len));
 	blk_teardown();
 }
 END_TEST
@@ -2061,11 +1833,11 @@ START_TEST(t_blk_stop_busy)
 	busy_setup(_i ? 1000 : 0);
 	/* The polling race is narrow: try it a good many times. */
 	for (unsigned int round = 0; round < (_i ? 30u : 2u); round++) {
-		ck_assert_uint_eq(handshake(vd, offered(vd)), S_FEAT);
+		ck_assert_uint_eq(vdrv_negotiate(vd, offered(vd)), VDRV_S_FEAT);
 		drv_init(&drv[0], 0, 16);
-		place_queue(vd, 0, &drv[0]);
-		virtio_set_status(vd, S_LIVE);
-		ck_assert_uint_eq(virtio_get_status(vd), S_LIVE);
+		vdrv_place(vd, 0, &drv[0]);
+		virtio_set_status(vd, VDRV_S_LIVE);
+		ck_assert_uint_eq(virtio_get_status(vd), VDRV_S_LIVE);
 		busy_post(&drv[0]);
 		want = atomic_load(&busy.served) + 200;
 		kick(0);
@@ -2109,21 +1881,21 @@ START_TEST(t_blk_threads)
 		post_read(&drv[1], &rd[1][k], 100 + k, 512, false);
 	}
 	/* With EVENT_IDX: interrupt only for the last one. */
-	*used_event(&drv[0]) = 15;
-	*used_event(&drv[1]) = 15;
+	*vdrv_used_event(&drv[0]) = 15;
+	*vdrv_used_event(&drv[1]) = 15;
 	kick(0);
 	kick(1);
 	for (unsigned int i = 0; i < TQ; i++)
 		ck_assert_msg(wait_used(i, 16, 5000), "queue %u: %u of 16 completed", i,
-			      used_idx(&drv[i]));
+			      vdrv_used_idx(&drv[i]));
 	ck_assert_uint_ge(irqs(0), 1);
 	ck_assert_uint_ge(irqs(1), 1);
 	for (unsigned int k = 0; k < 16; k++) {
 		uint32_t id, len;
 
-		ck_assert(drv_used(&drv[0], &id, &len));
+		ck_assert(vdrv_used(&drv[0], &id, &len));
 		ck_assert_uint_eq(len, 1);
-		ck_assert(drv_used(&drv[1], &id, &len));
+		ck_assert(vdrv_used(&drv[1], &id, &len));
 		ck_assert_uint_eq(len, 513);
 		ck_assert_uint_eq(status_of(&w[k].r), VIRTIO_BLK_S_OK);
 		ck_assert_uint_eq(status_of(&rd[1][k].r), VIRTIO_BLK_S_OK);
@@ -2137,7 +1909,7 @@ START_TEST(t_blk_threads)
 	/* Same queues, a second round: the device must re-check after its re-enable. */
 	for (unsigned int k = 0; k < 8; k++)
 		post_read(&drv[0], &rd[0][k], 200 + k, 1024, false);
-	*used_event(&drv[0]) = 16 + 7;
+	*vdrv_used_event(&drv[0]) = 16 + 7;
 	kick(0);
 	ck_assert(wait_used(0, 24, 5000));
 	for (unsigned int k = 0; k < 8; k++) {
@@ -2168,7 +1940,7 @@ START_TEST(t_blk_reset_inflight)
 	virtio_set_status(vd, 0);
 	ck_assert_uint_eq(virtio_get_status(vd), 0);
 	for (unsigned int i = 0; i < TQ; i++) {
-		uint16_t n = used_idx(&drv[i]);
+		uint16_t n = vdrv_used_idx(&drv[i]);
 
 		ck_assert_uint_le(n, TSIZE);
 		ck_assert_uint_eq(virtio_blk_inflight(blk, i), 0);
@@ -2192,7 +1964,7 @@ START_TEST(t_blk_reset_inflight)
 	/* A kick after the reset goes nowhere. */
 	kick(0);
 	usleep(10000);
-	ck_assert_uint_eq(used_idx(&drv[0]) + used_idx(&drv[1]), done);
+	ck_assert_uint_eq(vdrv_used_idx(&drv[0]) + vdrv_used_idx(&drv[1]), done);
 	threads_teardown();
 }
 END_TEST
@@ -2229,7 +2001,7 @@ static bool wait_total(uint16_t n, int ms)
 	struct pollfd p = { .fd = tt.efd, .events = POLLIN };
 	uint64_t v;
 
-	while (used_idx(&drv[0]) + used_idx(&drv[1]) < n) {
+	while (vdrv_used_idx(&drv[0]) + vdrv_used_idx(&drv[1]) < n) {
 		if (poll(&p, 1, ms) <= 0)
 			return false;
 		if (read(tt.efd, &v, sizeof(v)) < 0)
@@ -2279,7 +2051,7 @@ START_TEST(t_blk_ratelimit)
 	kick(0);
 	kick(1);
 	ck_assert_msg(wait_total(40, 5000), "%u of 40 completed",
-		      used_idx(&drv[0]) + used_idx(&drv[1]));
+		      vdrv_used_idx(&drv[0]) + vdrv_used_idx(&drv[1]));
 	took = now_ns() - start;
 	cpu = cpu_ns() - cpu;
 	/* iops: (40 - 5) / 50 s; bandwidth: all but the burst and the last request. */
@@ -2330,14 +2102,14 @@ START_TEST(t_blk_ratelimit_reset)
 		      "reset blocked by a queue waiting on its rate limit");
 	ck_assert_uint_lt(now_ns() - start, 1000000000ULL);
 	ck_assert(!vd->started);
-	n = used_idx(&drv[0]) + used_idx(&drv[1]);
+	n = vdrv_used_idx(&drv[0]) + vdrv_used_idx(&drv[1]);
 	ck_assert_uint_lt(n, 4);
 	for (unsigned int i = 0; i < TQ; i++) {
 		ck_assert_uint_eq(virtio_blk_inflight(blk, i), 0);
 		for (unsigned int k = 0; k < TSIZE; k++) {
 			bool used = false;
 
-			for (unsigned int j = 0; j < used_idx(&drv[i]); j++)
+			for (unsigned int j = 0; j < vdrv_used_idx(&drv[i]); j++)
 				used |= drv[i].used->ring[j].id == t[i][k].head;
 			ck_assert_uint_eq(status_of(&t[i][k].r),
 					  (used ? VIRTIO_BLK_S_OK : SENTINEL));

@@ -12,12 +12,10 @@
 #include <linux/fuse.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +28,7 @@
 #include "virtio/fs.h"
 #include "virtio/virtio.h"
 #include "unit.h"
+#include "vring_drv.h"
 
 #define RAM_SIZE  0x400000ULL /* 4 MiB at GPA 0 */
 #define RING_GPA  0x100000ULL /* queue i's rings at RING_GPA + i * RING_STEP */
@@ -85,12 +84,8 @@ static void setup(void)
 	struct fs_share_opts o = { 0 };
 	struct virtio_fs_opts fo = { .name = "fs0", .tag = "testtag", .queues = 2 };
 
-	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(ram, MAP_FAILED);
-	memset(&mem, 0, sizeof(mem));
-	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM_SIZE, .hva = ram };
-	mem.nr = 1;
-	mem.total = RAM_SIZE;
+	ram = vdrv_ram_map(&mem, RAM_SIZE);
+	ck_assert_ptr_nonnull(ram);
 	buf_next = BUF_GPA;
 	strcpy(dir, "/tmp/minivmm-vfs.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -110,46 +105,21 @@ static void teardown(void)
 	virtio_fs_destroy(fdev);
 	fuse_server_free(srv);
 	dax_window_free(win);
-	munmap(ram, RAM_SIZE);
+	vdrv_ram_unmap(&mem);
 	rmdir(dir);
 }
 
-/* --- a tiny driver ----------------------------------------------------------------------- */
-
-struct vdrv {
-	uint64_t desc_gpa, avail_gpa, used_gpa;
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint16_t next_desc, avail_idx, last_used;
-};
+/* --- the split-ring driver (tests/lib/vring_drv.h) ----------------------------------------- */
 
 static struct vdrv drv[3];
 
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool wr;
-};
-
+/* Queue @qi's rings, placed in the device's registers. */
 static void drv_init(unsigned int qi)
 {
-	struct vdrv *q = &drv[qi];
 	uint64_t base = RING_GPA + qi * RING_STEP;
 
-	memset(q, 0, sizeof(*q));
-	q->desc_gpa = base;
-	q->avail_gpa = base + 0x4000;
-	q->used_gpa = base + 0x6000;
-	memset(hva(base), 0, RING_STEP);
-	q->desc = hva(q->desc_gpa);
-	q->avail = hva(q->avail_gpa);
-	q->used = hva(q->used_gpa);
-	vd->q[qi].size = QSIZE;
-	vd->q[qi].desc = q->desc_gpa;
-	vd->q[qi].avail = q->avail_gpa;
-	vd->q[qi].used = q->used_gpa;
-	vd->q[qi].enabled = true;
+	ck_assert_int_eq(vdrv_init(&drv[qi], &mem, QSIZE, base, base + 0x4000, base + 0x6000), 0);
+	vdrv_place(vd, qi, &drv[qi]);
 }
 
 /* Rings mapped without a transport: virtio_fs_process() serves them on this thread. */
@@ -157,47 +127,18 @@ static void map_queues(void)
 {
 	for (unsigned int i = 0; i < vd->nr_queues; i++) {
 		drv_init(i);
-		ck_assert_int_eq(vq_init(&vd->q[i].vq, &mem, QSIZE, drv[i].desc_gpa,
-					 drv[i].avail_gpa, drv[i].used_gpa, false, false),
-				 0);
+		ck_assert_int_eq(vdrv_map(vd, i, &drv[i], false, false), 0);
 	}
 }
 
-static uint16_t post(unsigned int qi, const struct seg *s, unsigned int n)
+static uint16_t post(unsigned int qi, const struct vring_seg *s, unsigned int n)
 {
-	struct vdrv *q = &drv[qi];
-	uint16_t head = q->next_desc;
-
-	for (unsigned int i = 0; i < n; i++) {
-		uint16_t idx = (head + i) % QSIZE;
-
-		q->desc[idx] = (struct vring_desc){
-			.addr = s[i].gpa,
-			.len = s[i].len,
-			.flags = (s[i].wr ? VRING_DESC_F_WRITE : 0) |
-				 (i + 1 < n ? VRING_DESC_F_NEXT : 0),
-			.next = (head + i + 1) % QSIZE,
-		};
-	}
-	q->next_desc = (head + n) % QSIZE;
-	q->avail->ring[q->avail_idx % QSIZE] = head;
-	q->avail_idx++;
-	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-	return head;
+	return vdrv_post(&drv[qi], s, n);
 }
 
 static bool used(unsigned int qi, uint32_t *id, uint32_t *len)
 {
-	struct vdrv *q = &drv[qi];
-	struct vring_used_elem *u;
-
-	if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) == q->last_used)
-		return false;
-	u = &q->used->ring[q->last_used % QSIZE];
-	*id = u->id;
-	*len = u->len;
-	q->last_used++;
-	return true;
+	return vdrv_used(&drv[qi], id, len);
 }
 
 /* A FUSE request: header + @arg; returns the gpa of a @outlen-byte reply buffer (0: none). */
@@ -207,17 +148,17 @@ static uint64_t request(unsigned int qi, uint32_t opcode, uint64_t unique, uint6
 	struct fuse_in_header h = {
 		.len = sizeof(h) + arglen, .opcode = opcode, .unique = unique, .nodeid = nodeid
 	};
-	struct seg s[3];
+	struct vring_seg s[3];
 	unsigned int n = 0;
 	uint64_t in = galloc(sizeof(h) + arglen), out = 0;
 
 	memcpy(hva(in), &h, sizeof(h));
 	if (arglen)
 		memcpy((uint8_t *)hva(in) + sizeof(h), arg, arglen);
-	s[n++] = (struct seg){ in, sizeof(h) + arglen, false };
+	s[n++] = (struct vring_seg){ in, sizeof(h) + arglen, false };
 	if (outlen) {
 		out = galloc(outlen);
-		s[n++] = (struct seg){ out, outlen, true };
+		s[n++] = (struct vring_seg){ out, outlen, true };
 	}
 	*head = post(qi, s, n);
 	return out;
@@ -231,6 +172,18 @@ static uint64_t send_init(unsigned int qi, uint16_t *head)
 
 	return request(qi, FUSE_INIT, 1, 0, &in, sizeof(in),
 		       sizeof(struct fuse_out_header) + sizeof(struct fuse_init_out), head);
+}
+
+/* The queues mapped for virtio_fs_process(), and the session's INIT on queue 1 answered. */
+static void sync_init(void)
+{
+	uint32_t id, len;
+	uint16_t head;
+
+	map_queues();
+	send_init(1, &head);
+	virtio_fs_process(fdev, 1);
+	ck_assert(used(1, &id, &len));
 }
 
 static void expect_reply(unsigned int qi, uint16_t head, uint64_t out, uint64_t unique,
@@ -352,12 +305,9 @@ START_TEST(test_window_descriptors)
 	uint16_t head;
 	uint64_t out;
 	uint32_t id, len;
-	struct seg s[2];
+	struct vring_seg s[2];
 
-	map_queues();
-	send_init(1, &head);
-	virtio_fs_process(fdev, 1);
-	ck_assert(used(1, &id, &len));
+	sync_init();
 	/* A reply buffer in the window. */
 	out = request(1, FUSE_GETATTR, 7, FUSE_ROOT_ID, &ga, sizeof(ga), 0, &head);
 	(void)out;
@@ -366,8 +316,8 @@ START_TEST(test_window_descriptors)
 	    (struct vring_desc){ .addr = WIN_GPA, .len = 4096, .flags = VRING_DESC_F_WRITE };
 	drv[1].next_desc = (head + 2) % QSIZE;
 	/* A request header in the window. */
-	s[0] = (struct seg){ WIN_GPA + 8192, 40, false };
-	s[1] = (struct seg){ galloc(256), 256, true };
+	s[0] = (struct vring_seg){ WIN_GPA + 8192, 40, false };
+	s[1] = (struct vring_seg){ galloc(256), 256, true };
 	post(1, s, 2);
 	/* And a good one after them. */
 	out = request(1, FUSE_GETATTR, 8, FUSE_ROOT_ID, &ga, sizeof(ga),
@@ -455,10 +405,7 @@ START_TEST(test_fd_budget)
 	ck_assert_int_eq(virtio_fs_create(&fdev, srv, NULL, &mem, &fo), 0);
 	vd = virtio_fs_virtio(fdev);
 	vd->tops = &tops;
-	map_queues();
-	send_init(1, &head);
-	virtio_fs_process(fdev, 1);
-	ck_assert(used(1, &id, &len));
+	sync_init();
 	for (i = 0; i < 64; i++) {
 		snprintf(name, sizeof(name), "f%d", i);
 		err = create(name, 100 + i, &nodeid[made], &fh[made]);
@@ -510,16 +457,6 @@ START_TEST(test_fd_budget)
 }
 END_TEST
 
-/* Make @head available again on queue @qi, as the driver does. */
-static void republish(unsigned int qi, uint16_t head)
-{
-	struct vdrv *q = &drv[qi];
-
-	q->avail->ring[q->avail_idx % QSIZE] = head;
-	q->avail_idx++;
-	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-}
-
 /*
  * A READ whose reply lands on the queue's own available ring, from a file the
  * guest wrote: each reply makes the READ available again (the I/O thread spun
@@ -541,12 +478,9 @@ START_TEST(test_reply_over_avail)
 	uint64_t nodeid, fh, out, in;
 	uint16_t head, rhead, idx;
 	uint32_t id, len;
-	struct seg sg[2];
+	struct vring_seg sg[2];
 
-	map_queues();
-	send_init(1, &head);
-	virtio_fs_process(fdev, 1);
-	ck_assert(used(1, &id, &len));
+	sync_init();
 	ck_assert_int_eq(create_flags("records", 2, 02 /* O_RDWR */, &nodeid, &fh), 0);
 	/* The READ will be the chain after the WRITE (two descriptors each). */
 	rhead = (drv[1].next_desc + 2) % QSIZE;
@@ -567,9 +501,9 @@ START_TEST(test_reply_over_avail)
 	in = galloc(sizeof(h) + sizeof(ri));
 	memcpy(hva(in), &h, sizeof(h));
 	memcpy((uint8_t *)hva(in) + sizeof(h), &ri, sizeof(ri));
-	sg[0] = (struct seg){ in, sizeof(h) + sizeof(ri), false };
+	sg[0] = (struct vring_seg){ in, sizeof(h) + sizeof(ri), false };
 	/* The reply header just before the ring, the data on it. */
-	sg[1] = (struct seg){ drv[1].avail_gpa - sizeof(oh), sizeof(oh) + alen, true };
+	sg[1] = (struct vring_seg){ drv[1].avail_gpa - sizeof(oh), sizeof(oh) + alen, true };
 	ck_assert_uint_eq(post(1, sg, 2), rhead);
 	ck_assert_uint_eq(drv[1].avail->idx, idx);
 	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
@@ -612,7 +546,7 @@ static int bg_unmap(void *c, uint64_t moffset, uint64_t len)
 	(void)moffset, (void)len;
 	atomic_fetch_add(&g->served, 1);
 	if (atomic_load(&g->on))
-		republish(g->qi, g->head);
+		vdrv_publish(&drv[g->qi], g->head);
 	return 0;
 }
 
@@ -645,39 +579,6 @@ static void busy_post(unsigned int qi)
 	atomic_store(&bg.on, true);
 }
 
-struct bounded_call {
-	void (*fn)(void *);
-	void *arg;
-	atomic_bool done;
-};
-
-static void *bounded_thread(void *p)
-{
-	struct bounded_call *c = p;
-
-	c->fn(c->arg);
-	atomic_store(&c->done, true);
-	return NULL;
-}
-
-/* Run @fn(@arg) on a thread; false if it has not returned within @ms (it is left behind). */
-static bool returns_within(void (*fn)(void *), void *arg, int ms)
-{
-	static struct bounded_call c;
-	pthread_t t;
-
-	c.fn = fn;
-	c.arg = arg;
-	atomic_store(&c.done, false);
-	ck_assert_int_eq(pthread_create(&t, NULL, bounded_thread, &c), 0);
-	for (int i = 0; i < ms && !atomic_load(&c.done); i++)
-		usleep(1000);
-	if (!atomic_load(&c.done))
-		return false;
-	pthread_join(t, NULL);
-	return true;
-}
-
 static unsigned int processed;
 
 static void process_q1(void *arg)
@@ -686,32 +587,21 @@ static void process_q1(void *arg)
 	processed = virtio_fs_process(fdev, 1);
 }
 
-static bool kick_pending(unsigned int qi)
-{
-	uint64_t v;
-
-	return read(vd->q[qi].kick_fd, &v, sizeof(v)) == sizeof(v) && v;
-}
-
 /* One pass serves at most a ring's worth, then asks for another pass (its own kick). */
 START_TEST(test_serve_bounded)
 {
 	uint32_t id, len;
-	uint16_t head;
 
 	busy_setup();
-	map_queues();
-	send_init(1, &head);
-	virtio_fs_process(fdev, 1);
-	ck_assert(used(1, &id, &len));
+	sync_init();
 	busy_post(1);
 	ck_assert_msg(returns_within(process_q1, NULL, 5000),
 		      "one pass never returns while the guest keeps the ring busy");
 	ck_assert_uint_eq(processed, QSIZE);
-	ck_assert(kick_pending(1));
+	ck_assert(vdrv_kick_pending(vd, 1));
 	atomic_store(&bg.on, false);
 	ck_assert_uint_eq(virtio_fs_process(fdev, 1), 1);
-	ck_assert(!kick_pending(1));
+	ck_assert(!vdrv_kick_pending(vd, 1));
 	ck_assert_uint_eq(atomic_load(&bg.served), QSIZE + 1);
 	for (unsigned int i = 0; i < QSIZE + 1; i++) {
 		ck_assert(used(1, &id, &len));
@@ -724,26 +614,28 @@ END_TEST
 
 static void handshake(void)
 {
-	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
-
-	virtio_set_status(vd, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	virtio_set_status(vd, s);
-	virtio_set_features(vd, 1, 1); /* VERSION_1 */
-	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK);
+	vdrv_negotiate(vd, 1ULL << VIRTIO_F_VERSION_1);
 	for (unsigned int i = 0; i < 3; i++)
 		drv_init(i);
-	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	virtio_set_status(vd, VDRV_S_LIVE);
 	ck_assert(vd->started);
 }
 
 static bool wait_used(unsigned int qi, uint32_t *id, uint32_t *len)
 {
-	for (int i = 0; i < 5000; i++) {
-		if (used(qi, id, len))
-			return true;
-		usleep(1000);
-	}
-	return false;
+	return vdrv_wait_used(&drv[qi], id, len, 5000);
+}
+
+/* The device started (its I/O threads), and the session's INIT on queue 1 answered. */
+static void threads_init(void)
+{
+	uint32_t id, len;
+	uint16_t head;
+
+	handshake();
+	send_init(1, &head);
+	ck_assert(vdrv_kick(vd, 1));
+	ck_assert(wait_used(1, &id, &len));
 }
 
 /* DRIVER_OK starts the I/O threads; a kick gets an answer; reset stops them. */
@@ -751,21 +643,21 @@ START_TEST(test_threads)
 {
 	struct fuse_getattr_in ga = { 0 };
 	struct fuse_out_header oh;
-	uint64_t one = 1, out;
+	uint64_t out;
 	uint16_t head;
 	uint32_t id, len;
 
 	for (int round = 0; round < 2; round++) {
 		handshake();
 		send_init(1, &head);
-		ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+		ck_assert(vdrv_kick(vd, 1));
 		ck_assert(wait_used(1, &id, &len));
 		ck_assert_uint_eq(id, head);
 		ck_assert_uint_gt(len, sizeof(oh));
 		for (unsigned int q = 1; q <= 2; q++) {
 			out = request(q, FUSE_GETATTR, 10 + q, FUSE_ROOT_ID, &ga, sizeof(ga),
 				      sizeof(oh) + sizeof(struct fuse_attr_out), &head);
-			ck_assert_int_eq(write(vd->q[q].kick_fd, &one, 8), 8);
+			ck_assert(vdrv_kick(vd, q));
 			ck_assert(wait_used(q, &id, &len));
 			memcpy(&oh, hva(out), sizeof(oh));
 			ck_assert_uint_eq(oh.unique, 10 + q);
@@ -785,12 +677,12 @@ static struct fuse_out_header call(uint32_t opcode, uint64_t unique, uint64_t no
 				   const void *arg, uint32_t arglen, uint32_t outlen, void *reply)
 {
 	struct fuse_out_header oh;
-	uint64_t one = 1, out;
+	uint64_t out;
 	uint16_t head;
 	uint32_t id, len;
 
 	out = request(1, opcode, unique, nodeid, arg, arglen, sizeof(oh) + outlen, &head);
-	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(vdrv_kick(vd, 1));
 	ck_assert(wait_used(1, &id, &len));
 	ck_assert_uint_eq(id, head);
 	memcpy(&oh, hva(out), sizeof(oh));
@@ -815,9 +707,6 @@ START_TEST(test_pause_keeps_session)
 	struct fuse_entry_out eo;
 	struct fuse_out_header oh;
 	char path[128], name[] = "paused";
-	uint32_t id, len;
-	uint16_t head;
-	uint64_t one = 1;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -825,10 +714,7 @@ START_TEST(test_pause_keeps_session)
 	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
 	fclose(f);
-	handshake();
-	send_init(1, &head);
-	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
-	ck_assert(wait_used(1, &id, &len));
+	threads_init();
 	oh = call(FUSE_LOOKUP, 2, FUSE_ROOT_ID, name, sizeof(name), sizeof(eo), &eo);
 	ck_assert_int_eq(oh.error, 0);
 	oh = call(FUSE_SETUPMAPPING, 3, eo.nodeid, &sm, sizeof(sm), 0, NULL);
@@ -858,18 +744,12 @@ static void reset_vd(void *arg)
 /* The I/O thread keeps serving such a guest, and still stops when told to. */
 START_TEST(test_stop_busy)
 {
-	uint64_t one = 1;
-	uint32_t id, len;
-	uint16_t head;
 	unsigned int n;
 
 	busy_setup();
-	handshake();
-	send_init(1, &head);
-	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
-	ck_assert(wait_used(1, &id, &len));
+	threads_init();
 	busy_post(1);
-	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(vdrv_kick(vd, 1));
 	for (int i = 0; i < 5000 && atomic_load(&bg.served) < 1000; i++)
 		usleep(1000);
 	ck_assert_uint_ge(atomic_load(&bg.served), 1000);
@@ -896,7 +776,7 @@ static void limited_setup(const struct rl_config *rl)
 
 static unsigned int used_count(unsigned int qi)
 {
-	return __atomic_load_n(&drv[qi].used->idx, __ATOMIC_ACQUIRE);
+	return vdrv_used_idx(&drv[qi]);
 }
 
 static void quiesce_vd(void *arg)
@@ -916,7 +796,7 @@ START_TEST(test_ratelimit)
 	static const struct rl_config lim[2] = { { .iops = 50, .iops_burst = 2 },
 						 { .iops = 1, .iops_burst = 1 } };
 	struct fuse_getattr_in ga = { 0 };
-	uint64_t one = 1, start, took, out[20];
+	uint64_t start, took, out[20];
 	uint16_t head, heads[20];
 	struct fuse_out_header oh;
 	unsigned int n;
@@ -928,7 +808,7 @@ START_TEST(test_ratelimit)
 		out[k] = request(1, FUSE_GETATTR, 100 + k, FUSE_ROOT_ID, &ga, sizeof(ga),
 				 sizeof(oh) + sizeof(struct fuse_attr_out), &heads[k]);
 	start = now_ns();
-	ck_assert_int_eq(write(vd->q[1].kick_fd, &one, 8), 8);
+	ck_assert(vdrv_kick(vd, 1));
 	if (!_i) {
 		for (int i = 0; i < 5000 && used_count(1) < 21; i++)
 			usleep(1000);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 #include "virtio/virtio.h"
 #include "virtio/vsock.h"
 #include "unit.h"
+#include "vring_drv.h"
 
 #define RAM_SIZE  0x400000ULL
 #define RING_GPA  0x100000ULL
@@ -59,97 +59,40 @@ static uint64_t galloc(uint32_t len)
 	return gpa;
 }
 
-static void notify_queue(struct virtio_dev *d, unsigned int q)
-{
-	(void)d;
-	(void)q;
-}
-
-static void notify_config(struct virtio_dev *d)
-{
-	(void)d;
-}
-
-static const struct virtio_transport_ops tops = { notify_queue, notify_config };
-
-struct vdrv {
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint16_t next_desc, avail_idx, last_used;
-	uint64_t buf[QSIZE]; /* rx: the buffer behind each head */
-};
+/* --- the split-ring driver (tests/lib/vring_drv.h) ----------------------------------------- */
 
 static struct vdrv drv[3];
 
+/* Queue @qi's rings, set up through the device's registers. */
 static void drv_init(unsigned int qi)
 {
-	struct vdrv *q = &drv[qi];
 	uint64_t base = RING_GPA + qi * RING_STEP;
 
-	memset(q, 0, sizeof(*q));
-	memset(hva(base), 0, RING_STEP);
-	q->desc = hva(base);
-	q->avail = hva(base + 0x4000);
-	q->used = hva(base + 0x6000);
-	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_SIZE, QSIZE), 0);
-	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DESC, base), 0);
-	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DRIVER, base + 0x4000), 0);
-	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_DEVICE, base + 0x6000), 0);
-	ck_assert_int_eq(virtio_queue_set(vd, qi, VIRTIO_QUEUE_ENABLE, 1), 0);
+	ck_assert_int_eq(vdrv_init(&drv[qi], &mem, QSIZE, base, base + 0x4000, base + 0x6000), 0);
+	ck_assert_int_eq(vdrv_set(vd, qi, &drv[qi]), 0);
 }
 
 static uint16_t post1(unsigned int qi, uint64_t gpa, uint32_t len, bool wr)
 {
-	struct vdrv *q = &drv[qi];
-	uint16_t head = q->next_desc;
-
-	q->desc[head] = (struct vring_desc){ .addr = gpa, .len = len,
-					     .flags = wr ? VRING_DESC_F_WRITE : 0 };
-	q->buf[head] = gpa;
-	q->next_desc = (head + 1) % QSIZE;
-	q->avail->ring[q->avail_idx % QSIZE] = head;
-	q->avail_idx++;
-	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-	return head;
+	return vdrv_post_one(&drv[qi], gpa, len, wr);
 }
 
 static void kick(unsigned int qi)
 {
-	uint64_t one = 1;
-
-	ck_assert_int_eq(write(vd->q[qi].kick_fd, &one, 8), 8);
+	ck_assert(vdrv_kick(vd, qi));
 }
 
 static bool wait_used(unsigned int qi, uint32_t *id, uint32_t *len)
 {
-	struct vdrv *q = &drv[qi];
-
-	for (int i = 0; i < 5000; i++) {
-		if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used) {
-			struct vring_used_elem *u = &q->used->ring[q->last_used % QSIZE];
-
-			*id = u->id;
-			*len = u->len;
-			q->last_used++;
-			return true;
-		}
-		usleep(1000);
-	}
-	return false;
+	return vdrv_wait_used(&drv[qi], id, len, 5000);
 }
 
 static void setup(void)
 {
 	struct virtio_vsock_opts o = { .name = "vsock", .cid = CID, .thread_cpu = -1 };
-	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
 
-	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(ram, MAP_FAILED);
-	memset(&mem, 0, sizeof(mem));
-	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM_SIZE, .hva = ram };
-	mem.nr = 1;
-	mem.total = RAM_SIZE;
+	ram = vdrv_ram_map(&mem, RAM_SIZE);
+	ck_assert_ptr_nonnull(ram);
 	buf_next = BUF_GPA;
 	strcpy(dir, "/tmp/minivmm-vsock.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -157,14 +100,11 @@ static void setup(void)
 	o.uds_path = sock_path;
 	ck_assert_int_eq(virtio_vsock_create(&vs, &mem, &o), 0);
 	vd = virtio_vsock_virtio(vs);
-	vd->tops = &tops;
-	virtio_set_status(vd, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	virtio_set_status(vd, s);
-	virtio_set_features(vd, 1, 1); /* VERSION_1 */
-	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK);
+	vd->tops = &vdrv_quiet_tops;
+	vdrv_negotiate(vd, 1ULL << VIRTIO_F_VERSION_1);
 	for (unsigned int i = 0; i < 3; i++)
 		drv_init(i);
-	virtio_set_status(vd, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	virtio_set_status(vd, VDRV_S_LIVE);
 	ck_assert(vd->started);
 	/* The guest's receive buffers. */
 	for (unsigned int i = 0; i < 16; i++)
@@ -177,7 +117,7 @@ static void teardown(void)
 	char p[160];
 
 	virtio_vsock_destroy(vs);
-	munmap(ram, RAM_SIZE);
+	vdrv_ram_unmap(&mem);
 	snprintf(p, sizeof(p), "%s/v.sock_5000", dir);
 	unlink(p);
 	rmdir(dir);
@@ -215,7 +155,7 @@ static struct virtio_vsock_hdr guest_recv(void *data, size_t max)
 
 	ck_assert_msg(wait_used(0, &id, &len), "nothing for the guest");
 	ck_assert_uint_ge(len, HDR);
-	g = drv[0].buf[id];
+	g = drv[0].desc[id].addr; /* the buffer behind the head (one descriptor each) */
 	memcpy(&h, hva(g), HDR);
 	ck_assert_uint_eq(len, HDR + h.len);
 	ck_assert_uint_le(h.len, max);
@@ -397,7 +337,7 @@ START_TEST(test_guest_over_credit)
 	for (unsigned int i = 0; i < 4 * VSOCK_BUF_ALLOC / (sizeof(big) - HDR) + 1024; i++) {
 		guest_send(VIRTIO_VSOCK_OP_RW, 99, 5000, big, sizeof(big) - HDR, 65536, 0, CID);
 		buf_next = BUF_GPA + 16 * RXBUF; /* reuse the tx buffers */
-		while (__atomic_load_n(&drv[0].used->idx, __ATOMIC_ACQUIRE) != drv[0].last_used) {
+		while (vdrv_used_idx(&drv[0]) != drv[0].last_used) {
 			h = guest_recv(buf, sizeof(buf));
 			if (h.op == VIRTIO_VSOCK_OP_RST)
 				goto reset;
