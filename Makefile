@@ -154,7 +154,8 @@ $(BIN): $(O)/src/main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Test-only code (tests/lib: the fault-injecting file for qcow2) stays out of the library.
+# Test-only code (tests/lib: the fault-injecting file for qcow2, the split-ring test driver)
+# stays out of the library.
 TESTLIB_OBJS := $(patsubst %.c,$(O)/%.o,$(sort $(wildcard tests/lib/*.c)))
 
 $(O)/tests/lib/%.o: tests/lib/%.c
@@ -304,4 +305,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(PUB_OBJS:.o=.d) $(O)/src/main.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(PUB_OBJS:.o=.d) $(TESTLIB_OBJS:.o=.d) $(UNIT_BINS:=.d) $(O)/src/main.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)
