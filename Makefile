@@ -83,7 +83,7 @@ export MINIVMM_BUILD := $(abspath $(O))
 # Host-decompressed kernels: one absolute path, the same inside the nested harness.
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all install FORCE deps demo check unit fuzz scripts e2e guest bench-boot bench-qcow2 bench-blk-model \
+.PHONY: all install FORCE deps demo check unit fuzz scripts e2e guest bench-agent bench-boot bench-qcow2 bench-blk-model \
 	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg clean format
 all: $(BIN) $(AGENT) $(PUB_SO) $(PUB_A) $(PUB_PC) $(EXAMPLES)
 
@@ -279,6 +279,13 @@ bench-blk-fio: $(BIN) guest
 	$(Q)rm -f $(O)/bench-blk-fio.results
 	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-blk-fio.results \
 		MINIVMM_L1_RETRIES=$${MINIVMM_L1_RETRIES:-5} tests/harness/in-vm.sh bench/blk-fio/run.sh $(ROUNDS)
+
+# Driving a guest: exec round trip, cp throughput, clone vs cold boot to the first output,
+# minivmm's agent vs QEMU + qemu-guest-agent (installed here if missing).
+bench-agent: all guest
+	$(Q)command -v qemu-ga >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
+		--no-install-recommends qemu-guest-agent && $(MAKE) --no-print-directory guest; }
+	$(Q)tests/harness/in-vm.sh bench/agent/run.sh $(if $(filter command line,$(origin ROUNDS)),$(ROUNDS),50)
 
 # Snapshots: minivmm LZO vs uncompressed vs QEMU migrate-to-file (one round unless ROUNDS=N).
 bench-snapshot: $(BIN) guest

@@ -35,7 +35,7 @@
 const char api_greeting[] =
     "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
     "\",\"protocol\":" STR(MINIVMM_API_PROTOCOL) "},\"capabilities\":[\"json\",\"ids\","
-						 "\"events\",\"vsock\"]}\n";
+						 "\"events\",\"vsock\",\"console\"]}\n";
 
 static bool stop_requested(struct api_server *s)
 {
@@ -203,17 +203,24 @@ static int do_save(struct api_server *s, struct api_conn *c, const struct api_re
 	return reply(s, c, ret, msg);
 }
 
-static int do_vsock(struct api_server *s, struct api_conn *c, const struct api_request *req)
+/* vsock and console: the reply carries a descriptor. */
+static int do_fd(struct api_server *s, struct api_conn *c, const struct api_request *req)
 {
 	char msg[API_MSG_MAX] = "";
 	int ret, fd = -1;
 
-	if (!s->ops->vsock)
-		return reply_err(s, c, -ENOTSUP, "'vsock' is not supported");
-	pr_info("api: vsock %u", req->port);
-	ret = s->ops->vsock(s->ctx, req->port, &fd, msg, sizeof(msg));
+	if (req->cmd == API_VSOCK ? !s->ops->vsock : !s->ops->console)
+		return reply_err(s, c, -ENOTSUP, "'%s' is not supported",
+				 req->cmd == API_VSOCK ? "vsock" : "console");
+	if (req->cmd == API_VSOCK) {
+		pr_info("api: vsock %u", req->port);
+		ret = s->ops->vsock(s->ctx, req->port, &fd, msg, sizeof(msg));
+	} else {
+		pr_info("api: console");
+		ret = s->ops->console(s->ctx, &fd, msg, sizeof(msg));
+	}
 	msg[sizeof(msg) - 1] = '\0';
-	if (!ret && !*msg)
+	if (!ret && !*msg && req->cmd == API_VSOCK)
 		snprintf(msg, sizeof(msg), "{\"port\":%u}", req->port);
 	ret = reply_fd(s, c, ret, msg, ret ? -1 : fd);
 	if (fd >= 0)
@@ -251,7 +258,8 @@ static int handle_line(struct api_server *s, struct api_conn *c, char *line, siz
 	case API_STOP:
 		return do_simple(s, c, ops->stop, "stop");
 	case API_VSOCK:
-		return do_vsock(s, c, &req);
+	case API_CONSOLE:
+		return do_fd(s, c, &req);
 	case API_SUBSCRIBE:
 		/* From now on events come here, and the connection never times out. */
 		c->subscribed = true;

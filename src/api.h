@@ -33,6 +33,9 @@ struct api_ops {
 	/* A stream to the guest's vsock @port: *@fd connected to the VM's vsock socket with
 	 * "CONNECT <port>\n" sent (docs/vsock.md); it goes to the client (SCM_RIGHTS). */
 	int (*vsock)(void *ctx, uint32_t port, int *fd, char *msg, size_t msglen);
+	/* The guest's serial console ([console] serial = api): *@fd, a socket that carries
+	 * its output (the last 64 KiB first) and takes keys for it; to the client. */
+	int (*console)(void *ctx, int *fd, char *msg, size_t msglen);
 };
 
 struct api_server;
@@ -95,7 +98,16 @@ int api_reply_parse(const char *reply, const char **body);
 int api_json_append_string(char *buf, size_t size, const char *s);
 
 /* A parsed request (internal: api.c and the tests). */
-enum api_cmd { API_PAUSE, API_RESUME, API_STATUS, API_SAVE, API_STOP, API_VSOCK, API_SUBSCRIBE };
+enum api_cmd {
+	API_PAUSE,
+	API_RESUME,
+	API_STATUS,
+	API_SAVE,
+	API_STOP,
+	API_VSOCK,
+	API_SUBSCRIBE,
+	API_CONSOLE,
+};
 #define API_ID_MAX 72 /* a request id as JSON text: a number or a string of up to 64 bytes */
 struct api_request {
 	enum api_cmd cmd;

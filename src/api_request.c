@@ -14,9 +14,9 @@
 #include "api.h"
 
 static const char *const cmd_names[] = {
-	[API_PAUSE] = "pause",	       [API_RESUME] = "resume", [API_STATUS] = "status",
-	[API_SAVE] = "save",	       [API_STOP] = "stop",	[API_VSOCK] = "vsock",
-	[API_SUBSCRIBE] = "subscribe",
+	[API_PAUSE] = "pause",	       [API_RESUME] = "resume",	  [API_STATUS] = "status",
+	[API_SAVE] = "save",	       [API_STOP] = "stop",	  [API_VSOCK] = "vsock",
+	[API_SUBSCRIBE] = "subscribe", [API_CONSOLE] = "console",
 };
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, const char *fmt, ...)

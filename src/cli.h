@@ -25,5 +25,6 @@ int cmd_ctl(int argc, char **argv);
 int cmd_check_kvm(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_console(int argc, char **argv);
 
 #endif

@@ -905,6 +905,8 @@ static int parse_serial(struct parse_ctx *ctx, const struct setting *s, void *fi
 		mode = SERIAL_STDIO;
 	} else if (!strcmp(val, "none")) {
 		mode = SERIAL_NONE;
+	} else if (!strcmp(val, "api")) {
+		mode = SERIAL_API;
 	} else if (!strncmp(val, "file:", 5)) {
 		if (!val[5])
 			return failf(why, "file: needs a path (file:PATH)");
@@ -913,7 +915,7 @@ static int parse_serial(struct parse_ctx *ctx, const struct setting *s, void *fi
 		if (!path)
 			return -ENOMEM;
 	} else {
-		return failf(why, "bad value '%s' (expected stdio|file:PATH|none)", val);
+		return failf(why, "bad value '%s' (expected stdio|file:PATH|none|api)", val);
 	}
 	*(unsigned int *)field = mode;
 	free(ctx->cfg->serial_path);
@@ -1735,7 +1737,10 @@ static void dump_setting(const struct vm_config *cfg, const struct setting *s, c
 		if (u == SERIAL_FILE)
 			dump_value(out, s->key, "file:", cfg->serial_path ? cfg->serial_path : "");
 		else
-			fprintf(out, "%s = %s\n", s->key, u == SERIAL_NONE ? "none" : "stdio");
+			fprintf(out, "%s = %s\n", s->key,
+				u == SERIAL_NONE  ? "none"
+				: u == SERIAL_API ? "api"
+						  : "stdio");
 	} else if (s->parse == parse_enum) {
 		fprintf(out, "%s = %s\n", s->key, enum_name(s->names, u));
 	} else if (s->parse == parse_auto_uint && !u) {

@@ -12,7 +12,7 @@
 
 enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
-enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE, SERIAL_API };
 enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 
 enum disk_format { DISK_RAW, DISK_QCOW2 };

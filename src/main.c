@@ -22,6 +22,7 @@ static const char usage[] =
     "  ctl --socket PATH COMMAND    pause|resume|status|stop a running VM (minivmm ctl --help)\n"
     "  exec --socket PATH -- CMD    run a command in a running VM's guest (minivmm exec --help)\n"
     "  cp --socket PATH SRC DST     copy a file to or from a guest (minivmm cp --help)\n"
+    "  console --socket PATH        attach to a running VM's serial console (minivmm console --help)\n"
     "  check-kvm              can this host's KVM run a stock guest? (exit 0: yes)\n"
     "  version                print the version\n"
     "  help                   this text\n"
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cp"))
 		return cmd_cp(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "console"))
+		return cmd_console(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-kvm"))
 		return cmd_check_kvm(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

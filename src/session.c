@@ -198,6 +198,24 @@ static int api_vsock(void *ctx, uint32_t port, int *fd, char *msg, size_t len)
 	return ret;
 }
 
+static int api_console(void *ctx, int *fd, char *msg, size_t len)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm) {
+		ret = s->vm->console_api ? console_api_attach(s->vm->console_api, fd) : -ENODEV;
+		if (ret == -ENODEV)
+			snprintf(msg, len,
+				 "the console is not on the API ([console] serial = api)");
+		else if (ret == -EBUSY)
+			snprintf(msg, len, "another client is attached to the console");
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 static const struct api_ops session_api = {
 	.pause = api_pause,
 	.resume = api_resume,
@@ -205,6 +223,7 @@ static const struct api_ops session_api = {
 	.status = api_status,
 	.stop = api_stop,
 	.vsock = api_vsock,
+	.console = api_console,
 };
 
 /* --- exit status ------------------------------------------------------------------------- */
@@ -354,6 +373,7 @@ static void sandbox_plan_for(const struct vm_config *cfg, const struct session_o
 	p->lazy = o->snap && o->lazy;
 	p->api = sock != NULL;
 	p->vsock = cfg->vsock.cid != 0;
+	p->console_api = cfg->serial == SERIAL_API;
 	p->console_tty = cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO);
 	/* Root serving a share acts on files of every owner; a rebuild reopens them. */
 	p->keep_fs_caps = p->shares || p->rebuild;
@@ -375,6 +395,11 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	enum vm_stop why;
 	struct vm vm;
 
+	if (cfg->serial == SERIAL_API && !sock) {
+		pr_err(
+		    "[console] serial = api needs a control socket ([api] socket or --api-socket)");
+		return EXIT_USAGE;
+	}
 	pthread_mutex_init(&s.lock, NULL);
 	sig_fd = console_signals_fd();
 	vcpu_signals_init();

@@ -335,6 +335,8 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 
 	if (vm->cfg->serial == SERIAL_STDIO)
 		con = console_start(vm);
+	if (vm->console_api && console_api_start(vm->console_api, vm))
+		pr_warn("[console] serial = api: no console thread, output is not kept");
 	pr_debug("starting %u vCPU thread%s", vm->nr_vcpus, vm->nr_vcpus > 1 ? "s" : "");
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(vm->vcpus[i])) {
@@ -370,6 +372,7 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
 	console_stop(con);
+	console_api_stop(vm->console_api);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		pr_info("vcpu%u: %llu port I/O and %llu MMIO exits to minivmm", i,
 			(unsigned long long)vm->vcpus[i]->exits_io,

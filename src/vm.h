@@ -45,6 +45,7 @@ struct vm {
 	struct io_bus pio;
 	struct io_bus mmio;
 	struct serial *serial;
+	struct console_api *console_api; /* [console] serial = api */
 	struct pci_bus *pci;
 	struct rtc *rtc;
 	int serial_fd; /* where the guest console goes; -1: nowhere */

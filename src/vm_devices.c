@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "acpi/acpi.h"
+#include "console.h"
 #include "devices/legacy.h"
 #include "devices/serial.h"
 #include "layout.h"
@@ -57,6 +58,16 @@ static int open_serial_out(struct vm *vm)
 		return 0;
 	case SERIAL_NONE:
 		return 0;
+	case SERIAL_API: {
+		int ret = console_api_create(&vm->console_api);
+
+		if (ret) {
+			pr_err("[console] serial = api: %s", strerror(-ret));
+			return ret;
+		}
+		vm->serial_fd = console_api_out_fd(vm->console_api);
+		return 0;
+	}
 	}
 	return -EINVAL;
 }
@@ -80,6 +91,8 @@ static void serial_remove(struct vm *vm)
 {
 	serial_destroy(vm->serial);
 	vm->serial = NULL;
+	console_api_destroy(vm->console_api);
+	vm->console_api = NULL;
 	if (vm->serial_fd_owned) {
 		fsync(vm->serial_fd);
 		close(vm->serial_fd);

@@ -201,6 +201,11 @@ static const struct sb_rule api_socket[] = {
 	SB_ANY(sendmsg), SB_ANY(shutdown), SB_ANY(getsockopt),
 };
 
+/* Its console request, with [console] serial = api: a socket pair for the client. */
+static const struct sb_rule api_console[] = {
+	SB_ARG(socketpair, 0, 0xffffffffu, AF_UNIX),
+};
+
 /* Its vsock request, with a vsock device: a connection to the VM's own vsock socket. */
 static const struct sb_rule api_vsock[] = {
 	SB_ANY(connect),
@@ -367,6 +372,7 @@ static const struct sb_group g_fuse = SB_GROUP("fuse", fuse);
 static const struct sb_group g_dax_watch = SB_GROUP("dax-watch", dax_watch);
 static const struct sb_group g_api_socket = SB_GROUP("api-socket", api_socket);
 static const struct sb_group g_api_vsock = SB_GROUP("api-vsock", api_vsock);
+static const struct sb_group g_api_console = SB_GROUP("api-console", api_console);
 static const struct sb_group g_kvm_state = SB_GROUP("kvm-state", kvm_state);
 static const struct sb_group g_files_rw = SB_GROUP("files-rw", files_rw);
 static const struct sb_group g_console = SB_GROUP("console", console);
@@ -435,6 +441,8 @@ static void role_own(enum sandbox_role role, const struct sandbox_plan *p,
 		add(out, n, &g_api_socket);
 		if (p->vsock)
 			add(out, n, &g_api_vsock);
+		if (p->console_api)
+			add(out, n, &g_api_console);
 		add(out, n, &g_kvm_state);
 		add(out, n, &g_files_rw);
 		add(out, n, &g_dev_queues);

@@ -41,6 +41,7 @@ struct sandbox_plan {
 	bool lazy;	    /* a lazy restore */
 	bool api;	    /* a control socket */
 	bool vsock;	    /* a virtio-vsock device */
+	bool console_api;   /* [console] serial = api: the API thread makes socket pairs */
 	bool console_tty;   /* the console is a terminal in raw mode */
 	bool keep_fs_caps;  /* root with shares: keep the file capabilities */
 	bool fs_priv_xattr; /* a share with allow_priv_xattr: trusted.* and security.* */

@@ -95,6 +95,15 @@ struct virtio_vsock {
 	} orphan[MAX_ORPHAN_RST];
 	unsigned int nr_orphan;
 	bool reset_event; /* owe the guest a TRANSPORT_RESET (after a restore) */
+	/*
+	 * After a restore the guest still has its saved CID until it handles the reset (it
+	 * then reads guest_cid from the config space). Until then its packets carry the old
+	 * CID (taken as its own: nobody else is on this device), and requests from the host
+	 * wait: one the guest accepted before the reset would be reset by it.
+	 */
+	uint64_t old_cid; /* the saved CID while it differs and the guest has not moved on */
+	atomic_bool hold_requests; /* the guest has not read its CID since the restore */
+
 	struct iovec iov[NQ][MAX_IOV];
 };
 
@@ -317,6 +326,8 @@ static unsigned int rx_flush(struct virtio_vsock *v)
 
 			if (c->state != C_HOST_REQUEST && c->state != C_ESTABLISHED)
 				continue;
+			if (c->pending == P_REQUEST && atomic_load(&v->hold_requests))
+				continue;
 			/* A reset closes the host socket: not before the backlog is out. */
 			if (c->pending == P_RST && c->backlog_len)
 				continue;
@@ -509,8 +520,12 @@ static void tx_packet(struct virtio_vsock *v, const struct vq_elem *e)
 
 	if (e->in_num || iov_to_buf(e->iov, e->out_num, 0, &h, HDR) != HDR)
 		return;
+	/* The guest uses its new CID: it has handled the reset. */
+	if (v->old_cid && h.src_cid == v->cfg.guest_cid)
+		v->old_cid = 0;
 	/* Only streams, from the guest's own CID, to the host. */
-	if (h.type != VIRTIO_VSOCK_TYPE_STREAM || h.src_cid != v->cfg.guest_cid ||
+	if (h.type != VIRTIO_VSOCK_TYPE_STREAM ||
+	    (h.src_cid != v->cfg.guest_cid && (!v->old_cid || h.src_cid != v->old_cid)) ||
 	    h.dst_cid != VSOCK_HOST_CID) {
 		if (h.op != VIRTIO_VSOCK_OP_RST)
 			owe_rst(v, h.dst_port, h.src_port);
@@ -727,6 +742,9 @@ static void vsock_config_read(struct virtio_dev *d, unsigned int off, void *buf,
 {
 	struct virtio_vsock *v = d->priv;
 
+	/* The guest reads its CID (Linux does on a transport reset): the held requests go. */
+	if (off < sizeof(v->cfg.guest_cid) && atomic_exchange(&v->hold_requests, false))
+		virtio_queue_kick(v->vqs[Q_RX].vio.q);
 	if (off < sizeof(v->cfg) && len <= sizeof(v->cfg) - off)
 		memcpy(buf, (uint8_t *)&v->cfg + off, len);
 	else
@@ -776,7 +794,9 @@ static int vsock_load(struct virtio_dev *d, const void *fdt, int node)
 
 	if (st_get_u64(fdt, node, "cid", &cid))
 		return -EINVAL;
-	(void)cid; /* a clone may have another CID: the guest learns it from the reset */
+	/* A clone may have another CID: the guest learns it from the reset. */
+	v->old_cid = cid != v->cfg.guest_cid ? cid : 0;
+	atomic_store(&v->hold_requests, true);
 	v->reset_event = true;
 	return 0;
 }

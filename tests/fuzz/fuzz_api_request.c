@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!req.path || req.path[0] != '/' || req.path < line ||
 		    req.path + strlen(req.path) > line + size)
 			abort();
-	} else if (req.cmd > API_SUBSCRIBE || req.path || req.stop) {
+	} else if (req.cmd > API_CONSOLE || req.path || req.stop) {
 		abort();
 	}
 	if (req.cmd != API_VSOCK && req.port)

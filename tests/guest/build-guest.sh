@@ -24,11 +24,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 MODULES="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
 	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse 9p 9pnet_virtio ext4 crc32c_generic
-	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
+	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport virtio_console"
 
 kernel=$(newest_kernel)
 kver=$(kernel_version "$kernel")
 fio=$(command -v fio || true)
+qga=$(command -v qemu-ga || true)
 
 # Everything the result depends on: our own files, the kernel and its modules, busybox, fio.
 stamp=$({
@@ -36,7 +37,7 @@ stamp=$({
 	gcc --version | head -n 1
 	echo "$MODULES"
 	# shellcheck disable=SC2012
-	stat -L -c '%n %s %Y' "$kernel" "/lib/modules/$kver/modules.dep" /bin/busybox ${fio:+"$fio"} 2>/dev/null
+	stat -L -c '%n %s %Y' "$kernel" "/lib/modules/$kver/modules.dep" /bin/busybox ${fio:+"$fio"} ${qga:+"$qga"} 2>/dev/null
 	ls "$here/scenarios" "$here/tools"
 } | sha256sum | cut -d' ' -f1)
 
@@ -87,6 +88,18 @@ if [ -n "$fio" ]; then
 	mv -f "$stage/all.cpio.gz" "$out/initramfs-fio.cpio.gz"
 else
 	echo "  GUEST   warning: fio not installed, no $out/initramfs-fio.cpio.gz" >&2
+fi
+
+# qemu-ga (bench/agent's peer): the same, when the host has it (the bench installs it).
+rm -f "$out/initramfs-qga.cpio.gz"
+if [ -n "$qga" ]; then
+	qroot=$stage/qga
+	mkdir -p "$qroot/usr/bin"
+	stage_binary "$qroot" "$qga"
+	[ "$qga" = /usr/bin/qemu-ga ] || cp "$qga" "$qroot/usr/bin/qemu-ga"
+	[ -f /etc/ld.so.cache ] && mkdir -p "$qroot/etc" && cp /etc/ld.so.cache "$qroot/etc/"
+	pack_cpio "$qroot" "$stage/qga.cpio.gz"
+	cat "$out/initramfs.cpio.gz" "$stage/qga.cpio.gz" >"$out/initramfs-qga.cpio.gz"
 fi
 
 for t in fstool vsockcat; do

@@ -54,4 +54,15 @@ expect 2 'usage: minivmm kernel' "$M" kernel
 MINIVMM_CACHE_DIR=$T/cache expect 0 '' "$M" kernel cache "$kernel"
 ls "$T"/cache/vmlinux-*.elf >/dev/null 2>&1 || fail "kernel cache: nothing stored"
 n=$((n + 1))
+# Driving a running VM: usage errors, and no VM behind the socket.
+expect 2 'api needs a control socket' "$M" run "$T/g.cfg" --set console.serial=api
+expect 2 'socket PATH is required' "$M" console
+expect 1 'No such file' "$M" console --socket "$T/none.sock"
+expect 255 'socket PATH is required' "$M" exec -- true
+expect 255 'no command' "$M" exec --socket "$T/none.sock"
+expect 255 'No such file' "$M" exec --socket "$T/none.sock" -- true
+expect 2 'exactly one of SRC and DST' "$M" cp --socket "$T/none.sock" a b
+expect 2 'must be absolute' "$M" cp --socket "$T/none.sock" a guest:rel
+expect 1 'No such file' "$M" cp --socket "$T/none.sock" guest:/a "$T/b"
+expect 0 'events' "$M" ctl --help
 echo "cli: $n checks passed"

@@ -827,9 +827,10 @@ START_TEST(test_events)
 	api_server_event(NULL, "nothing", NULL); /* no server: a no-op */
 	sub = connect_raw(sock);
 	plain = connect_raw(sock);
-	ck_assert_str_eq(read_line_raw(sub), "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
-					     "\",\"protocol\":2},\"capabilities\":"
-					     "[\"json\",\"ids\",\"events\",\"vsock\"]}");
+	ck_assert_str_eq(read_line_raw(sub),
+			 "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
+			 "\",\"protocol\":2},\"capabilities\":"
+			 "[\"json\",\"ids\",\"events\",\"vsock\",\"console\"]}");
 	send_raw(sub, "{\"cmd\":\"subscribe\",\"id\":1}\n",
 		 strlen("{\"cmd\":\"subscribe\",\"id\":1}\n"));
 	ck_assert_str_eq(read_line_raw(sub), "{\"id\":1,\"ok\":true,\"result\":{}}");

@@ -607,7 +607,7 @@ START_TEST(test_bad_numbers_and_enums)
 			 "guest.cfg:3: [vm] nested: bad value 'maybe' (expected auto|on|off)\n"
 			 "guest.cfg:4: [vm] on_reboot: bad value 'halt' (expected exit|restart)\n"
 			 "guest.cfg:8: [console] serial: bad value 'tty' (expected "
-			 "stdio|file:PATH|none)\n");
+			 "stdio|file:PATH|none|api)\n");
 	ck_assert_int_eq(load_text("[vm]\nvcpus = 65\n" BOOT, NULL, 0), -EINVAL);
 	ck_assert_str_eq(errs, "guest.cfg:2: [vm] vcpus: 65 out of range (1..64)\n");
 	ck_assert_int_eq(load_text("[vm]\nvcpus = 2x\n" BOOT, NULL, 0), -EINVAL);

@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "devices/iobus.h"
 #include "devices/legacy.h"
 #include "devices/serial.h"
@@ -912,6 +914,82 @@ START_TEST(test_serial_rx)
 }
 END_TEST
 
+/* Read exactly @len bytes from @fd within 2 s. */
+static void read_exact(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t n;
+
+		ck_assert_msg(poll(&p, 1, 2000) == 1, "only %zu of %zu bytes", got, len);
+		n = read(fd, buf + got, len - got);
+		ck_assert_int_gt(n, 0);
+		got += n;
+	}
+}
+
+/* [console] serial = api: scrollback to a new client, live output, keys to the UART, one
+ * client at a time, and only the last 64 KiB kept. */
+START_TEST(test_console_api)
+{
+	struct console_api *c;
+	char buf[70000];
+	int fd, fd2;
+
+	ck_assert_int_eq(console_api_create(&c), 0);
+	ser = serial_create(&vm, COM, IRQ_COM1, console_api_out_fd(c));
+	ck_assert_ptr_nonnull(ser);
+	vm.serial = ser;
+	ck_assert_int_eq(console_api_start(c, &vm), 0);
+	uout(0, 'h');
+	uout(0, 'i');
+	ck_assert_int_eq(console_api_attach(c, &fd), 0);
+	read_exact(fd, buf, 2);
+	ck_assert_mem_eq(buf, "hi", 2);
+	ck_assert_int_eq(console_api_attach(c, &fd2), -EBUSY);
+	uout(0, '!');
+	read_exact(fd, buf, 1);
+	ck_assert_int_eq(buf[0], '!');
+	/* Keys reach the guest's receive buffer. */
+	ck_assert_int_eq(write(fd, "ls\n", 3), 3);
+	for (int i = 0; i < 200 && !(uin(5) & 1); i++)
+		usleep(10000);
+	ck_assert_uint_eq(uin(0), 'l');
+	ck_assert_uint_eq(uin(0), 's');
+	ck_assert_uint_eq(uin(0), '\n');
+	/* Gone: the next client gets everything kept so far. */
+	close(fd);
+	for (int i = 0; i < 200 && console_api_attach(c, &fd) == -EBUSY; i++)
+		usleep(10000);
+	read_exact(fd, buf, 3);
+	ck_assert_mem_eq(buf, "hi!", 3);
+	close(fd);
+	/* More than the ring: a client that comes later sees only the last 64 KiB. */
+	for (int i = 0; i < 70000; i++) {
+		uout(0, 'a' + i % 26);
+		if (i % 4096 == 0) /* the pipe holds 64 KiB: let the thread take it */
+			usleep(2000);
+	}
+	usleep(50000);
+	for (int i = 0; i < 200 && console_api_attach(c, &fd) == -EBUSY; i++)
+		usleep(10000);
+	read_exact(fd, buf, 65536);
+	ck_assert_int_eq(buf[65535], 'a' + 69999 % 26);
+	ck_assert_int_eq(buf[0], 'a' + (69999 - 65535) % 26);
+	console_api_stop(c);
+	/* Stopped: the client sees the end, new ones are refused. */
+	ck_assert_int_eq(read(fd, buf, 1), 0);
+	close(fd);
+	ck_assert_int_eq(console_api_attach(c, &fd), -ESRCH);
+	serial_destroy(ser);
+	ser = NULL;
+	console_api_destroy(c);
+	vm.serial = NULL;
+}
+END_TEST
+
 START_TEST(test_serial_iir)
 {
 	char buf[4];
@@ -1409,6 +1487,7 @@ static Suite *devices_suite(void)
 	tcase_add_test(misc, test_exit_port);
 	tcase_add_test(misc, test_acpi_sleep);
 	tcase_add_test(misc, test_i8042);
+	tcase_add_test(misc, test_console_api);
 	suite_add_tcase(s, misc);
 	return s;
 }

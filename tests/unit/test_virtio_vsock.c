@@ -20,7 +20,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <libfdt.h>
+
 #include "mm/guest_mem.h"
+#include "snapshot/state.h"
 #include "virtio/virtio.h"
 #include "virtio/vsock.h"
 #include "unit.h"
@@ -298,6 +301,54 @@ START_TEST(test_host_connects)
 }
 END_TEST
 
+/*
+ * After a restore as a clone with another CID (saved 3, now CID): the guest keeps its old
+ * CID until it handles the transport reset and reads the new one from the config space.
+ * Meanwhile a host connection waits (the reset would kill it), and the guest's packets
+ * with the old CID count as its own until it uses the new one.
+ */
+START_TEST(test_restore_new_cid)
+{
+	struct sockaddr_un u = { .sun_family = AF_UNIX };
+	static char tree[4096];
+	struct virtio_vsock_hdr h;
+	uint64_t cid = 0;
+	uint32_t id, len;
+	char buf[64];
+	ssize_t n;
+	int node, s;
+
+	ck_assert_int_eq(fdt_create_empty_tree(tree, sizeof(tree)), 0);
+	node = fdt_add_subnode(tree, 0, "vsock");
+	ck_assert_int_ge(node, 0);
+	ck_assert_int_eq(st_put_u64(tree, node, "cid", 3), 0);
+	ck_assert_int_eq(vd->ops->load(vd, tree, node), 0);
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(u.sun_path, sizeof(u.sun_path), "%s", sock_path);
+	ck_assert_int_eq(connect(s, (struct sockaddr *)&u, sizeof(u)), 0);
+	ck_assert_int_eq(write(s, "CONNECT 1024\n", 13), 13);
+	/* Held: nothing for the guest yet. */
+	ck_assert(!vdrv_wait_used(&drv[0], &id, &len, 300));
+	vd->ops->config_read(vd, 0, &cid, sizeof(cid));
+	ck_assert_uint_eq(cid, CID);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	ck_assert_uint_eq(h.dst_cid, CID);
+	/* Its answer still from the old CID: accepted. */
+	guest_send(VIRTIO_VSOCK_OP_RESPONSE, 1024, h.src_port, NULL, 0, 65536, 0, 3);
+	n = read_timeout(s, buf, sizeof(buf) - 1);
+	ck_assert_int_gt(n, 3);
+	ck_assert_int_eq(strncmp(buf, "OK ", 3), 0);
+	/* Once it speaks with the new CID, the old one is another's: reset. */
+	guest_send(VIRTIO_VSOCK_OP_CREDIT_UPDATE, 1024, h.src_port, NULL, 0, 65536, 0, CID);
+	guest_send(VIRTIO_VSOCK_OP_REQUEST, 98, 5001, NULL, 0, 65536, 0, 3);
+	h = guest_recv(buf, sizeof(buf));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	ck_assert_uint_eq(h.dst_port, 98);
+	close(s);
+}
+END_TEST
+
 /* A line that is not CONNECT: the host socket is closed, the guest hears nothing. */
 START_TEST(test_host_bad_line)
 {
@@ -375,6 +426,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_guest_refused);
 	tcase_add_test(tc, test_host_connects);
 	tcase_add_test(tc, test_host_bad_line);
+	tcase_add_test(tc, test_restore_new_cid);
 	tcase_add_test(tc, test_guest_over_credit);
 	suite_add_tcase(s, tc);
 	return s;
