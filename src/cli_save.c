@@ -10,6 +10,7 @@
 #include "api.h"
 #include "cli.h"
 #include "log.h"
+#include "util.h"
 
 #define CTL_TIMEOUT_MS 30000
 
@@ -51,33 +52,17 @@ static const char ctl_usage[] =
     "exit status: 0 done, 1 no VM answered or the VM refused, 2 bad command line\n";
 
 /*
- * The server's cwd is not ours: send an absolute path. The directory must
- * exist (realpath), the file need not.
+ * The server's cwd is not ours: send an absolute path (path_absolute: the directory must
+ * exist, the file need not).
  */
 static int absolute_snapshot(const char *arg, char **out)
 {
-	const char *slash = strrchr(arg, '/');
-	const char *base = slash ? slash + 1 : arg;
-	char *dir, *real;
-	int ret;
+	int ret = path_absolute(arg, out);
 
-	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+	if (ret == -EINVAL)
 		pr_err("save: %s: not a file name", arg);
-		return -EINVAL;
-	}
-	dir = slash ? strndup(arg, slash == arg ? 1 : (size_t)(slash - arg)) : strdup(".");
-	if (!dir)
-		return -ENOMEM;
-	real = realpath(dir, NULL);
-	if (!real) {
-		ret = -errno;
-		pr_err("save: %s: %s", dir, strerror(errno));
-		free(dir);
-		return ret;
-	}
-	ret = asprintf(out, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base) < 0 ? -ENOMEM : 0;
-	free(real);
-	free(dir);
+	else if (ret)
+		pr_err("save: %s: %s", arg, strerror(-ret));
 	return ret;
 }
 

@@ -136,3 +136,11 @@ int path_absolute(const char *p, char **out)
 		*out = NULL;
 	return ret;
 }
+
+void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}

@@ -52,6 +52,8 @@ int unix_connect(const char *path, int flags, int timeout_ms);
 /* @p made absolute in *@out (malloc'd): the real path of its directory, which must exist,
  * and its last name (the file need not exist). -EINVAL for "", "." or ".." as that name. */
 int path_absolute(const char *p, char **out);
+/* Sleep @ms milliseconds, through signals. */
+void sleep_ms(unsigned int ms);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 /* now_ns() when main() began (0 in tests). */

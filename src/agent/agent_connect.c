@@ -65,14 +65,6 @@ static int read_ok(int fd, int timeout_ms)
 	}
 }
 
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 int agent_connect_api(const char *api_socket, uint32_t port, int timeout_ms, int wait_ms, int *out,
 		      char *err, size_t errlen)
 {

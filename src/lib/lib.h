@@ -28,6 +28,5 @@ struct minivmm_vm {
 
 /* Sets this thread's minivmm_errmsg(); returns @ret. */
 int lib_fail(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void lib_sleep_ms(unsigned int ms);
 
 #endif

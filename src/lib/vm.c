@@ -62,14 +62,6 @@ const char *minivmm_api_socket(const struct minivmm_vm *vm)
 	return vm->api;
 }
 
-void lib_sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 static struct minivmm_vm *vm_new(void)
 {
 	struct minivmm_vm *vm = calloc(1, sizeof(*vm));
@@ -258,7 +250,7 @@ static int wait_ready(struct minivmm_vm *vm)
 		if (now_ns() >= end)
 			return lib_fail(-ETIMEDOUT, "the VM did not start within %d s",
 					START_TIMEOUT_MS / 1000);
-		lib_sleep_ms(20);
+		sleep_ms(20);
 	}
 }
 
@@ -364,7 +356,7 @@ int minivmm_wait(struct minivmm_vm *vm, int timeout_ms, int *exit_status)
 			ret = lib_fail(-ETIMEDOUT, "the VM is still running");
 			break;
 		}
-		lib_sleep_ms(10);
+		sleep_ms(10);
 	}
 	if (vm->reaped && exit_status)
 		*exit_status = vm->status;
