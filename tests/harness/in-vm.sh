@@ -17,7 +17,7 @@
 # when the L1 dies without a status its tail is printed. A soft lockup in the L1 kernel
 # panics it (softlockup_panic) instead of hanging until the timeout. The L1's init writes
 # a heartbeat into that log every 10 s; when it stops for MINIVMM_L1_HANG seconds (default
-# 120) the L1 is wedged (seen under TCG: both vCPUs spinning, no timer interrupts): the
+# 60) the L1 is wedged (seen under TCG: both vCPUs spinning, no timer interrupts): the
 # harness prints where each L1 vCPU is (QEMU monitor, symbols from the L1's kallsyms) and ends the L1.
 #
 # Environment: MINIVMM_L1_TIMEOUT (seconds, default 1800), MINIVMM_L1_MEM (default 4G),
@@ -25,8 +25,8 @@
 # MINIVMM_L1_VERBOSE=1 (show all of the L1 kernel's messages live), MINIVMM_L1_LOCK (the
 # lock file that keeps to one L1 VM at a time, default /tmp/minivmm-l1.lock),
 # MINIVMM_L1_RETRIES (default 2): how often a job is started again after the L1 *kernel*
-# panicked or hung (an emulation fault of the L1, reported loudly; never after CMD failed
-# or the timeout).
+# panicked, hung or reset itself once booted (an emulation fault of the L1, reported
+# loudly; never after CMD failed or the timeout).
 # Exit status: CMD's; 124 when the L1 timed out; 125 when the L1 failed (no /dev/kvm in it,
 # boot failure, crash); 126 when QEMU is missing.
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -156,6 +156,7 @@ qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -vga none -no
 	-kernel "$kernel" -initrd "$l1/initramfs.cpio.gz" -append "$append"
 	"${outdev[@]}" "${errdev[@]}"
 	-chardev "file,id=klog,path=$klog" -serial chardev:klog
+	-d cpu_reset -D "$jobdir/qemu.log"
 	-chardev "pipe,id=mon,path=$jobdir/mon" -mon chardev=mon,mode=readline
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-virtfs "local,path=$build,mount_tag=hostbuild,security_model=none,multidevs=remap")
@@ -171,7 +172,7 @@ fi
 
 limit=${MINIVMM_L1_TIMEOUT:-1800}
 retries=${MINIVMM_L1_RETRIES:-2}
-hang_limit=${MINIVMM_L1_HANG:-120}
+hang_limit=${MINIVMM_L1_HANG:-60}
 sysmap=$jobdir/kallsyms # written by the L1's init
 
 # The monitor's FIFOs, held open read-write here so that QEMU's open never blocks.
@@ -225,7 +226,7 @@ dump_l1_cpus() {
 # run_l1: one boot of the L1 VM; sets $qrc.
 run_l1() {
 	local copiers
-	rm -f "$klog" "$jobdir/status"
+	rm -f "$klog" "$jobdir/status" "$jobdir/qemu.log"
 	exec 5<>"$outfifo" 6<>"$errfifo"
 	sed -u '' <"$errfifo" >&2 5>&- 6>&- &
 	copiers=$!
@@ -285,13 +286,25 @@ while :; do
 		exit 124
 	fi
 	show_klog
-	if { [ "${hung:-0}" = 1 ] || grep -q 'Kernel panic' "$klog" 2>/dev/null; } &&
-		[ "$retries" -gt 0 ]; then
+	# An L1 that booted (it gave a heartbeat) and then ended with neither a status nor a
+	# panic reset itself: QEMU logs a triple fault of the emulated CPU (-d cpu_reset).
+	# CMD cannot do that from inside the L1's chroot; it is a fault of the emulation.
+	fault=""
+	if [ "${hung:-0}" = 1 ]; then
+		fault="hung"
+	elif grep -q 'Kernel panic' "$klog" 2>/dev/null; then
+		fault="panicked"
+	elif [ "$qrc" = 0 ] && grep -q 'in-vm: heartbeat' "$klog" 2>/dev/null; then
+		fault="reset itself ($(grep -m1 -i 'triple fault' "$jobdir/qemu.log" 2>/dev/null ||
+			echo 'no panic, no status'))"
+	fi
+	if [ -n "$fault" ] && [ "$retries" -gt 0 ]; then
 		retries=$((retries - 1))
-		echo "in-vm: the L1 *kernel* panicked or hung (above: a fault of the emulated L1," \
-			"not a failure of CMD); starting the job again in a new L1 ($retries more retries)" >&2
+		echo "in-vm: the L1 *kernel* $fault (above: a fault of the emulated L1, not a" \
+			"failure of CMD); starting the job again in a new L1 ($retries more retries)" >&2
 		continue
 	fi
+	[ -n "$fault" ] && echo "in-vm: the L1 *kernel* $fault; no retries left" >&2
 	break
 done
 echo "in-vm: the L1 VM ended without reporting a status (QEMU exit $qrc): it failed to boot" \
