@@ -5,7 +5,10 @@
  * output, discard the clone. Prints the cold boot's and each clone's time to the first
  * output of the command.
  *
- *   sandbox-loop [-n N] [--lazy] [--set SECTION.KEY=VALUE]... CONFIG -- COMMAND [ARGS...]
+ *   sandbox-loop [-n N] [--lazy|--map] [--set SECTION.KEY=VALUE]... CONFIG -- COMMAND [ARGS...]
+ *
+ * --lazy: clones fetch memory on first touch; --map: the snapshot is saved uncompressed
+ * and clones map it (their unchanged memory is one copy in the host's page cache).
  *
  * CONFIG must give the guest a vsock device ([vsock] cid, socket) and the agent
  * (docs/agent.md); each clone gets its own vsock socket and CID. Exit status: 0 when every
@@ -33,7 +36,7 @@ static double now_ms(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sandbox-loop [-n N] [--lazy] [--set SECTION.KEY=VALUE]... "
+	fprintf(stderr, "usage: sandbox-loop [-n N] [--lazy|--map] [--set SECTION.KEY=VALUE]... "
 			"CONFIG -- COMMAND [ARGS...]\n");
 	exit(2);
 }
@@ -72,7 +75,7 @@ int main(int argc, char **argv)
 	int n = 3, nset = 0, i, status, ret, bad = 0;
 	char **cmd = NULL;
 	struct minivmm_vm *vm;
-	bool lazy = false;
+	bool lazy = false, map = false;
 	double t0, t;
 
 	for (i = 1; i < argc; i++) {
@@ -80,6 +83,8 @@ int main(int argc, char **argv)
 			n = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--lazy"))
 			lazy = true;
+		else if (!strcmp(argv[i], "--map"))
+			map = true;
 		else if (!strcmp(argv[i], "--set") && i + 1 < argc && nset < MAX_SET)
 			set[nset++] = argv[++i];
 		else if (!strcmp(argv[i], "--") && i + 1 < argc && cfg) {
@@ -90,7 +95,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!cfg || !cmd || n < 1 || n > 128)
+	if (!cfg || !cmd || n < 1 || n > 128 || (lazy && map))
 		usage();
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
 	}
 	printf("cold boot to first output: %.1f ms\n", t);
 	snprintf(snap, sizeof(snap), "%s/base.snap", dir);
-	ret = minivmm_save(vm, snap, MINIVMM_SAVE_STOP, NULL, 0);
+	ret = minivmm_save(vm, snap, MINIVMM_SAVE_STOP | (map ? MINIVMM_SAVE_RAW : 0), NULL, 0);
 	if (ret || minivmm_wait(vm, 60000, &status)) {
 		fprintf(stderr, "sandbox-loop: save: %s\n", minivmm_errmsg());
 		minivmm_free(vm);
@@ -129,7 +134,7 @@ int main(int argc, char **argv)
 		char clone[128], cid[32];
 		const char *cset[4] = { sock[1], cid, NULL };
 		struct minivmm_opts co = {
-			.snapshot = snap, .clone_dir = clone, .lazy = lazy, .set = cset
+			.snapshot = snap, .clone_dir = clone, .lazy = lazy, .map = map, .set = cset
 		};
 
 		snprintf(clone, sizeof(clone), "%s/clone%d", dir, i);

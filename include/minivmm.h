@@ -52,6 +52,7 @@ struct minivmm_opts {
 	const char *snapshot;
 	const char *clone_dir; /* with snapshot: its own overlays of the qcow2 disks here */
 	bool lazy;	       /* with snapshot: memory on first touch */
+	bool map;	       /* with snapshot: memory mapped from it (saved with raw) */
 	/* "section.key=value" overrides (NULL-terminated), as `--set`. */
 	const char *const *set;
 	/* The guest's serial console into this file (default: nowhere). */

@@ -78,12 +78,6 @@ int api_call_fd(const char *path, const char *request, char *reply, size_t len, 
 		int *got_fd);
 
 /*
- * Subscribe to @path's events and call @fn with each event line (no '\n') until the
- * server closes the connection (the VM stopped: 0) or @fn returns non-zero (that).
- * @timeout_ms bounds the connect and the subscription, not the wait for events.
- */
-int api_events(const char *path, int timeout_ms, int (*fn)(void *ctx, const char *line), void *ctx);
-/*
  * Split a reply: "ok" / "ok BODY" return 0, "error ENAME: MSG" returns
  * -errno of ENAME (-EIO if the name is unknown); *body points to BODY or MSG
  * ("" when none). Anything else returns -EPROTO with *body = @reply.

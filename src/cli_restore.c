@@ -27,6 +27,10 @@ static const char restore_usage[] =
     "                           Without it, the overlays are temporary.\n"
     "  --lazy                   start at once and fetch memory on first touch\n"
     "                           (userfaultfd) instead of loading it all first\n"
+    "  --map                    start at once with guest memory mapped from SNAPSHOT,\n"
+    "                           copy-on-write: clones share the file's page cache\n"
+    "                           (a snapshot saved with --raw; SNAPSHOT must not be\n"
+    "                           truncated or rewritten in place while the VM runs)\n"
     "  --set SECTION.KEY=VALUE  override a key of the saved configuration, e.g.\n"
     "                           --set console.serial=file:out.log (repeatable)\n"
     "  --timeout SECONDS        stop the guest after SECONDS and exit 124\n"
@@ -47,6 +51,7 @@ int cmd_restore(int argc, char **argv)
 		{ "set", required_argument, NULL, 's' },
 		{ "clone", required_argument, NULL, 'c' },
 		{ "lazy", no_argument, NULL, 'l' },
+		{ "map", no_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "api-socket", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -75,7 +80,13 @@ int cmd_restore(int argc, char **argv)
 			clone = optarg;
 			break;
 		case 'l':
-			so.lazy = true;
+		case 'm':
+			if (so.mem != SNAPSHOT_MEM_EAGER) {
+				pr_err("--lazy and --map: choose one");
+				ret = EXIT_USAGE;
+				goto out;
+			}
+			so.mem = c == 'l' ? SNAPSHOT_MEM_LAZY : SNAPSHOT_MEM_MAP;
 			break;
 		case 't':
 			if (cli_parse_seconds(optarg, CLI_TIMEOUT_MAX_S, &so.timeout_ms)) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/minivmm.h"
 #include "api.h"
 #include "cli.h"
 #include "log.h"
@@ -23,7 +24,8 @@ static const char save_usage[] =
     "options:\n"
     "  --socket PATH       the VM's control socket (required)\n"
     "  --stop              stop the VM once the snapshot is written\n"
-    "  --raw               store guest memory uncompressed (default: LZO1X-1)\n"
+    "  --raw               store guest memory uncompressed, each page in its place,\n"
+    "                      so that `restore --map` can map it (default: LZO1X-1)\n"
     "  --timeout SECONDS   give up after SECONDS (default: wait as long as it takes)\n"
     "  -v, --verbose       print what was written on stderr\n"
     "  -h, --help          this text\n"
@@ -45,7 +47,8 @@ static const char ctl_usage[] =
     "\n"
     "options:\n"
     "  --socket PATH       the VM's control socket (required)\n"
-    "  --timeout SECONDS   give up after SECONDS (default 30)\n"
+    "  --timeout SECONDS   give up after SECONDS (default 30; events: waits for\n"
+    "                      events as long as the VM runs, 5 s to connect)\n"
     "  -v, --verbose       more messages on stderr\n"
     "  -h, --help          this text\n"
     "\n"
@@ -212,12 +215,25 @@ out:
 	return ret;
 }
 
-static int print_event(void *ctx, const char *line)
+/* Each event line on stdout until the VM stops (0) or stdout goes away (1). */
+static int ctl_events(const char *socket)
 {
-	(void)ctx;
-	if (printf("%s\n", line) < 0 || fflush(stdout))
-		return -EPIPE;
-	return 0;
+	struct minivmm_vm *vm;
+	char line[8192];
+	int ret;
+
+	ret = minivmm_attach(socket, &vm);
+	while (!ret) {
+		ret = minivmm_next_event(vm, line, sizeof(line), -1);
+		if (!ret && (printf("%s\n", line) < 0 || fflush(stdout))) {
+			minivmm_free(vm);
+			return EXIT_VM_ERROR;
+		}
+	}
+	if (ret != -EPIPE)
+		pr_err("ctl events: %s", minivmm_errmsg());
+	minivmm_free(vm);
+	return ret == -EPIPE ? 0 : EXIT_VM_ERROR;
 }
 
 int cmd_ctl(int argc, char **argv)
@@ -233,10 +249,7 @@ int cmd_ctl(int argc, char **argv)
 		return ret < 0 ? 0 : ret;
 	cmd = argv[optind];
 	if (!strcmp(cmd, "events")) {
-		ret = api_events(socket, timeout_ms, print_event, NULL);
-		if (ret && ret != -EPIPE)
-			pr_err("ctl events: %s: %s", socket, strerror(-ret));
-		return ret ? EXIT_VM_ERROR : 0;
+		return ctl_events(socket);
 	}
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmd, cmds[i]))

@@ -326,6 +326,12 @@ static void *lazy_fn(void *arg)
 	return NULL;
 }
 
+static const char *const mem_modes[] = {
+	[SNAPSHOT_MEM_EAGER] = "eager",
+	[SNAPSHOT_MEM_LAZY] = "lazy: memory follows",
+	[SNAPSHOT_MEM_MAP] = "mapped: memory from the file on first touch",
+};
+
 static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_config *cfg,
 		   const struct session_opts *o, struct vm *vm)
 {
@@ -336,16 +342,15 @@ static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_confi
 	if (ret)
 		return ret;
 	t1 = now_ns();
-	ret = snapshot_restore(o->snap, vm, o->lazy, true);
+	ret = snapshot_restore(o->snap, vm, o->mem, true);
 	if (ret)
 		return ret;
 	/* Also the benchmark's time to the first guest instruction (bench/snapshot). */
 	pr_info("restored %s in %.1f ms (%s; VM set-up %.1f ms, memory and state %.1f ms); "
 		"%.1f ms since minivmm started",
-		cfg->path ? cfg->path : "snapshot", (now_ns() - t0) / 1e6,
-		o->lazy ? "lazy: memory follows" : "eager", (t1 - t0) / 1e6, (now_ns() - t1) / 1e6,
-		(now_ns() - minivmm_start_ns) / 1e6);
-	if (o->lazy) {
+		cfg->path ? cfg->path : "snapshot", (now_ns() - t0) / 1e6, mem_modes[o->mem],
+		(t1 - t0) / 1e6, (now_ns() - t1) / 1e6, (now_ns() - minivmm_start_ns) / 1e6);
+	if (o->mem == SNAPSHOT_MEM_LAZY) {
 		s->snap = o->snap;
 		ret = -pthread_create(&s->lazy_thr, NULL, lazy_fn, s);
 		if (ret)
@@ -370,7 +375,7 @@ static void sandbox_plan_for(const struct vm_config *cfg, const struct session_o
 		p->shares |= cfg->shares[i].path != NULL;
 		p->fs_priv_xattr |= cfg->shares[i].path && cfg->shares[i].allow_priv_xattr;
 	}
-	p->lazy = o->snap && o->lazy;
+	p->lazy = o->snap && o->mem == SNAPSHOT_MEM_LAZY;
 	p->api = sock != NULL;
 	p->vsock = cfg->vsock.cid != 0;
 	p->console_api = cfg->serial == SERIAL_API;

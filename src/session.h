@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include "snapshot/snapshot.h"
+
 struct vm_config;
 struct snapshot;
 
@@ -15,7 +17,7 @@ struct session_opts {
 	int timeout_ms;		/* <= 0: none */
 	const char *api_socket; /* NULL: [api] socket of the config, if any */
 	struct snapshot *snap;	/* restore: the first boot comes from it */
-	bool lazy;		/* restore memory on first touch */
+	enum snapshot_mem mem;	/* how a restore brings memory in */
 	bool compress;		/* snapshots taken through the API: LZO (default) */
 };
 

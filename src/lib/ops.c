@@ -125,9 +125,19 @@ int minivmm_next_event(struct minivmm_vm *vm, char *buf, size_t len, int timeout
 		int w;
 
 		if (take_line(vm, buf, len)) {
-			/* Not events: the greeting, and the reply to subscribe. */
+			const char *body;
+			int r;
+
 			if (!strncmp(buf, "{\"event\":", 9))
 				break;
+			if (!strncmp(buf, "{\"minivmm\":", 11))
+				continue; /* the greeting */
+			/* The reply to subscribe: a refusal ends the wait. */
+			r = api_reply_parse(buf, &body);
+			if (r) {
+				ret = lib_fail(r, "%s: subscribe: %s", vm->api, body);
+				break;
+			}
 			continue;
 		}
 		if (vm->ev_len == sizeof(vm->ev_buf)) { /* no line ends: not our server */

@@ -159,6 +159,8 @@ static int build_argv(const struct minivmm_opts *o, struct minivmm_vm *vm, const
 		}
 		if (o->lazy)
 			ret = ret ?: arg(a, "--lazy");
+		if (o->map)
+			ret = ret ?: arg(a, "--map");
 	} else {
 		ret = ret ?: arg(a, "run");
 		ret = ret ?: arg(a, cfg);
@@ -250,7 +252,8 @@ static int wait_ready(struct minivmm_vm *vm)
 		if (now_ns() >= end)
 			return lib_fail(-ETIMEDOUT, "the VM did not start within %d s",
 					START_TIMEOUT_MS / 1000);
-		sleep_ms(20);
+		/* A clone is up in a few hundred ms: a coarse poll would show in that. */
+		sleep_ms(5);
 	}
 }
 
@@ -265,8 +268,10 @@ int minivmm_start(const struct minivmm_opts *o, struct minivmm_vm **out)
 	*out = NULL;
 	if (!!o->config_path + !!o->config_text + !!o->snapshot != 1)
 		return lib_fail(-EINVAL, "give one of config_path, config_text and snapshot");
-	if ((o->clone_dir || o->lazy) && !o->snapshot)
-		return lib_fail(-EINVAL, "clone_dir and lazy are for a snapshot");
+	if ((o->clone_dir || o->lazy || o->map) && !o->snapshot)
+		return lib_fail(-EINVAL, "clone_dir, lazy and map are for a snapshot");
+	if (o->lazy && o->map)
+		return lib_fail(-EINVAL, "lazy and map: choose one");
 	vm = vm_new();
 	if (!vm)
 		return lib_fail(-ENOMEM, "out of memory");

@@ -14,6 +14,27 @@ void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
 	*high = size - *low;
 }
 
+/* Guest memory is the guest's secrets: never in a core dump of the VMM. */
+static void no_dump(void *p, uint64_t len)
+{
+	if (madvise(p, len, MADV_DONTDUMP))
+		pr_warn("guest memory: MADV_DONTDUMP: %s", strerror(errno));
+}
+
+int guest_mem_map_file(const struct guest_mem *m, unsigned int i, int fd, uint64_t off)
+{
+	void *p;
+
+	if (i >= m->nr || off % 4096)
+		return -EINVAL;
+	p = mmap(m->r[i].hva, m->r[i].size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;
+	no_dump(p, m->r[i].size);
+	return 0;
+}
+
 int guest_mem_init(struct guest_mem *m, uint64_t size)
 {
 	uint64_t low, high;
@@ -37,9 +58,7 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 		}
 		/* Huge pages shorten the nested page walks; failure is harmless. */
 		madvise(p, m->r[i].size, MADV_HUGEPAGE);
-		/* Guest memory is the guest's secrets: never in a core dump of the VMM. */
-		if (madvise(p, m->r[i].size, MADV_DONTDUMP))
-			pr_warn("guest memory: MADV_DONTDUMP: %s", strerror(errno));
+		no_dump(p, m->r[i].size);
 		m->r[i].hva = p;
 		m->total += m->r[i].size;
 	}

@@ -26,6 +26,12 @@ void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high);
 /* Map @size bytes of anonymous memory, split around the hole. */
 int guest_mem_init(struct guest_mem *m, uint64_t size);
 void guest_mem_free(struct guest_mem *m);
+/*
+ * Replace region @i's pages by a copy-on-write mapping of @fd from @off (page
+ * aligned): reads come from the file's page cache, shared with every other
+ * mapping of it; writes stay private. The file must not shrink meanwhile.
+ */
+int guest_mem_map_file(const struct guest_mem *m, unsigned int i, int fd, uint64_t off);
 /* Host pointer for [gpa, gpa+len) if it lies inside one RAM region, else NULL. */
 void *gpa_to_hva(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* First guest-physical address past the end of RAM. */

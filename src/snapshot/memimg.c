@@ -112,14 +112,41 @@ int memimg_check_layout(const struct memimg *mi, const struct guest_mem *m)
 	return 0;
 }
 
+/* Flat: the chunk's non-zero pages, packed into @buf, one read per run. */
+static int read_flat(const struct memimg *mi, const struct memimg_chunk *ch, uint64_t c,
+		     uint8_t *buf)
+{
+	const uint64_t *zm = memimg_zmap(mi, c);
+	uint32_t i = 0, j;
+	int ret = 0;
+
+	while (!ret && i < ch->npages) {
+		if (zmap_test(zm, i)) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < ch->npages && !zmap_test(zm, j); j++)
+			;
+		ret = memimg_pread(mi->fd, buf, (size_t)(j - i) * MEMIMG_PAGE,
+				   mi->off + ch->file_off + (uint64_t)i * MEMIMG_PAGE);
+		buf += (size_t)(j - i) * MEMIMG_PAGE;
+		i = j;
+	}
+	return ret;
+}
+
 int memimg_read_chunk(const struct memimg *mi, uint64_t c, void *buf, void *tmp)
 {
 	const struct memimg_chunk *ch = &mi->c[c];
 	size_t want = (size_t)ch->nz * MEMIMG_PAGE;
 	void *in = ch->flags & MEMIMG_C_LZO ? tmp : buf;
+	size_t len = mi->flags & MEMIMG_F_FLAT ? want : ch->len;
 	int ret;
 
-	ret = memimg_pread(mi->fd, in, ch->len, mi->off + ch->file_off);
+	if (mi->flags & MEMIMG_F_FLAT)
+		ret = read_flat(mi, ch, c, buf);
+	else
+		ret = memimg_pread(mi->fd, in, ch->len, mi->off + ch->file_off);
 	if (ret == -ENODATA) {
 		pr_err("snapshot: memory chunk %llu: file truncated", (unsigned long long)c);
 		return -EBADMSG;
@@ -129,7 +156,7 @@ int memimg_read_chunk(const struct memimg *mi, uint64_t c, void *buf, void *tmp)
 		       strerror(-ret));
 		return ret;
 	}
-	if (!crc_ok(crc32(0, in, ch->len), ch->crc)) {
+	if (!crc_ok(crc32(0, in, len), ch->crc)) {
 		pr_err("snapshot: memory chunk %llu: checksum mismatch", (unsigned long long)c);
 		return -EBADMSG;
 	}
@@ -168,7 +195,8 @@ static int parse_header(struct memimg *mi, const uint8_t *h, const struct guest_
 		return -EPROTONOSUPPORT;
 	}
 	mi->flags = get_le32(h + HDR_FLAGS);
-	if (mi->flags & ~MEMIMG_F_COMPRESS)
+	if (mi->flags & ~(MEMIMG_F_COMPRESS | MEMIMG_F_FLAT) ||
+	    (mi->flags & MEMIMG_F_COMPRESS && mi->flags & MEMIMG_F_FLAT))
 		return bad("unknown flags");
 	if (get_le32(h + HDR_PAGE_SIZE) != MEMIMG_PAGE)
 		return bad("page size is not 4096");
@@ -205,6 +233,14 @@ static int parse_header(struct memimg *mi, const uint8_t *h, const struct guest_
 	    get_le64(h + HDR_INDEX_OFF) > mi->len ||
 	    mi->len - get_le64(h + HDR_INDEX_OFF) != get_le64(h + HDR_INDEX_LEN))
 		return bad("index is not at the end of the section (truncated?)");
+	if (mi->flags & MEMIMG_F_FLAT) {
+		uint64_t end = mi->data_off = memimg_flat_data_off(mi->off);
+
+		for (i = 0; i < mi->nr_regions; i++)
+			end += mi->size[i];
+		if (get_le64(h + HDR_INDEX_OFF) != end)
+			return bad("flat image: the index does not follow the last page");
+	}
 	return 0;
 }
 
@@ -240,6 +276,16 @@ static const char *check_entry(const struct memimg *mi, const struct memimg_chun
 		return ch->len || ch->file_off || ch->flags || ch->crc
 			   ? "data stored for a chunk of zero pages"
 			   : NULL;
+	/* Flat: the chunk's pages where the mapping will find them. */
+	if (mi->flags & MEMIMG_F_FLAT) {
+		uint64_t at = mi->data_off + ch->page * MEMIMG_PAGE;
+
+		for (uint32_t r = 0; r < ch->region; r++)
+			at += mi->size[r];
+		return ch->file_off != at || ch->len != (uint64_t)ch->npages * MEMIMG_PAGE
+			   ? "flat image: chunk data out of place"
+			   : NULL;
+	}
 	/* Raw: exactly the pages; LZO: only kept if smaller. */
 	if ((ch->flags & MEMIMG_C_LZO) ? !ch->len || ch->len >= (uint64_t)ch->nz * MEMIMG_PAGE
 				       : ch->len != (uint64_t)ch->nz * MEMIMG_PAGE)

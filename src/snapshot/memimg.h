@@ -60,6 +60,14 @@ int memimg_restore(struct memimg *mi, const struct guest_mem *m, unsigned int th
 		   const struct memimg_progress *p);
 
 /*
+ * Make @m's regions copy-on-write mappings of @mi's file (flat images only,
+ * i.e. saved uncompressed; else -EOPNOTSUPP). Reads nothing; page checksums
+ * are not checked (the data is the guest's own, never trusted by the VMM).
+ * The file must not be truncated while @m is in use (SIGBUS).
+ */
+int memimg_map(struct memimg *mi, const struct guest_mem *m);
+
+/*
  * Lazy restore into fresh, untouched @m: register it with userfaultfd and
  * return at once; a fault thread fills the chunk of each first touch, a
  * prefetch thread the rest in order. @mi must stay open until

@@ -22,6 +22,8 @@
 
 /* Header flags */
 #define MEMIMG_F_COMPRESS 1u
+/* Raw pages at fixed, page-aligned places (zero pages are holes): mappable. */
+#define MEMIMG_F_FLAT 2u
 /* Chunk flags */
 #define MEMIMG_C_LZO 1u
 
@@ -75,6 +77,7 @@ struct memimg {
 	unsigned int nr_regions;
 	uint64_t gpa[GUEST_MEM_MAX_REGIONS], size[GUEST_MEM_MAX_REGIONS];
 	uint64_t nr_chunks;
+	uint64_t data_off; /* flat: region 0's first page; page-aligned in the file */
 	struct memimg_chunk *c;
 	uint64_t *zmap; /* bmwords per chunk: bit set = zero page */
 };
@@ -87,6 +90,12 @@ static inline bool zmap_test(const uint64_t *zm, uint32_t i)
 static inline const uint64_t *memimg_zmap(const struct memimg *mi, uint64_t c)
 {
 	return mi->zmap + c * mi->bmwords;
+}
+
+/* Flat images: where the data starts in a section at @off (page-aligned in the file). */
+static inline uint64_t memimg_flat_data_off(uint64_t off)
+{
+	return ALIGN_UP(off + MEMIMG_HDR_SIZE, MEMIMG_PAGE) - off;
 }
 
 /* Chunks per region: ceil(size / chunk bytes). */

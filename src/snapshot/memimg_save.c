@@ -3,7 +3,9 @@
  * Memory image: save. Worker threads take chunks in turn, find the zero pages
  * (never-touched ones straight from /proc/self/pagemap, without reading them),
  * compress the rest and pwrite each chunk at an offset reserved with an atomic
- * add: chunks land out of order, the index says where.
+ * add: chunks land out of order, the index says where. Uncompressed images are
+ * flat instead: each page at its own page-aligned place, zero pages left as
+ * holes, so that a restore can map the file (memimg_map).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +31,8 @@ struct save {
 	int fd;
 	uint64_t off;
 	const struct guest_mem *m;
-	bool compress;
+	bool compress, flat;
+	uint64_t region_off[GUEST_MEM_MAX_REGIONS]; /* flat: where each region's pages are */
 	int pm_fd;
 	bool use_pm[GUEST_MEM_MAX_REGIONS];
 	uint32_t chunk_pages, bmwords;
@@ -38,7 +41,7 @@ struct save {
 	uint64_t *zmap;
 	const struct memimg_progress *progress;
 	pthread_mutex_t plock;
-	_Atomic uint64_t next, cursor, done, zero, unread, lzo;
+	_Atomic uint64_t next, cursor, done, zero, unread, lzo, stored;
 	_Atomic int err;
 };
 
@@ -126,6 +129,22 @@ static uint32_t scan_chunk(struct save *s, const struct memimg_chunk *ch, const 
 	return nz;
 }
 
+/* Flat: each run of non-zero pages at its own place; the chunk spans all its pages. */
+static int save_flat(struct save *s, struct memimg_chunk *ch, const uint8_t *hva, struct iovec *iov,
+		     int n)
+{
+	int ret = 0;
+
+	ch->file_off = s->region_off[ch->region] + ch->page * MEMIMG_PAGE;
+	ch->len = ch->npages * MEMIMG_PAGE;
+	for (int i = 0; i < n && !ret; i++) {
+		uint64_t at = ch->file_off + (uint64_t)((const uint8_t *)iov[i].iov_base - hva);
+
+		ret = pwrite_iov(s->fd, &iov[i], 1, s->off + at);
+	}
+	return ret;
+}
+
 struct wbuf {
 	uint8_t *gather, *out, *wrk;
 	uint64_t *pm;
@@ -180,6 +199,9 @@ static int save_chunk(struct save *s, uint64_t c, struct wbuf *b)
 	ch->crc = 0;
 	for (int i = 0; i < n; i++)
 		ch->crc = crc32(ch->crc, b->iov[i].iov_base, b->iov[i].iov_len);
+	atomic_fetch_add(&s->stored, len);
+	if (s->flat)
+		return save_flat(s, ch, hva, b->iov, n);
 	ch->len = len;
 	ch->file_off = atomic_fetch_add(&s->cursor, len);
 	if (ch->flags)
@@ -251,7 +273,7 @@ static void encode(const struct save *s, uint8_t *h, uint8_t *ix, uint64_t ixoff
 	memset(h, 0, MEMIMG_HDR_SIZE);
 	memcpy(h + HDR_MAGIC, MEMIMG_MAGIC, 8);
 	put_le32(h + HDR_VERSION, MEMIMG_VERSION);
-	put_le32(h + HDR_FLAGS, s->compress ? MEMIMG_F_COMPRESS : 0);
+	put_le32(h + HDR_FLAGS, s->compress ? MEMIMG_F_COMPRESS : MEMIMG_F_FLAT);
 	put_le32(h + HDR_PAGE_SIZE, MEMIMG_PAGE);
 	put_le32(h + HDR_CHUNK_PAGES, s->chunk_pages);
 	put_le32(h + HDR_NR_REGIONS, s->m->nr);
@@ -313,7 +335,19 @@ int memimg_save(int fd, uint64_t off, const struct guest_mem *m, const struct me
 	s.pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < m->nr && s.pm_fd >= 0; i++)
 		s.use_pm[i] = private_anon(m->r[i].hva, m->r[i].size);
-	atomic_init(&s.cursor, MEMIMG_HDR_SIZE);
+	s.flat = !s.compress;
+	if (s.flat) {
+		uint64_t at = memimg_flat_data_off(off);
+
+		for (i = 0; i < m->nr; i++) {
+			s.region_off[i] = at;
+			at += m->r[i].size;
+		}
+		/* The index follows the last page, holes included. */
+		atomic_init(&s.cursor, at);
+	} else {
+		atomic_init(&s.cursor, MEMIMG_HDR_SIZE);
+	}
 	pthread_mutex_init(&s.plock, NULL);
 
 	nt = memimg_threads(o->threads, s.nr_chunks);
@@ -351,7 +385,7 @@ int memimg_save(int fd, uint64_t off, const struct guest_mem *m, const struct me
 			.unread_pages = atomic_load(&s.unread),
 			.chunks = s.nr_chunks,
 			.lzo_chunks = atomic_load(&s.lzo),
-			.stored_bytes = atomic_load(&s.cursor) - MEMIMG_HDR_SIZE,
+			.stored_bytes = atomic_load(&s.stored),
 			.ns = now_ns() - t0,
 		};
 	}

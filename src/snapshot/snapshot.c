@@ -553,7 +553,8 @@ static int load_state(struct snapshot *s, struct vm *vm)
 	return ret ?: snapshot_load_devices(s, vm);
 }
 
-int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool lazy, bool progress)
+int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, enum snapshot_mem mode,
+			    bool progress)
 {
 	struct memimg_progress prog = { progress_bar, (void *)"restoring" };
 	int ret;
@@ -567,12 +568,14 @@ int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool 
 	ret = memimg_open(s->fd, s->mem_off, s->mem_len, m, &s->mi);
 	if (ret)
 		return ret;
-	if (lazy)
+	if (mode == SNAPSHOT_MEM_LAZY)
 		return memimg_lazy_start(s->mi, m, &s->lazy);
+	if (mode == SNAPSHOT_MEM_MAP)
+		return memimg_map(s->mi, m);
 	return memimg_restore(s->mi, m, 0, progress && isatty(STDERR_FILENO) ? &prog : NULL);
 }
 
-int snapshot_restore(struct snapshot *s, struct vm *vm, bool lazy, bool progress)
+int snapshot_restore(struct snapshot *s, struct vm *vm, enum snapshot_mem mode, bool progress)
 {
 	int ret;
 
@@ -581,7 +584,7 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, bool lazy, bool progress
 		       vm->nr_vcpus);
 		return -EINVAL;
 	}
-	ret = snapshot_restore_memory(s, &vm->mem, lazy, progress);
+	ret = snapshot_restore_memory(s, &vm->mem, mode, progress);
 	if (ret)
 		return ret;
 	ret = load_state(s, vm);

@@ -62,14 +62,21 @@ const char *snapshot_config(const struct snapshot *s, size_t *len);
  */
 int snapshot_prepare_disks(struct snapshot *s, struct vm_config *cfg, const char *clone_dir);
 
+/* How a restore brings guest memory in. */
+enum snapshot_mem {
+	SNAPSHOT_MEM_EAGER, /* all of it read before the VM starts */
+	SNAPSHOT_MEM_LAZY,  /* on first touch (userfaultfd) while the VM runs */
+	SNAPSHOT_MEM_MAP,   /* the file mapped copy-on-write (uncompressed snapshots) */
+};
+
 /*
  * Fill @vm (made by vm_create_for_restore from the saved configuration)
- * with the saved memory and state. @lazy: memory arrives on first touch
- * (userfaultfd) while the VM runs; call snapshot_lazy_finish() later.
+ * with the saved memory and state. SNAPSHOT_MEM_LAZY: call
+ * snapshot_lazy_finish() later.
  */
-int snapshot_restore(struct snapshot *s, struct vm *vm, bool lazy, bool progress);
+int snapshot_restore(struct snapshot *s, struct vm *vm, enum snapshot_mem mode, bool progress);
 /* Just the memory part of snapshot_restore (tests, fuzzers). */
-int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, bool lazy,
+int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, enum snapshot_mem mode,
 			    bool progress);
 /* The device models' part of snapshot_restore: serial, RTC, PCI (tests, fuzzers). */
 int snapshot_load_devices(struct snapshot *s, struct vm *vm);

@@ -252,12 +252,12 @@ t_agent_clones() {
 	return $r
 }
 
-# examples/sandbox-loop through libminivmm: one cold boot, a snapshot, three clones each
-# running a command; every clone prints what the first run printed.
+# examples/sandbox-loop through libminivmm: one cold boot, an uncompressed snapshot, three
+# clones mapping it, each running a command; every clone prints what the first run printed.
 t_lib_example() {
 	local ex=${MINIVMM_BUILD:-$repo/build}/examples/sandbox-loop
 	[ -x "$ex" ] || { why="$ex not built (make)"; return 1; }
-	MINIVMM=$MINIVMM TMPDIR=$T timeout -k 5 "$LIMIT" "$ex" -n 3 \
+	MINIVMM=$MINIVMM TMPDIR=$T timeout -k 5 "$LIMIT" "$ex" -n 3 --map \
 		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep minivmm.agent=1024" \
 		--set vsock.cid=3 "$CFG" -- sh -c 'echo hello from $(uname -s)' >"$T/out" 2>"$T/err"
 	rc=$?

@@ -207,7 +207,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		devs_teardown(&vm);
 		if (madvise(mem.r[0].hva, MEM, MADV_DONTNEED))
 			abort();
-		snapshot_restore_memory(s, &mem, false, false);
+		/* The last byte picks eager or mapped restore; a mapping gets undone. */
+		if (size && data[size - 1] & 1) {
+			if (!snapshot_restore_memory(s, &mem, SNAPSHOT_MEM_MAP, false) &&
+			    mmap(mem.r[0].hva, MEM, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+				abort();
+		} else {
+			snapshot_restore_memory(s, &mem, SNAPSHOT_MEM_EAGER, false);
+		}
 		snapshot_close(s);
 	}
 	unlink(path);

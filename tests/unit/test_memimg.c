@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Memory image: save/restore round trips (eager and lazy, compressed and raw)
+/* Memory image: save/restore round trips (eager, lazy and mapped, compressed and raw)
  * on a fake two-region guest RAM with every kind of page, the statistics, and
  * every kind of bad input: truncated, flipped bytes, forged index entries,
  * corrupt chunks, other layouts and versions. */
@@ -200,7 +200,9 @@ static void roundtrip_eager(bool compress, unsigned int threads)
 	ck_assert_uint_eq(st.unread_pages, untouched_pages);
 	if (!compress)
 		ck_assert_uint_eq(st.stored_bytes, nonzero_pages * PAGE);
-	ck_assert_uint_eq(len, MEMIMG_HDR_SIZE + st.stored_bytes +
+	/* Flat (uncompressed): every page has its place, zero ones are holes. */
+	ck_assert_uint_eq(len, (compress ? MEMIMG_HDR_SIZE + st.stored_bytes
+					 : memimg_flat_data_off(SEC_OFF) + sizes[0] + sizes[1]) +
 				   st.chunks * ENT_SIZE((MEMIMG_CHUNK_PAGES + 63) / 64) + 4);
 	mem_map(&dst, sizes[0], sizes[1]);
 	ck_assert_int_eq(open_img(len, &dst, &mi), 0);
@@ -232,6 +234,47 @@ END_TEST
 START_TEST(eager_raw_3)
 {
 	roundtrip_eager(false, 3);
+}
+END_TEST
+
+/* Flat image mapped: same memory, nothing read up front, writes stay private. */
+START_TEST(map_raw)
+{
+	uint64_t len = save(false, 2, NULL), at = SEC_OFF + memimg_flat_data_off(SEC_OFF);
+	struct guest_mem dst, again;
+	uint8_t page[PAGE], *p;
+	struct memimg *mi;
+
+	ck_assert_uint_eq(at % PAGE, 0);
+	mem_map(&dst, sizes[0], sizes[1]);
+	ck_assert_int_eq(open_img(len, &dst, &mi), 0);
+	ck_assert_int_eq(memimg_map(mi, &dst), 0);
+	assert_same(&src, &dst);
+	/* Region 1's pages follow region 0's in the file. */
+	ck_assert_int_eq(pread(fd, page, PAGE, at + sizes[0] + PAGE), PAGE);
+	ck_assert_mem_eq(page, (uint8_t *)src.r[1].hva + PAGE, PAGE);
+	/* A write is the guest's own: neither the file nor another mapping sees it. */
+	p = (uint8_t *)dst.r[0].hva + MEMIMG_CHUNK_PAGES * PAGE;
+	memset(p, 0xa5, PAGE);
+	ck_assert_int_eq(pread(fd, page, PAGE, at + MEMIMG_CHUNK_PAGES * PAGE), PAGE);
+	ck_assert_mem_eq(page, (uint8_t *)src.r[0].hva + MEMIMG_CHUNK_PAGES * PAGE, PAGE);
+	mem_map(&again, sizes[0], sizes[1]);
+	ck_assert_int_eq(memimg_map(mi, &again), 0);
+	assert_same(&src, &again);
+	mem_unmap(&again);
+	memimg_close(mi);
+	mem_unmap(&dst);
+}
+END_TEST
+
+START_TEST(map_needs_flat)
+{
+	uint64_t len = save(true, 1, NULL);
+	struct memimg *mi;
+
+	ck_assert_int_eq(open_img(len, &src, &mi), 0);
+	ck_assert_int_eq(memimg_map(mi, &src), -EOPNOTSUPP);
+	memimg_close(mi);
 }
 END_TEST
 
@@ -635,6 +678,39 @@ static void e_all_zero_with_data(uint8_t *b, uint8_t *ix, uint32_t esz)
 		ix[esz + ENT_ZMAP + i] = 0xff;
 }
 
+static void e_flat_moved(uint8_t *b, uint8_t *ix, uint32_t esz)
+{
+	(void)b;
+	/* Chunk 1's data a page later: consistent for a reader, not for a mapping. */
+	put_le64(ix + esz + ENT_FILE_OFF, get_le64(ix + esz + ENT_FILE_OFF) + PAGE);
+}
+
+static void e_flat_and_lzo(uint8_t *b, uint8_t *ix, uint32_t esz)
+{
+	(void)ix, (void)esz;
+	put_le32(b + HDR_FLAGS, MEMIMG_F_FLAT | MEMIMG_F_COMPRESS);
+}
+
+static void e_flat_flag(uint8_t *b, uint8_t *ix, uint32_t esz)
+{
+	(void)ix, (void)esz;
+	put_le32(b + HDR_FLAGS, MEMIMG_F_FLAT);
+}
+
+START_TEST(forged_flat)
+{
+	uint64_t len = save(false, 1, NULL);
+
+	ck_assert_int_eq(forged(len, e_flat_moved), -EBADMSG);
+	ck_assert_int_eq(forged(len, e_overlap), -EBADMSG);
+	ck_assert_int_eq(forged(len, e_flags), -EBADMSG);
+	ck_assert_int_eq(forged(len, e_flat_and_lzo), -EBADMSG);
+	/* A packed image that claims to be flat. */
+	len = save(true, 1, NULL);
+	ck_assert_int_eq(forged(len, e_flat_flag), -EBADMSG);
+}
+END_TEST
+
 START_TEST(forged_fields)
 {
 	uint64_t len = save(true, 1, NULL);
@@ -765,6 +841,8 @@ int main(void)
 	tcase_add_test(tc, eager_lzo_2);
 	tcase_add_test(tc, eager_raw_1);
 	tcase_add_test(tc, eager_raw_3);
+	tcase_add_test(tc, map_raw);
+	tcase_add_test(tc, map_needs_flat);
 	tcase_add_test(tc, stats_compress);
 	tcase_add_test(tc, progress);
 	tcase_add_test(tc, lazy_one_reader);
@@ -777,6 +855,7 @@ int main(void)
 	tcase_add_test(tc, truncated);
 	tcase_add_test(tc, flip_header_and_index);
 	tcase_add_test(tc, forged_fields);
+	tcase_add_test(tc, forged_flat);
 	tcase_add_test(tc, bad_magic);
 	tcase_add_test(tc, layout_mismatch);
 	tcase_add_test(tc, corrupt_eager);

@@ -120,7 +120,7 @@ static int open_restore(const char *path, struct guest_mem *out)
 	int ret = snapshot_open(path, &s);
 
 	if (!ret)
-		ret = snapshot_restore_memory(s, out, false, false);
+		ret = snapshot_restore_memory(s, out, SNAPSHOT_MEM_EAGER, false);
 	snapshot_close(s);
 	return ret;
 }
@@ -138,7 +138,7 @@ START_TEST(test_roundtrip)
 	ck_assert_uint_eq(len, strlen(cfg_text));
 	ck_assert_str_eq(c, cfg_text);
 	mem_setup(&m2);
-	ck_assert_int_eq(snapshot_restore_memory(s, &m2, false, false), 0);
+	ck_assert_int_eq(snapshot_restore_memory(s, &m2, SNAPSHOT_MEM_EAGER, false), 0);
 	ck_assert_int_eq(memcmp(m2.r[0].hva, mem.r[0].hva, MEM_SIZE), 0);
 	snapshot_close(s);
 	mem_free(&m2);
@@ -155,7 +155,7 @@ START_TEST(test_lazy)
 	write_snap(snap, true);
 	ck_assert_int_eq(snapshot_open(snap, &s), 0);
 	mem_setup(&m2);
-	ck_assert_int_eq(snapshot_restore_memory(s, &m2, true, false), 0);
+	ck_assert_int_eq(snapshot_restore_memory(s, &m2, SNAPSHOT_MEM_LAZY, false), 0);
 	/* First touches fault the chunks in. */
 	ck_assert_int_eq(memcmp(m2.r[0].hva, mem.r[0].hva, MEM_SIZE), 0);
 	ck_assert_int_eq(snapshot_lazy_finish(s), 0);
@@ -270,7 +270,7 @@ START_TEST(test_layout_mismatch)
 	ck_assert_int_eq(snapshot_open(snap, &s), 0);
 	mem_setup(&m2);
 	m2.total = m2.r[0].size = MEM_SIZE / 2;
-	ck_assert_int_eq(snapshot_restore_memory(s, &m2, false, false), -EINVAL);
+	ck_assert_int_eq(snapshot_restore_memory(s, &m2, SNAPSHOT_MEM_EAGER, false), -EINVAL);
 	m2.total = m2.r[0].size = MEM_SIZE;
 	snapshot_close(s);
 	mem_free(&m2);

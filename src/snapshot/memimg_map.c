@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Memory image: restore by mapping. A flat image holds each page at a fixed,
+ * page-aligned place, so guest RAM can simply be the file, mapped private:
+ * nothing is read up front, pages come from the page cache on first touch
+ * (shared by every VM mapping the same snapshot) and writes are copied.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "snapshot/memimg_int.h"
+
+int memimg_map(struct memimg *mi, const struct guest_mem *m)
+{
+	uint64_t at;
+	int ret;
+
+	if (!(mi->flags & MEMIMG_F_FLAT)) {
+		pr_err("snapshot: memory is %s: only an uncompressed snapshot (minivmm save "
+		       "--raw) can be mapped",
+		       mi->flags & MEMIMG_F_COMPRESS ? "compressed" : "packed (older --raw)");
+		return -EOPNOTSUPP;
+	}
+	ret = memimg_check_layout(mi, m);
+	if (ret)
+		return ret;
+	at = mi->off + mi->data_off;
+	for (unsigned int i = 0; i < m->nr; i++) {
+		ret = guest_mem_map_file(m, i, mi->fd, at);
+		if (ret) {
+			pr_err("snapshot: mapping guest memory: %s", strerror(-ret));
+			return ret;
+		}
+		at += m->r[i].size;
+	}
+	return 0;
+}
