@@ -228,6 +228,9 @@ t_snap_bad() {
 	printf 'ZZZZ' | dd of="$T/x.snap" bs=1 seek=$mo conv=notrunc 2>/dev/null
 	snap_restore "$T/x.snap" bad
 	expect_refused "memory checksum" "checksum\|corrupt" || return 1
+	# Only an uncompressed (flat) snapshot can be mapped.
+	snap_restore "$T/s.snap" bad --map
+	expect_refused "map of LZO" "only an uncompressed snapshot" || return 1
 	# The frozen disk image changed since the save.
 	base=$(ls "$T"/d.qcow2.snap-* | head -n 1)
 	chmod u+w "$base"
