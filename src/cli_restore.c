@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "kvm.h"
 #include "log.h"
 #include "sandbox/jail.h"
 #include "session.h"
@@ -119,6 +120,8 @@ int cmd_restore(int argc, char **argv)
 		ret = EXIT_USAGE;
 		goto out;
 	}
+	/* The KVM check runs while the snapshot is read and checked. */
+	so.probe = kvm_probe_start();
 	ret = EXIT_VM_ERROR;
 	if (snapshot_open(argv[optind], &snap))
 		goto out;
@@ -143,7 +146,15 @@ int cmd_restore(int argc, char **argv)
 		 (now_ns() - minivmm_start_ns) / 1e6);
 	so.snap = snap;
 	ret = session_run(&cfg, &so);
+	so.probe = NULL; /* session_run took it */
 out:
+	if (so.probe) {
+		struct kvm_probe_result r;
+		struct kvm_sys k;
+
+		if (!kvm_probe_finish(so.probe, &k, &r))
+			kvm_sys_close(&k);
+	}
 	if (loaded)
 		config_free(&cfg);
 	snapshot_close(snap);

@@ -43,6 +43,16 @@ struct kvm_probe_result {
  */
 int kvm_probe_guest(const struct kvm_sys *k, struct kvm_probe_result *r);
 
+/*
+ * The same, opening /dev/kvm first, in a thread of its own while the caller does other
+ * work (a restore reads its snapshot meanwhile). NULL if no thread could start: then
+ * open and probe in line. The thread takes no signal but the vCPU kick.
+ */
+struct kvm_probe_job *kvm_probe_start(void);
+/* Wait for @j and free it: kvm_sys_open's result (its message printed), then *@k is
+ * open and *@r the test guest's result. */
+int kvm_probe_finish(struct kvm_probe_job *j, struct kvm_sys *k, struct kvm_probe_result *r);
+
 /* Facts for messages only; the decision is the test guest's. */
 struct kvm_host_facts {
 	bool pvm;	  /* the kvm_pvm module is loaded */

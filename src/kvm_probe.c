@@ -323,6 +323,55 @@ out:
 	return r->status;
 }
 
+struct kvm_probe_job {
+	pthread_t thr;
+	struct kvm_sys kvm;
+	struct kvm_probe_result r;
+	int open_ret;
+};
+
+static void *probe_job_fn(void *arg)
+{
+	struct kvm_probe_job *j = arg;
+
+	j->open_ret = kvm_sys_open(&j->kvm);
+	if (!j->open_ret)
+		kvm_probe_guest(&j->kvm, &j->r);
+	return NULL;
+}
+
+struct kvm_probe_job *kvm_probe_start(void)
+{
+	struct kvm_probe_job *j = calloc(1, sizeof(*j));
+	sigset_t all, old;
+
+	if (!j)
+		return NULL;
+	/* SIGINT, SIGTERM and the like are the main thread's (its signalfd). */
+	sigfillset(&all);
+	sigdelset(&all, SIGUSR1);
+	vcpu_signals_init();
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&j->thr, NULL, probe_job_fn, j)) {
+		free(j);
+		j = NULL;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return j;
+}
+
+int kvm_probe_finish(struct kvm_probe_job *j, struct kvm_sys *k, struct kvm_probe_result *r)
+{
+	int ret;
+
+	pthread_join(j->thr, NULL);
+	ret = j->open_ret;
+	*k = j->kvm;
+	*r = j->r;
+	free(j);
+	return ret;
+}
+
 static bool module_loaded(const char *name)
 {
 	char path[64];

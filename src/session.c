@@ -403,6 +403,8 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	if (cfg->serial == SERIAL_API && !sock) {
 		pr_err(
 		    "[console] serial = api needs a control socket ([api] socket or --api-socket)");
+		if (o->probe && !kvm_probe_finish(o->probe, &kvm, &probe))
+			kvm_sys_close(&kvm);
 		return EXIT_USAGE;
 	}
 	pthread_mutex_init(&s.lock, NULL);
@@ -410,13 +412,13 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	vcpu_signals_init();
 	/* A reader that goes away must not kill the VM: console writes just fail. */
 	signal(SIGPIPE, SIG_IGN);
-	ret = kvm_sys_open(&kvm);
+	ret = o->probe ? kvm_probe_finish(o->probe, &kvm, &probe) : kvm_sys_open(&kvm);
 	if (ret) {
 		ret = EXIT_VM_ERROR;
 		goto out_sig;
 	}
 	/* Opening is not running: a software KVM (PVM) opens and fails deep into a boot. */
-	if (kvm_probe_guest(&kvm, &probe)) {
+	if (o->probe ? probe.status : kvm_probe_guest(&kvm, &probe)) {
 		kvm_explain_unusable(&probe);
 		ret = EXIT_VM_ERROR;
 		goto out_kvm;

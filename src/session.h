@@ -11,12 +11,14 @@
 #include "snapshot/snapshot.h"
 
 struct vm_config;
+struct kvm_probe_job;
 struct snapshot;
 
 struct session_opts {
 	int timeout_ms;		/* <= 0: none */
 	const char *api_socket; /* NULL: [api] socket of the config, if any */
 	struct snapshot *snap;	/* restore: the first boot comes from it */
+	struct kvm_probe_job *probe; /* /dev/kvm opened and probed meanwhile (taken over) */
 	enum snapshot_mem mem;	/* how a restore brings memory in */
 	bool compress;		/* snapshots taken through the API: LZO (default) */
 };
