@@ -78,6 +78,14 @@ int api_call_fd(const char *path, const char *request, char *reply, size_t len, 
 		int *got_fd);
 
 /*
+ * @request on @path, whose "ok" reply carries a descriptor: 0 and *@fd, or -errno with
+ * the reason in @err. *@answered says whether the VM replied (then -errno is its error
+ * reply's, e.g. -ESRCH) or the call failed (-ENOENT: no socket, -ECONNREFUSED, ...).
+ */
+int api_request_fd(const char *path, const char *request, int timeout_ms, int *fd, bool *answered,
+		   char *err, size_t errlen);
+
+/*
  * Split a reply: "ok" / "ok BODY" return 0, "error ENAME: MSG" returns
  * -errno of ENAME (-EIO if the name is unknown); *body points to BODY or MSG
  * ("" when none). Anything else returns -EPROTO with *body = @reply.

@@ -263,3 +263,35 @@ int api_call(const char *path, const char *request, char *reply, size_t len, int
 {
 	return api_call_fd(path, request, reply, len, timeout_ms, NULL);
 }
+
+int api_request_fd(const char *path, const char *request, int timeout_ms, int *fd, bool *answered,
+		   char *err, size_t errlen)
+{
+	char reply[512];
+	const char *body;
+	int ret;
+
+	*answered = false;
+	ret = api_call_fd(path, request, reply, sizeof(reply), timeout_ms, fd);
+	if (ret == -ETIMEDOUT)
+		snprintf(err, errlen, "no reply from %s within %.3g s", path, timeout_ms / 1000.0);
+	else if (ret == -EPROTO)
+		snprintf(err, errlen, "%s closed the connection without a reply", path);
+	else if (ret)
+		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(-ret));
+	if (ret)
+		return ret;
+	*answered = true;
+	ret = api_reply_parse(reply, &body);
+	if (ret == -EPROTO)
+		snprintf(err, errlen, "unexpected reply from %s: '%.200s'", path, reply);
+	else if (ret)
+		snprintf(err, errlen, "%s: %s", path, body);
+	else if (*fd < 0)
+		snprintf(err, errlen, "%s answered without a descriptor", path), ret = -EPROTO;
+	if (ret && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return ret;
+}

@@ -87,9 +87,9 @@ int cmd_console(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *socket = NULL, *body;
-	char reply[1024];
-	bool tty;
+	const char *socket = NULL;
+	char err[600];
+	bool tty, answered;
 	int c, fd, ret;
 
 	optind = 1;
@@ -115,17 +115,8 @@ int cmd_console(int argc, char **argv)
 		fputs("(minivmm console --help)\n", stderr);
 		return EXIT_USAGE;
 	}
-	ret = api_call_fd(socket, "console", reply, sizeof(reply), 10000, &fd);
-	if (ret) {
-		pr_err("console: %s: %s", socket,
-		       ret == -EPROTO ? "closed without a reply" : strerror(-ret));
-		return EXIT_VM_ERROR;
-	}
-	ret = api_reply_parse(reply, &body);
-	if (ret || fd < 0) {
-		pr_err("console: %s", ret ? body : "no console in the reply");
-		if (fd >= 0)
-			close(fd);
+	if (api_request_fd(socket, "console", 10000, &fd, &answered, err, sizeof(err))) {
+		pr_err("console: %s", err);
 		return EXIT_VM_ERROR;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -69,44 +69,22 @@ int agent_connect_api(const char *api_socket, uint32_t port, int timeout_ms, int
 		      char *err, size_t errlen)
 {
 	uint64_t until = now_ns() + (uint64_t)wait_ms * 1000000;
-	char req[32], reply[512];
-	const char *body;
+	bool answered;
+	char req[32];
 	int fd, ret;
 
 	*out = -1;
 	snprintf(req, sizeof(req), "vsock %u", port);
 	for (;;) {
-		ret = api_call_fd(api_socket, req, reply, sizeof(reply), timeout_ms, &fd);
+		ret = api_request_fd(api_socket, req, timeout_ms, &fd, &answered, err, errlen);
 		/* No VM there yet (the socket is made as the VM starts), or not its VM yet. */
-		if ((ret == -ENOENT || ret == -ECONNREFUSED ||
-		     (!ret && api_reply_parse(reply, &body) == -ESRCH)) &&
+		if ((answered ? ret == -ESRCH : ret == -ENOENT || ret == -ECONNREFUSED) &&
 		    now_ns() < until) {
-			if (fd >= 0)
-				close(fd);
 			sleep_ms(100);
 			continue;
 		}
-		if (ret == -ETIMEDOUT)
-			return fail(ret, err, errlen, "no reply from %s within %.3g s", api_socket,
-				    timeout_ms / 1000.0);
-		if (ret == -EPROTO)
-			return fail(ret, err, errlen, "%s closed the connection without a reply",
-				    api_socket);
 		if (ret)
-			return fail(ret, err, errlen, "cannot connect to %s: %s", api_socket,
-				    strerror(-ret));
-		ret = api_reply_parse(reply, &body);
-		if (ret) {
-			if (fd >= 0)
-				close(fd);
-			if (ret == -EPROTO)
-				return fail(ret, err, errlen, "unexpected reply from %s: '%.200s'",
-					    api_socket, reply);
-			return fail(ret, err, errlen, "%s: %s", api_socket, body);
-		}
-		if (fd < 0)
-			return fail(-EPROTO, err, errlen, "%s answered without a socket",
-				    api_socket);
+			return ret;
 		ret = read_ok(fd, timeout_ms);
 		if (!ret) {
 			*out = fd;

@@ -176,24 +176,13 @@ static int build_state(struct vm *vm, const struct snap_disk *disks, void **out,
 	return 0;
 }
 
-/* @p made absolute, for a file that may not exist yet: its directory resolved. */
+/* @p made absolute (path_absolute), or NULL: already absolute, or not resolvable. */
 static char *abs_new(const char *p)
 {
-	char *dup, *slash, *dir, *out = NULL;
+	char *out = NULL;
 
-	if (!p || p[0] == '/')
-		return NULL;
-	dup = strdup(p);
-	if (!dup)
-		return NULL;
-	slash = strrchr(dup, '/');
-	if (slash)
-		*slash = 0;
-	dir = realpath(slash ? dup : ".", NULL);
-	if (dir && asprintf(&out, "%s/%s", dir, slash ? slash + 1 : dup) < 0)
+	if (p && p[0] != '/' && path_absolute(p, &out))
 		out = NULL;
-	free(dir);
-	free(dup);
 	return out;
 }
 

@@ -727,6 +727,7 @@ START_TEST(test_vsock_fd)
 {
 	char reply[256], err[256], b;
 	const char *body;
+	bool answered;
 	int fd, fds;
 
 	start(API_CLIENT_TIMEOUT_MS);
@@ -759,6 +760,26 @@ START_TEST(test_vsock_fd)
 	ck_assert_int_ge(get(&fake.vsock), 3 + 3);
 	ck_assert_int_eq(agent_connect_api(sock, 6, 5000, 0, &fd, err, sizeof(err)), -ENODEV);
 	ck_assert_ptr_nonnull(strstr(err, "no vsock device"));
+	/* api_request_fd: the descriptor, or why not, and whether the VM answered. */
+	ck_assert_int_eq(api_request_fd(sock, "vsock 1024", 5000, &fd, &answered, err, sizeof(err)),
+			 0);
+	ck_assert(answered);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(api_request_fd(sock, "vsock 6", 5000, &fd, &answered, err, sizeof(err)),
+			 -ENODEV);
+	ck_assert(answered);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_ptr_nonnull(strstr(err, ": no vsock device"));
+	ck_assert_int_eq(api_request_fd(sock, "status", 5000, &fd, &answered, err, sizeof(err)),
+			 -EPROTO);
+	ck_assert(answered);
+	ck_assert_ptr_nonnull(strstr(err, "answered without a descriptor"));
+	snprintf(reply, sizeof(reply), "%s.none", sock);
+	ck_assert_int_eq(api_request_fd(reply, "vsock 1", 5000, &fd, &answered, err, sizeof(err)),
+			 -ENOENT);
+	ck_assert(!answered);
+	ck_assert_ptr_nonnull(strstr(err, "cannot connect to"));
 	/* A plain api_call drops a passed fd. */
 	ck_assert_int_eq(api_call(sock, "vsock 8", reply, sizeof(reply), 5000), 0);
 	ck_assert_int_eq(api_reply_parse(reply, &body), 0);
