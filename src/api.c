@@ -262,6 +262,8 @@ static int handle_line(struct api_server *s, struct api_conn *c, char *line, siz
 		return do_fd(s, c, &req);
 	case API_SUBSCRIBE:
 		/* From now on events come here, and the connection never times out. */
+		if (!c->out && !(c->out = malloc(API_OUT_MAX)))
+			return reply_err(s, c, -ENOMEM, "no memory for the events");
 		c->subscribed = true;
 		c->deadline_ns = UINT64_MAX;
 		return reply(s, c, 0, "");
@@ -274,6 +276,8 @@ void api_conn_close(struct api_conn *c)
 	close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	free(c->out);
+	c->out = NULL;
 	c->out_len = 0;
 	c->subscribed = false;
 }

@@ -81,7 +81,7 @@ static void to_subscribers(struct api_server *s, const char *line)
 
 		if (c->fd < 0 || !c->subscribed)
 			continue;
-		if (len > sizeof(c->out) - c->out_len) {
+		if (len > API_OUT_MAX - c->out_len) {
 			pr_warn("api: a subscriber left %zu bytes of events unread: closing it",
 				c->out_len);
 			api_conn_close(c);

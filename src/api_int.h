@@ -22,7 +22,7 @@ struct api_conn {
 	char id[API_ID_MAX]; /* and its id */
 	size_t len, out_len;
 	char buf[API_LINE_MAX + 1]; /* a longest line and its '\n' */
-	char out[API_OUT_MAX];	    /* events waiting for the socket */
+	char *out; /* subscribers: API_OUT_MAX bytes of events waiting for the socket */
 };
 
 struct api_server {
