@@ -69,10 +69,15 @@ t_fs_ops() { # dax = never, 2 vCPUs (2 request queues), the 100 MiB file
 	mktool "$T/share"
 	# allow_setid = on: the tool part checks the kernel's set-gid rules (CVE-2022-0358);
 	# by default set-id bits are dropped (share_security.sh checks that).
-	fs ops,tool,xattr never --set vm.vcpus=2 --set "share.0.path=$T/share" --set share.0.dax=never \
-		--set share.0.allow_setid=on &&
+	# A run still going after 200 s lists the guest's blocked tasks (the rare stalls here).
+	fs ops,tool,xattr "never minivmm.fs_stall=200" --set vm.vcpus=2 \
+		--set "share.0.path=$T/share" --set share.0.dax=never --set share.0.allow_setid=on &&
 		expect_rc 0 && expect_fs_ok && expect_ops_host "$T/share" &&
-		expect_tool_host "$T/share" never || return 1
+		expect_tool_host "$T/share" never ||
+		{
+			sed -n '/^FS_STALL/,$p' "$T/out.txt" | head -n 150 | sed 's/^/  fs_ops| /'
+			return 1
+		}
 	grep -q "share.0: $T/share as tag 'share0', dax never, no DAX window.* 2 request queues" "$T/err" ||
 		{ why="no share summary at -v"; return 1; }
 }

@@ -24,7 +24,8 @@
 #   xattr     with /bin/fstool: xattrs on this share (xattr = off) fail with EOPNOTSUPP;
 #             with minivmm.fs_xtag=TAG (a share with xattr = on) mounted on /mnt2 they
 #             round-trip in x there (the host checks user.minivmm and user.keep)
-# Ends with FS_FAILS=<count of FS_FAIL lines>.
+# Ends with FS_FAILS=<count of FS_FAIL lines>. minivmm.fs_stall=S: if still running after S
+# seconds, print FS_STALL and the kernel's list of blocked tasks with their stacks.
 # shellcheck source=lib.sh disable=SC1091
 . /scenarios/lib.sh
 tag=$(cmdline_arg minivmm.fs_tag)
@@ -33,6 +34,19 @@ parts=$(cmdline_arg minivmm.fs)
 [ -n "$tag" ] || tag=share0
 [ -n "$dax" ] || dax=never
 fails=0
+stall=$(cmdline_arg minivmm.fs_stall)
+watch=""
+if [ -n "$stall" ]; then
+	(
+		sleep "$stall"
+		echo "FS_STALL: still running after ${stall} s; blocked tasks:"
+		echo 1 >/proc/sys/kernel/sysrq
+		echo w >/proc/sysrq-trigger
+		sleep 1
+		dmesg | sed -n '/Show Blocked State/,$p' | tail -n 200
+	) &
+	watch=$!
+fi
 ok() { echo "FS_OK $1"; }
 bad() {
 	echo "FS_FAIL $1: $2"
@@ -307,5 +321,6 @@ for p in $(echo "$parts" | tr , ' '); do
 	esac
 done
 umount /mnt 2>/dev/null || bad umount "$(umount /mnt 2>&1)"
+[ -z "$watch" ] || kill "$watch" 2>/dev/null
 echo "FS_FAILS=$fails"
 [ "$fails" = 0 ]
