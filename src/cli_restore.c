@@ -148,13 +148,7 @@ int cmd_restore(int argc, char **argv)
 	ret = session_run(&cfg, &so);
 	so.probe = NULL; /* session_run took it */
 out:
-	if (so.probe) {
-		struct kvm_probe_result r;
-		struct kvm_sys k;
-
-		if (!kvm_probe_finish(so.probe, &k, &r))
-			kvm_sys_close(&k);
-	}
+	kvm_probe_cancel(so.probe);
 	if (loaded)
 		config_free(&cfg);
 	snapshot_close(snap);

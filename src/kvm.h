@@ -52,6 +52,8 @@ struct kvm_probe_job *kvm_probe_start(void);
 /* Wait for @j and free it: kvm_sys_open's result (its message printed), then *@k is
  * open and *@r the test guest's result. */
 int kvm_probe_finish(struct kvm_probe_job *j, struct kvm_sys *k, struct kvm_probe_result *r);
+/* Wait for @j and throw its result away (a caller that fails before using it). */
+void kvm_probe_cancel(struct kvm_probe_job *j);
 
 /* Facts for messages only; the decision is the test guest's. */
 struct kvm_host_facts {

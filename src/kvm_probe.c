@@ -372,6 +372,15 @@ int kvm_probe_finish(struct kvm_probe_job *j, struct kvm_sys *k, struct kvm_prob
 	return ret;
 }
 
+void kvm_probe_cancel(struct kvm_probe_job *j)
+{
+	struct kvm_probe_result r;
+	struct kvm_sys k;
+
+	if (j && !kvm_probe_finish(j, &k, &r))
+		kvm_sys_close(&k);
+}
+
 static bool module_loaded(const char *name)
 {
 	char path[64];

@@ -403,8 +403,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 	if (cfg->serial == SERIAL_API && !sock) {
 		pr_err(
 		    "[console] serial = api needs a control socket ([api] socket or --api-socket)");
-		if (o->probe && !kvm_probe_finish(o->probe, &kvm, &probe))
-			kvm_sys_close(&kvm);
+		kvm_probe_cancel(o->probe);
 		return EXIT_USAGE;
 	}
 	pthread_mutex_init(&s.lock, NULL);
