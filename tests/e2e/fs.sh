@@ -75,7 +75,8 @@ t_fs_ops() { # dax = never, 2 vCPUs (2 request queues), the 100 MiB file
 		expect_rc 0 && expect_fs_ok && expect_ops_host "$T/share" &&
 		expect_tool_host "$T/share" never ||
 		{
-			sed -n '/^FS_STALL/,$p' "$T/out.txt" | head -n 150 | sed 's/^/  fs_ops| /'
+			sed -n '/FS_STALL\|Show Blocked State/,$p' "$T/out.txt" | head -n 200 |
+				sed 's/^/  fs_ops| /'
 			return 1
 		}
 	grep -q "share.0: $T/share as tag 'share0', dax never, no DAX window.* 2 request queues" "$T/err" ||

@@ -40,6 +40,9 @@ if [ -n "$stall" ]; then
 	(
 		sleep "$stall"
 		echo "FS_STALL: still running after ${stall} s; blocked tasks:"
+		# Straight from the kernel to the console: user space may be what is stuck (seen:
+		# neither this echo nor dmesg below got out, the kernel's own line did).
+		echo 7 >/proc/sys/kernel/printk
 		echo 1 >/proc/sys/kernel/sysrq
 		echo w >/proc/sysrq-trigger
 		sleep 1
