@@ -234,11 +234,8 @@ static int parse_header(struct memimg *mi, const uint8_t *h, const struct guest_
 	    mi->len - get_le64(h + HDR_INDEX_OFF) != get_le64(h + HDR_INDEX_LEN))
 		return bad("index is not at the end of the section (truncated?)");
 	if (mi->flags & MEMIMG_F_FLAT) {
-		uint64_t end = mi->data_off = memimg_flat_data_off(mi->off);
-
-		for (i = 0; i < mi->nr_regions; i++)
-			end += mi->size[i];
-		if (get_le64(h + HDR_INDEX_OFF) != end)
+		mi->data_off = memimg_flat_data_off(mi->off);
+		if (get_le64(h + HDR_INDEX_OFF) != memimg_flat_region_off(mi, mi->nr_regions))
 			return bad("flat image: the index does not follow the last page");
 	}
 	return 0;
@@ -278,10 +275,8 @@ static const char *check_entry(const struct memimg *mi, const struct memimg_chun
 			   : NULL;
 	/* Flat: the chunk's pages where the mapping will find them. */
 	if (mi->flags & MEMIMG_F_FLAT) {
-		uint64_t at = mi->data_off + ch->page * MEMIMG_PAGE;
+		uint64_t at = memimg_flat_region_off(mi, ch->region) + ch->page * MEMIMG_PAGE;
 
-		for (uint32_t r = 0; r < ch->region; r++)
-			at += mi->size[r];
 		return ch->file_off != at || ch->len != (uint64_t)ch->npages * MEMIMG_PAGE
 			   ? "flat image: chunk data out of place"
 			   : NULL;

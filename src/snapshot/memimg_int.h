@@ -98,6 +98,17 @@ static inline uint64_t memimg_flat_data_off(uint64_t off)
 	return ALIGN_UP(off + MEMIMG_HDR_SIZE, MEMIMG_PAGE) - off;
 }
 
+/* Flat images: where region @r's pages start, relative to the section (@r may be
+ * nr_regions: the end of the last region, where the index is). */
+static inline uint64_t memimg_flat_region_off(const struct memimg *mi, uint32_t r)
+{
+	uint64_t at = mi->data_off;
+
+	for (uint32_t i = 0; i < r; i++)
+		at += mi->size[i];
+	return at;
+}
+
 /* Chunks per region: ceil(size / chunk bytes). */
 uint64_t memimg_region_chunks(uint64_t size, uint32_t chunk_pages);
 /* Worker threads for @threads (0: online CPUs), at most @work. */

@@ -13,7 +13,6 @@
 
 int memimg_map(struct memimg *mi, const struct guest_mem *m)
 {
-	uint64_t at;
 	int ret;
 
 	if (!(mi->flags & MEMIMG_F_FLAT)) {
@@ -25,14 +24,12 @@ int memimg_map(struct memimg *mi, const struct guest_mem *m)
 	ret = memimg_check_layout(mi, m);
 	if (ret)
 		return ret;
-	at = mi->off + mi->data_off;
 	for (unsigned int i = 0; i < m->nr; i++) {
-		ret = guest_mem_map_file(m, i, mi->fd, at);
+		ret = guest_mem_map_file(m, i, mi->fd, mi->off + memimg_flat_region_off(mi, i));
 		if (ret) {
 			pr_err("snapshot: mapping guest memory: %s", strerror(-ret));
 			return ret;
 		}
-		at += m->r[i].size;
 	}
 	return 0;
 }
