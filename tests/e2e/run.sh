@@ -31,6 +31,25 @@ flaky_names=""
 why=""
 rc=0
 
+# threads PID: each thread of PID (minivmm is `timeout`'s child): name, state, CPU ticks,
+# system call and kernel stack.
+threads() {
+	local p t
+	p=$(cut -d" " -f1 /proc/"$1"/task/"$1"/children 2>/dev/null)
+	[ -n "$p" ] || p=$1
+	echo "== $(date +%T) threads of minivmm (pid $p)"
+	for t in /proc/"$p"/task/*; do
+		echo "-- $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3,14,15 "$t/stat" 2>/dev/null) syscall: $(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
+		sed 's/^/     /' "$t/stack" 2>/dev/null | head -n 12
+	done
+	# In the L1: what each of its CPUs is doing (the kernel's NMI backtraces).
+	[ "${MINIVMM_IN_L1:-0}" = 1 ] && [ -w /proc/sysrq-trigger ] || return 0
+	echo l >/proc/sysrq-trigger
+	sleep 1
+	echo "== L1 kernel log, last lines"
+	dmesg | tail -n 60
+}
+
 # vm ARGS...: run `minivmm run ARGS...` bounded by $LIMIT; stdout -> $T/out, stderr ->
 # $T/err, exit status -> $rc, wall time (s) -> $took.
 vm() {
@@ -56,9 +75,16 @@ vm() {
 	# A guest whose own watchdog reports a vCPU stuck for a minute or more (seen in nested
 	# runs, e.g. modprobe at boot) does not finish: end it now, not at the limit; the case
 	# is retried (and FLAKY if the retry passes).
-	rm -f "$T/lockup"
+	rm -f "$T/lockup" "$T/threads"
 	(
 		while sleep 2; do
+			# A guest reporting a stall: record where each minivmm thread is, twice, to
+			# tell a vCPU blocked in minivmm from one inside KVM.
+			# So does one that is about to time out.
+			if [ ! -e "$T/threads" ] && { [ $(($(date +%s) - s)) -ge $((LIMIT - 25)) ] ||
+				grep -q -E 'rcu_preempt detected stalls|^FS_STALL' "$T/out" 2>/dev/null; }; then
+				{ threads "$pid"; sleep 3; threads "$pid"; } >"$T/threads" 2>&1
+			fi
 			grep -q -E 'soft lockup - CPU#[0-9]+ stuck for ([6-9][0-9]|[0-9]{3,})s' \
 				"$T/out" 2>/dev/null || continue
 			touch "$T/lockup"
@@ -200,6 +226,7 @@ run_case() {
 			echo "  --- last lines of $f (first attempt):"
 			tail -n 8 "$T/$f" | sed 's/^/  | /'
 		done
+		[ -s "$T/threads" ] && sed 's/^/  | /' "$T/threads" | head -n 200
 		record "RETRY $c"
 		why=""
 		rm -f "$T/out" "$T/err" "$T/out.txt"
@@ -218,6 +245,7 @@ run_case() {
 			echo "  --- last lines of $f:"
 			tail -n 15 "$T/$f" | sed 's/^/  | /'
 		done
+		[ -s "$T/threads" ] && sed 's/^/  | /' "$T/threads" | head -n 200
 		res=FAIL
 	fi
 	record "$res $c"

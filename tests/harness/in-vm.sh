@@ -58,8 +58,29 @@ echo "in-vm: running in an L1 VM under QEMU/TCG with emulated SVM: $why" >&2
 # shellcheck source=../guest/initramfs-lib.sh disable=SC1091
 . "$repo/tests/guest/initramfs-lib.sh"
 
-command -v qemu-system-x86_64 >/dev/null ||
-	{ echo "in-vm: no /dev/kvm and no qemu-system-x86_64 (apt-get install qemu-system-x86)" >&2; exit 126; }
+# The QEMU that emulates the L1: MINIVMM_L1_QEMU if set, else Debian's backported QEMU
+# unpacked into build/l1/qemu (tests/harness/l1-qemu.sh fetches it once: the system's 7.2
+# let nested guests stall for good), else the system's with a warning. One unpacked
+# elsewhere (PREFIX/bin/qemu-system-x86_64) gets its firmware from PREFIX/share/{qemu,seabios}.
+l1_qemu=${MINIVMM_L1_QEMU:-}
+if [ -z "$l1_qemu" ]; then
+	l1_qemu=$repo/build/l1/qemu/usr/bin/qemu-system-x86_64
+	if [ ! -x "$l1_qemu" ] && ! "$repo/tests/harness/l1-qemu.sh" "$repo/build/l1/qemu"; then
+		echo "in-vm: WARNING: no backported QEMU; the L1 runs under the system's" \
+			"$(qemu-system-x86_64 --version 2>/dev/null | head -n 1), whose TCG let nested guests" \
+			"stall (expect timeouts and FLAKY cases)" >&2
+		l1_qemu="qemu-system-x86_64"
+	fi
+fi
+command -v "$l1_qemu" >/dev/null ||
+	{ echo "in-vm: no /dev/kvm and no $l1_qemu (apt-get install qemu-system-x86)" >&2; exit 126; }
+l1_qemu_data=()
+if [[ $l1_qemu == */* ]]; then
+	for d in qemu seabios; do
+		[ -d "$(dirname "$l1_qemu")/../share/$d" ] && l1_qemu_data+=(-L "$(dirname "$l1_qemu")/../share/$d")
+	done
+fi
+echo "in-vm: L1 emulator: $("$l1_qemu" --version | head -n 1) ($l1_qemu)" >&2
 
 build=$repo/build
 l1=$build/l1
@@ -150,7 +171,7 @@ else
 fi
 errdev=(-chardev "file,id=err,path=$errfifo" -serial chardev:err)
 append="$append minivmm.err=ttyS1"
-qemu=(qemu-system-x86_64 -nodefaults -no-user-config -display none -vga none -no-reboot
+qemu=("$l1_qemu" "${l1_qemu_data[@]}" -nodefaults -no-user-config -display none -vga none -no-reboot
 	-M pc -accel tcg,thread=multi -cpu "$cpu"
 	-smp "${MINIVMM_L1_CPUS:-2}" -m "${MINIVMM_L1_MEM:-4G}"
 	-kernel "$kernel" -initrd "$l1/initramfs.cpio.gz" -append "$append"
@@ -266,9 +287,17 @@ run_l1() {
 	set -e
 }
 
-# show_klog: the tail of the L1 kernel's log, on stderr.
+# show_klog: the start of the L1 kernel's first oops (where a fault began) and the tail of
+# its log, on stderr.
 show_klog() {
+	local first
 	[ -s "$klog" ] || return 0
+	first=$(grep -n -m1 -E 'BUG:|Oops|general protection|stack guard|soft lockup|Kernel panic' \
+		"$klog" | cut -d: -f1)
+	if [ -n "$first" ] && [ "$(wc -l <"$klog")" -gt $((first + 60)) ]; then
+		echo "in-vm: the L1 kernel's first fault report (line $first of its log):" >&2
+		tr -d '\r' <"$klog" | sed -n "$first,$((first + 40))p" | sed 's/^/  l1| /' >&2
+	fi
 	echo "in-vm: last lines of the L1 kernel log:" >&2
 	tr -d '\r' <"$klog" | grep -v 'in-vm: heartbeat' | tail -n 60 | sed 's/^/  l1| /' >&2
 }
@@ -300,6 +329,7 @@ while :; do
 	fi
 	if [ -n "$fault" ] && [ "$retries" -gt 0 ]; then
 		retries=$((retries - 1))
+		cp "$klog" "$jobdir/l1-kernel.fault-$((${MINIVMM_L1_RETRIES:-2} - retries)).log" 2>/dev/null
 		echo "in-vm: the L1 *kernel* $fault (above: a fault of the emulated L1, not a" \
 			"failure of CMD); starting the job again in a new L1 ($retries more retries)" >&2
 		continue
