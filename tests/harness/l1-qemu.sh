@@ -2,11 +2,11 @@
 # l1-qemu.sh DIR: unpack Debian's bookworm-backports QEMU (10.x) into DIR (DIR/usr/bin/
 # qemu-system-x86_64, firmware in DIR/usr/share/qemu and DIR/usr/share/seabios) for the harness's emulated L1.
 #
-# Why not the system's QEMU 7.2: under its TCG the nested guests of the L1 stalled for good
-# (a vCPU that takes no more interrupts; fs_ops about one run in four) and the L1 kernel
-# itself faulted now and then; QEMU 10's TCG did neither in the same loops and is faster
-# (the notes of issue 10). The system's apt configuration and its QEMU (the benchmarks' peer)
-# are left alone: apt runs here with its own source list, lists and cache under DIR.
+# For comparing emulators (MINIVMM_L1_QEMU=backports): in six fs_ops runs QEMU 10's TCG
+# ran the nested guest faster and never let it stall (7.2: one stall in eight), but its L1
+# lost timer interrupts (three L1 faults in six runs; 7.2: one in eight). The system's apt
+# configuration and its QEMU are left alone: apt runs here with its own source list, lists
+# and cache under DIR.
 # Exit status 0 when DIR holds a working QEMU afterwards.
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -eu

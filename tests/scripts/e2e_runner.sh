@@ -19,4 +19,29 @@ grep -q '^PASS bad_key ' "$T/out" || fail "the case that had only started did no
 grep -q -x 'e2e: 1 passed, 0 failed, 1 flaky (passed only on a retry: bad_section); resumed 1 time(s) in a new L1 after an L1 fault' "$T/out" ||
 	fail "wrong summary: $(tail -n 1 "$T/out")"
 grep -q -x 'FLAKY bad_section' "$T/progress" || fail "FLAKY not recorded"
-echo "e2e_runner: 4 checks passed"
+
+# Retries: a minivmm that hangs (here: a wrapper that sleeps on its first N runs) times
+# out; the case runs again, up to 3 attempts in all: FLAKY when a retry passes, FAIL when
+# none does.
+cat >"$T/hang" <<EOF
+#!/bin/sh
+n=\$(cat "$T/count" 2>/dev/null || echo 0)
+echo \$((n + 1)) >"$T/count"
+[ "\$n" -lt "\$HANGS" ] && exec sleep 60
+exec "$PWD/build/minivmm" "\$@"
+EOF
+chmod +x "$T/hang"
+rm -f "$T/count"
+HANGS=2 MINIVMM=$T/hang TEST_TIMEOUT=2 tests/e2e/run.sh bad_section >"$T/out" 2>&1
+sed 's/^/  | /' "$T/out"
+[ "$(grep -c '^RETRY bad_section: exit status 124, .*(timed out after 2s) (attempt [12])$' "$T/out")" = 2 ] ||
+	fail "not two RETRY lines for a case that timed out twice"
+grep -q '^FLAKY bad_section: passed only on attempt 3 ' "$T/out" || fail "a pass on the third attempt is not FLAKY"
+rm -f "$T/count"
+HANGS=3 MINIVMM=$T/hang TEST_TIMEOUT=2 tests/e2e/run.sh bad_section >"$T/out" 2>&1
+rc=$?
+sed 's/^/  | /' "$T/out"
+[ "$rc" != 0 ] || fail "run.sh passed a case that timed out three times"
+grep -q '^FAIL bad_section: exit status 124' "$T/out" || fail "three timeouts are not a FAIL"
+[ "$(cat "$T/count")" = 3 ] || fail "minivmm ran $(cat "$T/count") times, want 3"
+echo "e2e_runner: 9 checks passed"
