@@ -136,6 +136,7 @@ int console_signals_fd(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2); /* stop, saying where each vCPU was (vm_run()) */
 	/* Threads created later inherit the mask: only the signalfd sees these. */
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -1;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -331,6 +332,7 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 {
 	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000 : 0;
 	struct console *con = NULL;
+	bool dump = false;
 	unsigned int i;
 
 	if (vm->cfg->serial == SERIAL_STDIO)
@@ -363,6 +365,9 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 		if (sig_fd >= 0 && (p[1].revents & POLLIN)) {
 			int sig = console_read_signal(sig_fd);
 
+			/* SIGUSR2: for a guest that stopped making progress (test harness,
+			 * users): stop and print each vCPU's registers. */
+			dump |= sig == SIGUSR2;
 			if (sig > 0)
 				vm_request_stop(vm, VM_STOP_SIGNAL, sig);
 		}
@@ -379,7 +384,8 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms, int sig_fd)
 			(unsigned long long)vm->vcpus[i]->exits_mmio);
 	pr_info("VMM memory: %ld KiB resident outside guest RAM", vmm_rss_kib(&vm->mem));
 	/* Where was a guest that had to be stopped? */
-	if (log_verbosity >= LOG_DEBUG && atomic_load(&vm->stop_reason) == VM_STOP_TIMEOUT)
+	if (dump ||
+	    (log_verbosity >= LOG_DEBUG && atomic_load(&vm->stop_reason) == VM_STOP_TIMEOUT))
 		for (i = 0; i < vm->nr_vcpus; i++)
 			vcpu_dump(vm->vcpus[i]);
 	return atomic_load(&vm->stop_reason);

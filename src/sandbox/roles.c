@@ -266,7 +266,7 @@ static const struct sb_rule lazy[] = {
 /*
  * The main thread while the VM runs and at its end: the signalfd and stop
  * eventfd, kicks, /proc/self/smaps for the
- * memory summary (read-only), vCPU registers after a timeout (-vv), and
+ * memory summary (read-only), vCPU registers after a timeout (-vv) or SIGUSR2, and
  * tearing down: KVM routes, flushes of disks and the console file, the API
  * socket.
  */

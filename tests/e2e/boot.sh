@@ -76,7 +76,8 @@ t_reboot_restart() {
 	n=$(grep -c -x rebooting "$T/out.txt")
 	[ "$n" -ge 2 ] || { why="guest booted $n time(s), expected a restart"; return 1; }
 }
-# SIGTERM stops the VM cleanly: status 128+15, the serial file flushed.
+# SIGTERM stops the VM cleanly: status 128+15, the serial file flushed. SIGUSR2 stops it too
+# (140) and prints each vCPU's registers.
 t_sigterm() {
 	local log=$T/term.log i pid
 	rm -f "$log"
@@ -91,7 +92,20 @@ t_sigterm() {
 	wait "$pid"
 	rc=$?
 	grep -q "sleeping forever" "$log" || { why="guest output missing from $log"; return 1; }
-	expect_rc 143 && expect_err "signal"
+	expect_rc 143 && expect_err "signal" || return 1
+	# SIGUSR2: the same stop, and each vCPU's registers on stderr (where a hung guest was).
+	rm -f "$log"
+	"$MINIVMM" run "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
+		--set vm.vcpus=2 --set "console.serial=file:$log" </dev/null >"$T/out" 2>"$T/err" &
+	pid=$!
+	for ((i = 0; i < LIMIT * 2; i++)); do
+		grep -q "sleeping forever" "$log" 2>/dev/null && break
+		sleep 0.5
+	done
+	kill -USR2 "$pid"
+	wait "$pid"
+	rc=$?
+	expect_rc 140 && expect_err "vcpu0: rip 0xffffffff" && expect_err "vcpu1: rip 0xffffffff"
 }
 
 # serial_input: wait for READY, type a command line on minivmm's stdin, expect its output.

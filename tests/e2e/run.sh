@@ -56,7 +56,8 @@ threads() {
 vm() {
 	local s e
 	s=$(date +%s)
-	timeout -k 5 "$LIMIT" "$MINIVMM" run "$@" </dev/null >"$T/out" 2>"$T/err" &
+	# At the limit, SIGUSR2: minivmm stops and prints where each vCPU was (symbolized below).
+	timeout -s USR2 -k 5 "$LIMIT" "$MINIVMM" run "$@" </dev/null >"$T/out" 2>"$T/err" &
 	local pid=$! wd lw
 	# A minivmm that SIGKILL cannot end (stuck in the L1 kernel: seen with the emulated
 	# L1 wedged) would hang this script; in the L1, end the L1 so that the harness
@@ -95,7 +96,8 @@ vm() {
 			else
 				continue
 			fi
-			kill "$pid" 2>/dev/null
+			kill -USR2 "$(cut -d' ' -f1 /proc/"$pid"/task/"$pid"/children 2>/dev/null)" 2>/dev/null ||
+				kill "$pid" 2>/dev/null
 			exit 0
 		done
 	) </dev/null >/dev/null 2>&1 &
@@ -107,6 +109,25 @@ vm() {
 	e=$(date +%s)
 	took=$((e - s))
 	tr -d '\r' <"$T/out" >"$T/out.txt"
+	symbolize_vcpus >>"$T/threads"
+}
+
+# symbolize_vcpus: the guest kernel function at each "vcpuN: rip" minivmm printed. The test
+# guest's kernel (the host's newest /boot/vmlinuz-*) runs unrelocated (minivmm boots its
+# decompressed image); in an L1 running that same kernel, /proc/kallsyms names it once the
+# L1's KASLR offset (its _text less the link address) is added.
+symbolize_vcpus() {
+	local ks=/proc/kallsyms ver base line v rip r
+	ver=$(find /boot -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | sort -V | tail -n 1)
+	[ "${ver#/boot/vmlinuz-}" = "$(uname -r)" ] && [ -r "$ks" ] || return 0
+	base=$(awk '$3 == "_text" { print $1; exit }' "$ks")
+	case $base in '' | 0000000000000000) return 0 ;; esac
+	grep -o 'vcpu[0-9]*: rip 0x[0-9a-f]*' "$T/err" 2>/dev/null | while read -r v _ rip; do
+		r=$(printf '%016x' $((16#${rip#0x} + 16#$base - 16#ffffffff81000000)))
+		line=$(awk -v r="$r" '$1 <= r && $1 > b { b = $1; n = $3 } END { if (b != "") print b, n }' "$ks")
+		[ -n "$line" ] || continue
+		echo "== $v rip $rip: ${line#* }+0x$(printf '%x' $((16#$r - 16#${line%% *}))) (guest kernel $(uname -r))"
+	done
 }
 
 # guest SCENARIO [CMDLINE-EXTRA] [ARGS...]: boot guest.cfg with that scenario.
