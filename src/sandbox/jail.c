@@ -5,7 +5,7 @@
  * child into a new PID namespace; the child, once the parent has put it in
  * the cgroup, makes its other namespaces, the tmpfs root with its bind
  * mounts, pivots into it, drops every capability and becomes the jail's
- * uid/gid. The parent forwards SIGINT/SIGTERM/SIGHUP, waits, restores the
+ * uid/gid. The parent forwards SIGINT/SIGTERM/SIGHUP/SIGUSR2, waits, restores the
  * terminal and removes the cgroup.
  */
 #include <errno.h>
@@ -311,6 +311,7 @@ int jail_run(struct vm_config *cfg, int *status)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR2);
 	sigaddset(&sigs, SIGCHLD);
 	if (pipe2(go, O_CLOEXEC) || unshare(CLONE_NEWPID)) {
 		ret = -errno;
