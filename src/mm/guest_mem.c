@@ -35,29 +35,6 @@ int guest_mem_map_file(const struct guest_mem *m, unsigned int i, int fd, uint64
 	return 0;
 }
 
-/*
- * Anonymous memory for a region, its start 2 MiB-aligned: KVM maps a guest range with
- * one large page only when the host address is aligned as the guest address is (and
- * mmap() of anonymous memory aligns to pages only), so unaligned guest RAM costs a
- * nested page fault per 4 KiB page even where the host has huge pages.
- */
-static void *map_region(uint64_t size)
-{
-	uint8_t *raw = mmap(NULL, size + GUEST_MEM_ALIGN, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	uintptr_t at;
-	size_t head;
-
-	if (raw == MAP_FAILED)
-		return raw;
-	at = ALIGN_UP((uintptr_t)raw, GUEST_MEM_ALIGN);
-	head = at - (uintptr_t)raw;
-	if (head)
-		munmap(raw, head);
-	munmap((void *)(at + size), GUEST_MEM_ALIGN - head);
-	return (void *)at;
-}
-
 int guest_mem_init(struct guest_mem *m, uint64_t size)
 {
 	uint64_t low, high;
@@ -70,7 +47,8 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 		m->r[m->nr++] = (struct mem_region){ .gpa = FOUR_GIB, .size = high };
 	for (i = 0; i < m->nr; i++) {
 		/* NORESERVE: untouched guest pages cost the host nothing. */
-		void *p = map_region(m->r[i].size);
+		void *p = mmap(NULL, m->r[i].size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 		if (p == MAP_FAILED) {
 			int ret = -errno;

@@ -8,8 +8,6 @@
 #include <stdint.h>
 
 #define GUEST_MEM_MAX_REGIONS 2
-/* Each region's host address is aligned to this (large pages in the nested page tables). */
-#define GUEST_MEM_ALIGN (2ull << 20)
 
 struct mem_region {
 	uint64_t gpa;

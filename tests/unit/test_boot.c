@@ -265,23 +265,6 @@ START_TEST(test_gpa_to_hva_high)
 	ck_assert_uint_eq(m.r[1].gpa, FOUR_GIB);
 	ck_assert_uint_eq(m.r[1].size, 1 * GiB);
 	ck_assert_uint_eq(guest_mem_end(&m), 5 * GiB);
-	/* Host addresses aligned as the guest addresses are, for large nested pages. */
-	ck_assert_uint_eq((uintptr_t)m.r[0].hva % GUEST_MEM_ALIGN, 0);
-	ck_assert_uint_eq((uintptr_t)m.r[1].hva % GUEST_MEM_ALIGN, 0);
-	guest_mem_free(&m);
-	/* Also for a size that is no multiple of 2 MiB (which Linux >= 6.7 aligns by itself,
-	 * 6.1 never), several times over. */
-	for (int i = 0; i < 8; i++) {
-		struct guest_mem k[4];
-
-		for (int j = 0; j < 4; j++) {
-			ck_assert_int_eq(guest_mem_init(&k[j], 257 * MiB + (uint64_t)j * 4096), 0);
-			ck_assert_uint_eq((uintptr_t)k[j].r[0].hva % GUEST_MEM_ALIGN, 0);
-		}
-		for (int j = 0; j < 4; j++)
-			guest_mem_free(&k[j]);
-	}
-	ck_assert_int_eq(guest_mem_init(&m, 4 * GiB), 0);
 
 	ck_assert_ptr_eq(gpa_to_hva(&m, 3 * GiB - 1, 1), (char *)m.r[0].hva + 3 * GiB - 1);
 	/* The hole is not RAM, and no range spans the hole. */
