@@ -76,35 +76,31 @@ t_reboot_restart() {
 	n=$(grep -c -x rebooting "$T/out.txt")
 	[ "$n" -ge 2 ] || { why="guest booted $n time(s), expected a restart"; return 1; }
 }
-# SIGTERM stops the VM cleanly: status 128+15, the serial file flushed. SIGUSR2 stops it too
-# (140) and prints each vCPU's registers.
-t_sigterm() {
-	local log=$T/term.log i pid
+# signal_sleeper SIG LOG ARGS...: boot the sleep scenario with its serial console in LOG,
+# send SIG once it sleeps, and wait: exit status in $rc.
+signal_sleeper() {
+	local sig=$1 log=$2 i pid
+	shift 2
 	rm -f "$log"
 	"$MINIVMM" run "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
-		--set "console.serial=file:$log" </dev/null >"$T/out" 2>"$T/err" &
+		--set "console.serial=file:$log" "$@" </dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
 	for ((i = 0; i < LIMIT * 2; i++)); do
 		grep -q "sleeping forever" "$log" 2>/dev/null && break
 		sleep 0.5
 	done
-	kill -TERM "$pid"
+	kill "-$sig" "$pid"
 	wait "$pid"
 	rc=$?
+}
+# SIGTERM stops the VM cleanly: status 128+15, the serial file flushed. SIGUSR2 stops it too
+# (140) and prints each vCPU's registers (where a hung guest was).
+t_sigterm() {
+	local log=$T/term.log
+	signal_sleeper TERM "$log"
 	grep -q "sleeping forever" "$log" || { why="guest output missing from $log"; return 1; }
 	expect_rc 143 && expect_err "signal" || return 1
-	# SIGUSR2: the same stop, and each vCPU's registers on stderr (where a hung guest was).
-	rm -f "$log"
-	"$MINIVMM" run "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
-		--set vm.vcpus=2 --set "console.serial=file:$log" </dev/null >"$T/out" 2>"$T/err" &
-	pid=$!
-	for ((i = 0; i < LIMIT * 2; i++)); do
-		grep -q "sleeping forever" "$log" 2>/dev/null && break
-		sleep 0.5
-	done
-	kill -USR2 "$pid"
-	wait "$pid"
-	rc=$?
+	signal_sleeper USR2 "$log" --set vm.vcpus=2
 	expect_rc 140 && expect_err "vcpu0: rip 0xffffffff" && expect_err "vcpu1: rip 0xffffffff"
 }
 
