@@ -21,15 +21,16 @@ expect_fs_ok() {
 	why="guest checks failed: $(grep '^FS_FAIL' "$T/out.txt" | head -n 5 | tr '\n' ';')"
 	return 1
 }
-# expect_ops_host DIR: what the ops part did, seen from the host.
+# expect_ops_host DIR [FILES]: what the ops part did (minivmm.fs_files=FILES, default
+# 2000), seen from the host.
 expect_ops_host() {
-	local d=$1 f n
+	local d=$1 files=${2:-2000} f n
 	for f in "$d"/data/*; do
 		n=${f##*/}
 		expect_out "SHA_$n=$(sha256sum <"$f" | cut -d' ' -f1)" || return 1
 		cmp -s "$f" "$d/w/copy_$n" || { why="the guest's copy of $n differs on the host"; return 1; }
 	done
-	[ "$(find "$d/w/big" -type f | wc -l)" = 2000 ] || { why="host sees $(find "$d/w/big" -type f | wc -l) files in w/big"; return 1; }
+	[ "$(find "$d/w/big" -type f | wc -l)" = "$files" ] || { why="host sees $(find "$d/w/big" -type f | wc -l) files in w/big"; return 1; }
 	[ "$(stat -c %a:%u:%g:%Y "$d/w/b")" = 640:1234:5678:981173106 ] ||
 		{ why="w/b on the host: $(stat -c %a:%u:%g:%Y "$d/w/b")"; return 1; }
 	[ "$(readlink "$d/w/s")" = b ] || { why="w/s is not a symlink to b on the host"; return 1; }
@@ -100,10 +101,10 @@ t_fs_dax() {
 	else
 		echo "  fs_dax: no user xattrs in $xd, xattr round trip not tested"
 	fi
-	guest fs "minivmm.fs=ops,tool,xattr,cache minivmm.fs_dax=always minivmm.fs_tag=daxshare$xtag" -v \
+	guest fs "minivmm.fs=ops,tool,xattr,cache minivmm.fs_dax=always minivmm.fs_tag=daxshare minivmm.fs_files=300$xtag" -v \
 		--set "share.0.path=$T/share" --set share.0.dax=always --set share.0.tag=daxshare \
 		--set share.0.allow_setid=on --set vm.memory=512M "${xset[@]}" &&
-		expect_rc 0 && expect_fs_ok && expect_ops_host "$T/share" &&
+		expect_rc 0 && expect_fs_ok && expect_ops_host "$T/share" 300 &&
 		expect_tool_host "$T/share" always || { rm -rf "$xd"; return 1; }
 	if [ -n "$xtag" ]; then
 		for v in user.minivmm:hello-xattr user.keep:kept; do
@@ -126,8 +127,8 @@ t_fs_dax() {
 }
 t_fs_dax_inode() {
 	mkshare "$T/share"
-	fs ops inode --set "share.0.path=$T/share" && expect_rc 0 && expect_fs_ok &&
-		expect_ops_host "$T/share"
+	fs ops "inode minivmm.fs_files=300" --set "share.0.path=$T/share" && expect_rc 0 &&
+		expect_fs_ok && expect_ops_host "$T/share" 300
 }
 t_fs_readonly() {
 	local before

@@ -24,6 +24,7 @@
 #   xattr     with /bin/fstool: xattrs on this share (xattr = off) fail with EOPNOTSUPP;
 #             with minivmm.fs_xtag=TAG (a share with xattr = on) mounted on /mnt2 they
 #             round-trip in x there (the host checks user.minivmm and user.keep)
+# minivmm.fs_files=N: files the ops part makes in one directory and lists (default 2000).
 # Ends with FS_FAILS=<count of FS_FAIL lines>. minivmm.fs_stall=S: if still running after S
 # seconds, print FS_STALL and the kernel's list of blocked tasks with their stacks.
 # shellcheck source=lib.sh disable=SC1091
@@ -33,6 +34,8 @@ dax=$(cmdline_arg minivmm.fs_dax)
 parts=$(cmdline_arg minivmm.fs)
 [ -n "$tag" ] || tag=share0
 [ -n "$dax" ] || dax=never
+files=$(cmdline_arg minivmm.fs_files)
+[ -n "$files" ] || files=2000
 fails=0
 stall=$(cmdline_arg minivmm.fs_stall)
 watch=""
@@ -109,11 +112,11 @@ world"
 	eq rmdir "$([ -e d ] && echo d)" ""
 	mkdir big
 	i=0
-	while [ $i -lt 2000 ]; do
+	while [ $i -lt "$files" ]; do
 		true >"big/f$i"
 		i=$((i + 1))
 	done
-	eq readdir_2000 "$(ls big | wc -l) $(find big -type f | wc -l)" "2000 2000"
+	eq "readdir_$files" "$(ls big | wc -l) $(find big -type f | wc -l)" "$files $files"
 	chmod 640 b
 	eq chmod "$(stat -c %a b)" 640
 	chown 1234:5678 b
@@ -244,7 +247,7 @@ have_fstool() {
 
 part_tool() {
 	have_fstool tool || return
-	# Forget the inodes ops cached (2000 in w/big): each holds a host descriptor of the
+	# Forget the inodes ops cached (up to 2000 in w/big): each holds a host descriptor of the
 	# share's max_fds budget.
 	sync
 	echo 2 >/proc/sys/vm/drop_caches
