@@ -68,6 +68,25 @@ kvm_stats() {
 		NF == 2 && $2 ~ /^[0-9]+$/ && $2 != old[$1] { printf "%s +%d ", $1, $2 - old[$1] }
 		END { print "" }'
 	echo "$now" >"$T/kvmstats"
+	kvm_trace
+}
+# kvm_trace: 0.3 s of the L1 KVM's exits, page faults, emulated instructions and injected
+# exceptions (tracefs), the first lines: what a vCPU that exits without progress does.
+kvm_trace() {
+	local t=/sys/kernel/debug/tracing e
+	[ -w "$t/tracing_on" ] && [ -d "$t/events/kvm" ] || return 0
+	: >"$t/trace"
+	for e in kvm_exit kvm_page_fault kvm_emulate_insn kvm_inj_exception kvm_entry; do
+		echo 1 >"$t/events/kvm/$e/enable" 2>/dev/null
+	done
+	echo 1 >"$t/tracing_on"
+	sleep 0.3
+	echo 0 >"$t/tracing_on"
+	for e in kvm_exit kvm_page_fault kvm_emulate_insn kvm_inj_exception kvm_entry; do
+		echo 0 >"$t/events/kvm/$e/enable" 2>/dev/null
+	done
+	echo "== L1 KVM trace (0.3 s): $(grep -c -v '^#' "$t/trace") events, the first:"
+	grep -v '^#' "$t/trace" | head -n 24 | cut -c1-220
 }
 
 # vm ARGS...: run `minivmm run ARGS...` bounded by $LIMIT; stdout -> $T/out, stderr ->
@@ -159,9 +178,12 @@ symbolize_vcpus() {
 # symbolize_module VCPU RIP VERSION: RIP (hex, no 0x) in a guest module, by name and symbol.
 symbolize_module() {
 	local v=$1 rip=$2 ver=$3 m b ko off fn
-	read -r m b < <(sed -n 's/^GUEST_MODULE \([^ ]*\) 0x\([0-9a-f]*\)$/\1 \2/p' "$T/out.txt" 2>/dev/null |
+	# (No process substitution: the L1's /dev has no /dev/fd.)
+	m=$(sed -n 's/^GUEST_MODULE \([^ ]*\) 0x\([0-9a-f]*\)$/\1 \2/p' "$T/out.txt" 2>/dev/null |
 		awk -v r="$rip" '$2 <= r && $2 > b { b = $2; n = $1 } END { if (b != "") print n, b }')
 	[ -n "$m" ] || return 0
+	b=${m#* }
+	m=${m%% *}
 	off=$((16#$rip - 16#$b))
 	ko=$(find "/lib/modules/$ver" \( -name "$m.ko" -o -name "${m//_/-}.ko" \) 2>/dev/null | head -n 1)
 	fn=""
