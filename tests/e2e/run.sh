@@ -44,12 +44,49 @@ threads() {
 		echo "-- $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3,14,15 "$t/stat" 2>/dev/null) syscall: $(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
 		sed 's/^/     /' "$t/stack" 2>/dev/null | head -n 12
 	done
+	kvm_stats "$p"
 	# In the L1: what each of its CPUs is doing (the kernel's NMI backtraces).
 	[ "${MINIVMM_IN_L1:-0}" = 1 ] && [ -w /proc/sysrq-trigger ] || return 0
 	echo l >/proc/sysrq-trigger
 	sleep 1
 	echo "== L1 kernel log, last lines"
 	dmesg | tail -n 60
+}
+
+# kvm_stats PID: the KVM counters (debugfs) of PID's VM that moved since the last call,
+# e.g. exits and spurious page faults of a vCPU that runs but makes no progress.
+kvm_stats() {
+	local d=/sys/kernel/debug/kvm f now=""
+	[ -d "$d" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	for f in "$d/$1"-*/*; do
+		[ -f "$f" ] && now="$now ${f##*/}=$(cat "$f" 2>/dev/null)"
+	done
+	[ -n "$now" ] || return 0
+	echo "== KVM counters of the VM (debugfs), change since the last dump:"
+	echo "$now" | tr ' ' '\n' | awk -F= -v prev="$(cat "$T/kvmstats" 2>/dev/null)" '
+		BEGIN { n = split(prev, p, " "); for (i = 1; i <= n; i++) { split(p[i], kv, "="); old[kv[1]] = kv[2] } }
+		NF == 2 && $2 ~ /^[0-9]+$/ && $2 != old[$1] { printf "%s +%d ", $1, $2 - old[$1] }
+		END { print "" }'
+	echo "$now" >"$T/kvmstats"
+	kvm_trace
+}
+# kvm_trace: 0.3 s of the L1 KVM's exits, page faults, emulated instructions and injected
+# exceptions (tracefs), the first lines: what a vCPU that exits without progress does.
+kvm_trace() {
+	local t=/sys/kernel/debug/tracing e
+	[ -w "$t/tracing_on" ] && [ -d "$t/events/kvm" ] || return 0
+	: >"$t/trace"
+	for e in kvm_exit kvm_page_fault kvm_emulate_insn kvm_inj_exception kvm_entry; do
+		echo 1 >"$t/events/kvm/$e/enable" 2>/dev/null
+	done
+	echo 1 >"$t/tracing_on"
+	sleep 0.3
+	echo 0 >"$t/tracing_on"
+	for e in kvm_exit kvm_page_fault kvm_emulate_insn kvm_inj_exception kvm_entry; do
+		echo 0 >"$t/events/kvm/$e/enable" 2>/dev/null
+	done
+	echo "== L1 KVM trace (0.3 s): $(grep -c -v '^#' "$t/trace") events, the first:"
+	grep -v '^#' "$t/trace" | head -n 24 | cut -c1-220
 }
 
 # vm ARGS...: run `minivmm run ARGS...` bounded by $LIMIT; stdout -> $T/out, stderr ->
@@ -78,7 +115,7 @@ vm() {
 	# A guest whose own watchdog reports a vCPU stuck for a minute or more (seen in nested
 	# runs, e.g. modprobe at boot, fs_ops) does not finish: end it now, not at the limit;
 	# the case is retried (and FLAKY if a retry passes).
-	rm -f "$T/lockup" "$T/threads"
+	rm -f "$T/lockup" "$T/threads" "$T/kvmstats"
 	(
 		while sleep 2; do
 			# A guest reporting a stall: record where each minivmm thread is, twice, to
@@ -116,26 +153,52 @@ vm() {
 # symbolize_vcpus: the guest kernel function at each "vcpuN: rip" minivmm printed. The test
 # guest's kernel (the host's newest /boot/vmlinuz-*) runs unrelocated (minivmm boots its
 # decompressed image); in an L1 running that same kernel, /proc/kallsyms names it once the
-# L1's KASLR offset (its _text less the link address) is added.
+# L1's KASLR offset (its _text less the link address) is added. A module address is named
+# from the guest's "GUEST_MODULE NAME BASE" lines (minivmm.modules=1) and that module's
+# .text symbols in /lib/modules (the module's .text comes first in its core layout).
 symbolize_vcpus() {
 	local ks=/proc/kallsyms ver base line v rip r
 	ver=$(find /boot -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | sort -V | tail -n 1)
-	[ "${ver#/boot/vmlinuz-}" = "$(uname -r)" ] && [ -r "$ks" ] || return 0
-	base=$(awk '$3 == "_text" { print $1; exit }' "$ks")
-	case $base in '' | 0000000000000000) return 0 ;; esac
+	ver=${ver#/boot/vmlinuz-}
 	grep -o 'vcpu[0-9]*: rip 0x[0-9a-f]*' "$T/err" 2>/dev/null | while read -r v _ rip; do
-		r=$(printf '%016x' $((16#${rip#0x} + 16#$base - 16#ffffffff81000000)))
+		rip=${rip#0x}
+		if [ $((16#${rip:0:8})) = $((16#ffffffff)) ] && [ $((16#${rip:8:1})) -ge 12 ]; then
+			symbolize_module "$v" "$rip" "$ver"
+			continue
+		fi
+		if [ "$ver" != "$(uname -r)" ] || [ ! -r "$ks" ]; then continue; fi
+		base=$(awk '$3 == "_text" { print $1; exit }' "$ks")
+		case $base in '' | 0000000000000000) continue ;; esac
+		r=$(printf '%016x' $((16#$rip + 16#$base - 16#ffffffff81000000)))
 		line=$(awk -v r="$r" '$1 <= r && $1 > b { b = $1; n = $3 } END { if (b != "") print b, n }' "$ks")
 		[ -n "$line" ] || continue
-		echo "== $v rip $rip: ${line#* }+0x$(printf '%x' $((16#$r - 16#${line%% *}))) (guest kernel $(uname -r))"
+		echo "== $v rip 0x$rip: ${line#* }+0x$(printf '%x' $((16#$r - 16#${line%% *}))) (guest kernel $ver)"
 	done
+}
+# symbolize_module VCPU RIP VERSION: RIP (hex, no 0x) in a guest module, by name and symbol.
+symbolize_module() {
+	local v=$1 rip=$2 ver=$3 m b ko off fn
+	# (No process substitution: the L1's /dev has no /dev/fd.)
+	m=$(sed -n 's/^GUEST_MODULE \([^ ]*\) 0x\([0-9a-f]*\)$/\1 \2/p' "$T/out.txt" 2>/dev/null |
+		awk -v r="$rip" '$2 <= r && $2 > b { b = $2; n = $1 } END { if (b != "") print n, b }')
+	[ -n "$m" ] || return 0
+	b=${m#* }
+	m=${m%% *}
+	off=$((16#$rip - 16#$b))
+	ko=$(find "/lib/modules/$ver" \( -name "$m.ko" -o -name "${m//_/-}.ko" \) 2>/dev/null | head -n 1)
+	fn=""
+	[ -n "$ko" ] && fn=$(objdump -t "$ko" 2>/dev/null | awk -v o="$off" '
+		function hex(s, i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
+		index($0, " .text\t") { a = hex($1); if (a <= o && a >= b) { b = a; n = $NF } }
+		END { if (n != "") printf "%s+0x%x", n, o - b }')
+	echo "== $v rip 0x$rip: module $m+0x$(printf '%x' "$off")${fn:+, $fn} (guest kernel $ver)"
 }
 
 # guest SCENARIO [CMDLINE-EXTRA] [ARGS...]: boot guest.cfg with that scenario.
 guest() {
 	local sc=$1 extra=$2
 	shift 2
-	vm "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=$sc${extra:+ $extra}" "$@"
+	vm "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=$sc${extra:+ $extra}" "$@"
 }
 
 # Assertions: each sets $why and returns 1 on failure.

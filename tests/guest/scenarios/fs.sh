@@ -70,6 +70,7 @@ sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 cached_kb() { sed -n 's/^Cached: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 
 modprobe -q virtiofs 2>/dev/null
+print_modules
 mkdir -p /mnt
 if ! mount -t virtiofs "$tag" /mnt -o "dax=$dax" 2>/tmp/mount.err; then
 	echo "FS_FAIL mount: $(cat /tmp/mount.err)"

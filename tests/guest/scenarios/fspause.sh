@@ -9,6 +9,7 @@
 tag=$(cmdline_arg minivmm.fs_tag)
 [ -n "$tag" ] || tag=share0
 modprobe -q virtiofs
+print_modules
 mkdir -p /mnt
 mount -t virtiofs "$tag" /mnt -o dax=always 2>/tmp/mount.err ||
 	{ echo "FSPAUSE_FAIL=mount: $(cat /tmp/mount.err)"; exit 1; }

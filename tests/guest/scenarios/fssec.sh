@@ -23,6 +23,7 @@ parts=$(cmdline_arg minivmm.fssec)
 umask 0
 
 modprobe -q virtiofs 2>/dev/null
+print_modules
 # try CMD...: ok when CMD succeeds, else refused
 try() { if "$@" >/dev/null 2>&1; then echo ok; else echo refused; fi; }
 

@@ -20,3 +20,10 @@ exit_port() {
 	# shellcheck disable=SC2059 # the format is the octal escape of the byte
 	printf "\\$(printf %o "$_v")" | dd of=/dev/port bs=1 seek=1281 conv=notrunc 2>/dev/null
 }
+
+# print_modules: with minivmm.modules=1, where each loaded module sits ("GUEST_MODULE NAME
+# BASE"), so the host can name a module address a stalled vCPU was at (tests/e2e/run.sh).
+print_modules() {
+	[ "$(cmdline_arg minivmm.modules)" = 1 ] || return 0
+	while read -r _m _ _ _ _ _b; do echo "GUEST_MODULE $_m $_b"; done </proc/modules
+}

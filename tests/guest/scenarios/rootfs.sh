@@ -38,6 +38,7 @@ finish() {
 in_root() { chroot "$r" "$@" 2>&1; }
 
 modprobe -q virtiofs 2>/dev/null
+print_modules
 mkdir -p "$r"
 if ! mount -t virtiofs "$tag" "$r" -o "ro,dax=$dax" 2>/tmp/mount.err; then
 	bad mount "$(cat /tmp/mount.err)"
