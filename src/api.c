@@ -35,7 +35,7 @@
 const char api_greeting[] =
     "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
     "\",\"protocol\":" STR(MINIVMM_API_PROTOCOL) "},\"capabilities\":[\"json\",\"ids\","
-						 "\"events\",\"vsock\",\"console\"]}\n";
+						 "\"events\",\"vsock\",\"console\",\"balloon\"]}\n";
 
 static bool stop_requested(struct api_server *s)
 {
@@ -189,6 +189,20 @@ static int do_status(struct api_server *s, struct api_conn *c)
 	return reply(s, c, ret, json);
 }
 
+static int do_balloon(struct api_server *s, struct api_conn *c, const struct api_request *req)
+{
+	char json[API_MSG_MAX] = "";
+	int ret;
+
+	if (!s->ops->balloon)
+		return reply_err(s, c, -ENOTSUP, "'balloon' is not supported");
+	if (req->has_size)
+		pr_info("api: balloon %llu", (unsigned long long)req->size);
+	ret = s->ops->balloon(s->ctx, req->has_size, req->size, json, sizeof(json));
+	json[sizeof(json) - 1] = '\0';
+	return reply(s, c, ret, json);
+}
+
 static int do_save(struct api_server *s, struct api_conn *c, const struct api_request *req)
 {
 	char msg[API_MSG_MAX] = "";
@@ -260,6 +274,8 @@ static int handle_line(struct api_server *s, struct api_conn *c, char *line, siz
 	case API_VSOCK:
 	case API_CONSOLE:
 		return do_fd(s, c, &req);
+	case API_BALLOON:
+		return do_balloon(s, c, &req);
 	case API_SUBSCRIBE:
 		/* From now on events come here, and the connection never times out. */
 		if (!c->out && !(c->out = malloc(API_OUT_MAX)))

@@ -36,6 +36,10 @@ struct api_ops {
 	/* The guest's serial console ([console] serial = api): *@fd, a socket that carries
 	 * its output (the last 64 KiB first) and takes keys for it; to the client. */
 	int (*console)(void *ctx, int *fd, char *msg, size_t msglen);
+	/* The balloon ([balloon]): with @set, ask the guest to keep @size bytes of memory;
+	 * either way @json gets its state and the guest's last statistics (docs/balloon.md),
+	 * and fresh statistics are asked for. */
+	int (*balloon)(void *ctx, bool set, uint64_t size, char *json, size_t len);
 };
 
 struct api_server;
@@ -109,6 +113,7 @@ enum api_cmd {
 	API_VSOCK,
 	API_SUBSCRIBE,
 	API_CONSOLE,
+	API_BALLOON,
 };
 #define API_ID_MAX 72 /* a request id as JSON text: a number or a string of up to 64 bytes */
 struct api_request {
@@ -117,6 +122,8 @@ struct api_request {
 	bool stop;	  /* API_SAVE --stop */
 	bool raw;	  /* API_SAVE --raw */
 	uint32_t port;	  /* API_VSOCK */
+	bool has_size;	  /* API_BALLOON with a size: set the target */
+	uint64_t size;	  /* API_BALLOON: bytes the guest should keep */
 	bool json;	  /* the JSON form: the reply is JSON too */
 	char id[API_ID_MAX]; /* its "id" as JSON text (a number or a quoted string), "" if none */
 };

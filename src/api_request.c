@@ -16,7 +16,7 @@
 static const char *const cmd_names[] = {
 	[API_PAUSE] = "pause",	       [API_RESUME] = "resume",	  [API_STATUS] = "status",
 	[API_SAVE] = "save",	       [API_STOP] = "stop",	  [API_VSOCK] = "vsock",
-	[API_SUBSCRIBE] = "subscribe", [API_CONSOLE] = "console",
+	[API_SUBSCRIBE] = "subscribe", [API_CONSOLE] = "console",	  [API_BALLOON] = "balloon",
 };
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, const char *fmt, ...)
@@ -27,6 +27,34 @@ static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, con
 	vsnprintf(err, len, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+/* "268435456", "256M", "1G": bytes (binary suffixes K, M, G). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned int shift = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == 'K' || *p == 'k')
+		shift = 10;
+	else if (*p == 'M' || *p == 'm')
+		shift = 20;
+	else if (*p == 'G' || *p == 'g')
+		shift = 30;
+	if (shift)
+		p++;
+	if (*p || v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
 }
 
 /* The checks both forms share, once the command, path and flag are known. */
@@ -45,6 +73,18 @@ static int finish(const char *cmd, const char *path, bool has_stop, bool stop,
 	req->stop = false;
 	req->raw = false;
 	req->port = 0;
+	req->has_size = false;
+	req->size = 0;
+	if (req->cmd == API_BALLOON) {
+		if (has_stop)
+			return fail(err, len, "usage: balloon [SIZE]");
+		if (path && parse_size(path, &req->size))
+			return fail(err, len,
+				    "balloon: bad size '%.32s' (bytes, or a number with K, M or G)",
+				    path);
+		req->has_size = path != NULL;
+		return 0;
+	}
 	if (req->cmd == API_VSOCK) {
 		char *end;
 		unsigned long v;
@@ -239,10 +279,11 @@ static int json_id(char **pp, struct api_request *req, char *err, size_t len)
 }
 
 /* A flat object: "cmd" (a string), "id" (a number or a string), "path" (a string),
- * "stop"/"raw" (true/false), "port" (a number). */
+ * "stop"/"raw" (true/false), "port" (a number), "size" (a number or a string). */
 static int parse_json(char *line, struct api_request *req, char *err, size_t len)
 {
-	char *p = skip_ws(line + 1), *key, *cmd = NULL, *path = NULL, port[16] = "";
+	char *p = skip_ws(line + 1), *key, *cmd = NULL, *path = NULL, port[16] = "", *size = NULL;
+	char sizebuf[24];
 	bool stop = false, has_stop = false, raw = false, has_raw = false;
 	int ret;
 
@@ -283,6 +324,22 @@ static int parse_json(char *line, struct api_request *req, char *err, size_t len
 		} else if (!strcmp(key, "id")) {
 			if (json_id(&p, req, err, len))
 				return -EINVAL;
+		} else if (!strcmp(key, "size")) {
+			if (size)
+				return fail(err, len, "bad JSON: duplicate key \"size\"");
+			if (*p == '"') {
+				if (json_string(&p, &size))
+					return fail(err, len, "bad JSON: malformed string");
+			} else {
+				size_t n = strspn(p, "0123456789");
+
+				if (!n || n >= sizeof(sizebuf))
+					return fail(err, len, "bad JSON: \"size\" must be a number or a string");
+				memcpy(sizebuf, p, n);
+				sizebuf[n] = '\0';
+				size = sizebuf;
+				p += n;
+			}
 		} else if (!strcmp(key, "port")) {
 			size_t n = strspn(p, "0123456789");
 
@@ -314,6 +371,13 @@ static int parse_json(char *line, struct api_request *req, char *err, size_t len
 		path = port;
 	} else if (!strcmp(cmd, "vsock")) {
 		return fail(err, len, "bad JSON: vsock needs \"port\"");
+	}
+	if (path && !strcmp(cmd, "balloon"))
+		return fail(err, len, "bad JSON: balloon takes \"size\", not \"path\"");
+	if (size) {
+		if (path || strcmp(cmd, "balloon"))
+			return fail(err, len, "bad JSON: \"size\" belongs to balloon only");
+		path = size;
 	}
 	ret = finish(cmd, path, has_stop || has_raw, stop, req, err, len);
 	req->raw = raw && !ret;

@@ -44,6 +44,10 @@ static const char ctl_usage[] =
     "  status   print the VM's state as JSON on stdout\n"
     "  stop     stop the VM (minivmm run exits 0)\n"
     "  events   print the VM's events as JSON lines (docs/api.md) until it stops\n"
+    "  balloon [SIZE]\n"
+    "           ([balloon]) ask the guest to keep SIZE bytes of memory (K, M, G\n"
+    "           suffixes) and give the rest back; without SIZE, or after it, print\n"
+    "           the balloon's state and the guest's last statistics as JSON\n"
     "\n"
     "options:\n"
     "  --socket PATH       the VM's control socket (required)\n"
@@ -165,6 +169,9 @@ static int parse_opts(int argc, char **argv, const char *usage, const char **soc
 		pr_err("%s: --socket PATH is required", argv[0]);
 		goto bad;
 	}
+	/* ctl balloon takes an optional SIZE. */
+	if (usage == ctl_usage && optind == argc - 2 && !strcmp(argv[optind], "balloon"))
+		return 0;
 	if (optind != argc - 1) {
 		pr_err(optind == argc ? "%s: missing argument" : "%s: too many arguments", argv[0]);
 		goto bad;
@@ -238,10 +245,10 @@ static int ctl_events(const char *socket)
 
 int cmd_ctl(int argc, char **argv)
 {
-	static const char *const cmds[] = { "pause", "resume", "status", "stop" };
+	static const char *const cmds[] = { "pause", "resume", "status", "stop", "balloon" };
 	const char *socket = NULL, *body, *cmd;
 	int timeout_ms = CTL_TIMEOUT_MS, ret;
-	char reply[API_MSG_MAX + 256], what[16];
+	char reply[API_MSG_MAX + 256], what[16], req[64];
 	size_t i;
 
 	ret = parse_opts(argc, argv, ctl_usage, &socket, NULL, &timeout_ms);
@@ -255,12 +262,19 @@ int cmd_ctl(int argc, char **argv)
 		if (!strcmp(cmd, cmds[i]))
 			break;
 	if (i == sizeof(cmds) / sizeof(cmds[0])) {
-		pr_err("ctl: unknown command '%s' (pause, resume, status, stop or events)", cmd);
+		pr_err("ctl: unknown command '%s' (pause, resume, status, stop, events or balloon)",
+		       cmd);
 		fputs(ctl_usage, stderr);
 		return EXIT_USAGE;
 	}
 	snprintf(what, sizeof(what), "ctl %s", cmd);
-	ret = call(what, socket, cmd, timeout_ms, reply, sizeof(reply), &body);
+	if (optind == argc - 2 && strlen(argv[optind + 1]) > 32) {
+		pr_err("ctl balloon: bad size '%.32s...'", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	snprintf(req, sizeof(req), "%s%s%s", cmd, optind == argc - 2 ? " " : "",
+		 optind == argc - 2 ? argv[optind + 1] : "");
+	ret = call(what, socket, req, timeout_ms, reply, sizeof(reply), &body);
 	if (ret)
 		return ret;
 	if (*body)

@@ -53,7 +53,18 @@ struct section_desc {
 	size_t stride;	    /* offset between instances in struct vm_config */
 };
 
-enum { SEC_VM, SEC_BOOT, SEC_CONSOLE, SEC_DISK, SEC_SHARE, SEC_API, SEC_SANDBOX, SEC_VSOCK, N_SECTIONS };
+enum {
+	SEC_VM,
+	SEC_BOOT,
+	SEC_CONSOLE,
+	SEC_DISK,
+	SEC_SHARE,
+	SEC_API,
+	SEC_SANDBOX,
+	SEC_VSOCK,
+	SEC_BALLOON,
+	N_SECTIONS
+};
 
 static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_VM] = { .name = "vm" },
@@ -62,6 +73,7 @@ static const struct section_desc sections[N_SECTIONS] = {
 	[SEC_API] = { .name = "api" },
 	[SEC_SANDBOX] = { .name = "sandbox" },
 	[SEC_VSOCK] = { .name = "vsock" },
+	[SEC_BALLOON] = { .name = "balloon" },
 	/* Indexed: settings use offsetof(struct vm_config, disks[0].field). */
 	[SEC_DISK] = { .name = "disk",
 		       .count = CONFIG_MAX_DISKS,
@@ -476,6 +488,21 @@ static const struct setting settings[] = {
 	  .parse = parse_path,
 	  .offset = F(vsock.socket),
 	  .check = check_api_socket },
+	{ .section = SEC_BALLOON,
+	  .key = "free_page_reporting",
+	  .parse = parse_enum,
+	  .offset = F(balloon.free_page_reporting),
+	  .names = onoff_names },
+	{ .section = SEC_BALLOON,
+	  .key = "deflate_on_oom",
+	  .parse = parse_enum,
+	  .offset = F(balloon.deflate_on_oom),
+	  .names = onoff_names },
+	{ .section = SEC_BALLOON,
+	  .key = "stats_s",
+	  .parse = parse_uint,
+	  .offset = F(balloon.stats_s),
+	  .max = 3600 },
 };
 /* clang-format on */
 
@@ -1189,6 +1216,8 @@ static void apply(struct parse_ctx *ctx, const struct origin *o, const struct se
 	int ret;
 
 	*seen(ctx, s, idx) = *o;
+	if (s->section == SEC_BALLOON) /* --set balloon.KEY=... adds it too */
+		ctx->cfg->balloon.present = true;
 	ret = s->parse(ctx, s, field_of(ctx->cfg, s, idx), val, &why);
 	if (ret == -ENOMEM)
 		ctx->nomem = true;
@@ -1276,6 +1305,8 @@ static char *section_line(struct parse_ctx *ctx, char *buf, int num, const char 
 	} else {
 		snprintf(buf, num, "[%s]\n", name);
 		ctx->section_ok = true;
+		if (sec == SEC_BALLOON) /* the section alone adds the device */
+			ctx->cfg->balloon.present = true;
 	}
 	free(name);
 	return buf;
@@ -1484,6 +1515,8 @@ void config_init(struct vm_config *cfg)
 	cfg->serial = SERIAL_STDIO;
 	cfg->serial_max = SERIAL_MAX_SIZE_DEFAULT;
 	cfg->sandbox.seccomp = SANDBOX_SECCOMP_DEFAULT;
+	cfg->balloon.free_page_reporting = 1;
+	cfg->balloon.deflate_on_oom = 1;
 	for (unsigned int i = 0; i < CONFIG_MAX_DISKS; i++)
 		cfg->disks[i].poll_us = DISK_POLL_US_DEFAULT;
 	for (unsigned int i = 0; i < CONFIG_MAX_SHARES; i++) {
@@ -1763,8 +1796,8 @@ static void dump_setting(const struct vm_config *cfg, const struct setting *s, c
  */
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
-	static const int order[] = { SEC_VM,	SEC_BOOT,    SEC_CONSOLE, SEC_API,
-				     SEC_DISK,	SEC_SHARE,   SEC_SANDBOX, SEC_VSOCK };
+	static const int order[] = { SEC_VM,	SEC_BOOT,    SEC_CONSOLE, SEC_API,	SEC_DISK,
+				     SEC_SHARE, SEC_SANDBOX, SEC_VSOCK,	  SEC_BALLOON };
 	struct vm_config def;
 	bool first = true;
 
@@ -1772,6 +1805,10 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
 		const struct section_desc *sd = &sections[order[o]];
 		unsigned int n = sd->count ? sd->count : 1;
+
+		/* [balloon] is there or not, whatever its keys say: all of them when there. */
+		if (order[o] == SEC_BALLOON && !cfg->balloon.present)
+			continue;
 
 		for (unsigned int idx = 0; idx < n; idx++) {
 			bool header = false;
@@ -1787,7 +1824,7 @@ void config_dump(const struct vm_config *cfg, FILE *out)
 				/* An instance exists when its required key (the path) is set. */
 				if (sd->count && (s->flags & S_REQUIRED) && !*(char *const *)field)
 					break;
-				if (!dumped(s, field, dflt))
+				if (s->section != SEC_BALLOON && !dumped(s, field, dflt))
 					continue;
 				if (!header) {
 					if (!first)

@@ -102,6 +102,14 @@ struct vsock_config {
 	char *socket;	  /* the host side's Unix socket (required with cid) */
 };
 
+/* [balloon] (docs/balloon.md): the section itself adds the device. */
+struct balloon_config {
+	bool present;
+	unsigned int free_page_reporting; /* on (1, default) / off */
+	unsigned int deflate_on_oom;	  /* on (1, default) / off */
+	unsigned int stats_s;		  /* statistics every N s; 0: when asked (API) */
+};
+
 struct vm_config {
 	char *path;			 /* the config file as given, NULL when none */
 	uint64_t mem_size;		 /* [vm] memory, bytes */
@@ -121,6 +129,7 @@ struct vm_config {
 	struct share_config shares[CONFIG_MAX_SHARES];
 	struct sandbox_config sandbox;
 	struct vsock_config vsock;
+	struct balloon_config balloon;
 };
 
 /*

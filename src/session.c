@@ -216,6 +216,18 @@ static int api_console(void *ctx, int *fd, char *msg, size_t len)
 	return ret;
 }
 
+static int api_balloon(void *ctx, bool set, uint64_t size, char *json, size_t len)
+{
+	struct session *s = ctx;
+	int ret = -ESRCH;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->vm)
+		ret = vm_balloon_request(s->vm, set, size, json, len);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 static const struct api_ops session_api = {
 	.pause = api_pause,
 	.resume = api_resume,
@@ -224,6 +236,7 @@ static const struct api_ops session_api = {
 	.stop = api_stop,
 	.vsock = api_vsock,
 	.console = api_console,
+	.balloon = api_balloon,
 };
 
 /* --- exit status ------------------------------------------------------------------------- */
@@ -316,6 +329,8 @@ static void *lazy_fn(void *arg)
 	sandbox_thread_enter(SANDBOX_LAZY);
 	t0 = now_ns();
 	ret = snapshot_lazy_finish(s->snap);
+	if (!ret)
+		atomic_store(&s->vm->mem_filling, false);
 
 	if (ret) {
 		pr_err("lazy restore: %s: stopping the VM", strerror(-ret));
@@ -341,6 +356,8 @@ static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_confi
 	ret = vm_create_for_restore(vm, kvm, cfg);
 	if (ret)
 		return ret;
+	/* Until the last chunk is in, a page given back would be filled again (lazy_fn). */
+	atomic_store(&vm->mem_filling, o->mem == SNAPSHOT_MEM_LAZY);
 	t1 = now_ns();
 	ret = snapshot_restore(o->snap, vm, o->mem, true);
 	if (ret)
@@ -378,6 +395,7 @@ static void sandbox_plan_for(const struct vm_config *cfg, const struct session_o
 	p->lazy = o->snap && o->mem == SNAPSHOT_MEM_LAZY;
 	p->api = sock != NULL;
 	p->vsock = cfg->vsock.cid != 0;
+	p->balloon = cfg->balloon.present;
 	p->console_api = cfg->serial == SERIAL_API;
 	p->console_tty = cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO);
 	/* Root serving a share acts on files of every owner; a rebuild reopens them. */

@@ -19,6 +19,8 @@ struct rtc;
 struct virtio_blk;
 struct vm_share;
 struct virtio_vsock;
+struct virtio_balloon;
+struct balloon_timer;
 
 enum vm_stop {
 	VM_RUNNING = 0,
@@ -60,6 +62,11 @@ struct vm {
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];    /* [disk.N], by N */
 	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
 	struct virtio_vsock *vsock;		    /* [vsock], NULL: none */
+	struct virtio_balloon *balloon;		    /* [balloon], NULL: none */
+	/* A lazy restore is still filling guest RAM (userfaultfd): nothing may be given
+	 * back to the host until it is done (the balloon waits). */
+	atomic_bool mem_filling;
+	struct balloon_timer *balloon_timer; /* [balloon] stats_s, NULL: none */
 	int *host_cpus; /* [vm] pin = on: the CPUs we may run on; vCPU i and I/O thread i pin to [i % n] */
 	unsigned int nr_host_cpus;
 	/* Owners of memory a vCPU's KVM_RUN can fault on (DAX windows): vm_fault_repair() asks them. */
@@ -141,6 +148,10 @@ void vm_remove_disks(struct vm *vm);
 /* vm_vsock.c: the [vsock] device */
 int vm_add_vsock(struct vm *vm);
 void vm_remove_vsock(struct vm *vm);
+/* vm_balloon.c: the [balloon] device */
+int vm_add_balloon(struct vm *vm);
+void vm_remove_balloon(struct vm *vm);
+int vm_balloon_request(struct vm *vm, bool set, uint64_t size, char *json, size_t len);
 int vm_vsock_connect(struct vm *vm, uint32_t port, int *fd);
 /* vm_shares.c: the [share.N] virtio-fs devices */
 int vm_add_shares(struct vm *vm);

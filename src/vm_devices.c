@@ -189,6 +189,12 @@ static int vsock_add(struct vm *vm, const struct acpi_config *ac)
 	return vm_add_vsock(vm);
 }
 
+static int balloon_add(struct vm *vm, const struct acpi_config *ac)
+{
+	(void)ac;
+	return vm_add_balloon(vm);
+}
+
 static const struct vm_device devices[] = {
 	{ .what = "serial port", .name = "serial", .create = serial_add, .destroy = serial_remove,
 	  .save = serial_save_dev, .load = serial_load_dev },
@@ -200,6 +206,7 @@ static const struct vm_device devices[] = {
 	{ .create = disks_add, .destroy = vm_remove_disks },
 	{ .create = shares_add, .destroy = vm_remove_shares },
 	{ .create = vsock_add, .destroy = vm_remove_vsock },
+	{ .create = balloon_add, .destroy = vm_remove_balloon },
 };
 
 #define N_DEVICES (sizeof(devices) / sizeof(devices[0]))

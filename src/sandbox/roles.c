@@ -388,6 +388,7 @@ static const char *const role_names[SANDBOX_NR_ROLES] = {
 	[SANDBOX_FS_IO] = "fs-io", [SANDBOX_DAX_WATCH] = "dax-watch",
 	[SANDBOX_API] = "api",	   [SANDBOX_CONSOLE] = "console",
 	[SANDBOX_LAZY] = "lazy",   [SANDBOX_VSOCK_IO] = "vsock-io",
+	[SANDBOX_BALLOON_IO] = "balloon-io",
 };
 
 const char *sb_role_name(unsigned int role)
@@ -459,6 +460,10 @@ static void role_own(enum sandbox_role role, const struct sandbox_plan *p,
 		add(out, n, &g_vsock_io);
 		add(out, n, &g_dev_queues);
 		break;
+	case SANDBOX_BALLOON_IO:
+		/* Its queues; the pages it gives back go with madvise (core). */
+		add(out, n, &g_dev_queues);
+		break;
 	case SANDBOX_NR_ROLES:
 		break;
 	}
@@ -487,6 +492,8 @@ void sb_role_groups(enum sandbox_role role, const struct sandbox_plan *plan,
 			if (r == SANDBOX_API && !plan->api)
 				continue;
 			if (r == SANDBOX_VSOCK_IO && !plan->vsock)
+				continue;
+			if (r == SANDBOX_BALLOON_IO && !plan->balloon)
 				continue;
 			role_own(r, plan, out, &n);
 		}

@@ -27,6 +27,7 @@ enum sandbox_role {
 	SANDBOX_CONSOLE,   /* stdin to the serial port */
 	SANDBOX_LAZY,	   /* lazy restore: userfaultfd and prefetch */
 	SANDBOX_VSOCK_IO,  /* the virtio-vsock I/O thread: its Unix sockets */
+	SANDBOX_BALLOON_IO, /* the virtio-balloon I/O thread: its queues, madvise */
 	SANDBOX_NR_ROLES,
 };
 
@@ -41,6 +42,7 @@ struct sandbox_plan {
 	bool lazy;	    /* a lazy restore */
 	bool api;	    /* a control socket */
 	bool vsock;	    /* a virtio-vsock device */
+	bool balloon;	    /* a virtio-balloon device */
 	bool console_api;   /* [console] serial = api: the API thread makes socket pairs */
 	bool console_tty;   /* the console is a terminal in raw mode */
 	bool keep_fs_caps;  /* root with shares: keep the file capabilities */

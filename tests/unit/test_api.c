@@ -682,6 +682,21 @@ START_TEST(test_parse_errors)
 		{ "{\"cmd\":\"pause\",\"id\":123456789012345678901}",
 		  "bad JSON: \"id\" must be a number or a string" },
 		{ "subscribe x", "'subscribe' takes no argument" },
+		{ "balloon x", "balloon: bad size 'x' (bytes, or a number with K, M or G)" },
+		{ "balloon 1T", "balloon: bad size '1T' (bytes, or a number with K, M or G)" },
+		{ "balloon 1M ", "balloon: bad size '1M ' (bytes, or a number with K, M or G)" },
+		{ "balloon 99999999999999999999",
+		  "balloon: bad size '99999999999999999999' (bytes, or a number with K, M or G)" },
+		{ "balloon 17179869184G",
+		  "balloon: bad size '17179869184G' (bytes, or a number with K, M or G)" },
+		{ "{\"cmd\":\"balloon\",\"path\":\"1M\"}",
+		  "bad JSON: balloon takes \"size\", not \"path\"" },
+		{ "{\"cmd\":\"pause\",\"size\":1}", "bad JSON: \"size\" belongs to balloon only" },
+		{ "{\"cmd\":\"balloon\",\"size\":true}",
+		  "bad JSON: \"size\" must be a number or a string" },
+		{ "{\"cmd\":\"balloon\",\"size\":1,\"size\":2}", "bad JSON: duplicate key \"size\"" },
+		{ "{\"cmd\":\"balloon\",\"size\":\"-1\"}",
+		  "balloon: bad size '-1' (bytes, or a number with K, M or G)" },
 	};
 	struct api_request req;
 	char line[128], err[256];
@@ -702,6 +717,22 @@ START_TEST(test_parse_errors)
 	ck_assert_int_eq(api_parse_request(line, &req, err, sizeof(err)), 0);
 	ck_assert_int_eq(req.cmd, API_STOP);
 	ck_assert_ptr_null(req.path);
+	/* balloon: an optional size, both forms. */
+	snprintf(line, sizeof(line), "balloon");
+	ck_assert_int_eq(api_parse_request(line, &req, err, sizeof(err)), 0);
+	ck_assert_int_eq(req.cmd, API_BALLOON);
+	ck_assert(!req.has_size);
+	snprintf(line, sizeof(line), "balloon 256M");
+	ck_assert_int_eq(api_parse_request(line, &req, err, sizeof(err)), 0);
+	ck_assert(req.has_size);
+	ck_assert_uint_eq(req.size, 256ull << 20);
+	snprintf(line, sizeof(line), "{\"cmd\":\"balloon\",\"size\":\"2G\"}");
+	ck_assert_int_eq(api_parse_request(line, &req, err, sizeof(err)), 0);
+	ck_assert_uint_eq(req.size, 2ull << 30);
+	snprintf(line, sizeof(line), "{\"cmd\":\"balloon\",\"size\":4096}");
+	ck_assert_int_eq(api_parse_request(line, &req, err, sizeof(err)), 0);
+	ck_assert(req.has_size);
+	ck_assert_uint_eq(req.size, 4096);
 
 	/* Through the server: the reason becomes an EINVAL reply. */
 	start(API_CLIENT_TIMEOUT_MS);
@@ -844,7 +875,7 @@ START_TEST(test_events)
 	ck_assert_str_eq(read_line_raw(sub),
 			 "{\"minivmm\":{\"version\":\"" MINIVMM_VERSION
 			 "\",\"protocol\":2},\"capabilities\":"
-			 "[\"json\",\"ids\",\"events\",\"vsock\",\"console\"]}");
+			 "[\"json\",\"ids\",\"events\",\"vsock\",\"console\",\"balloon\"]}");
 	send_raw(sub, "{\"cmd\":\"subscribe\",\"id\":1}\n",
 		 strlen("{\"cmd\":\"subscribe\",\"id\":1}\n"));
 	ck_assert_str_eq(read_line_raw(sub), "{\"id\":1,\"ok\":true,\"result\":{}}");

@@ -264,6 +264,52 @@ START_TEST(test_vsock)
 }
 END_TEST
 
+static char *dump_cfg(void)
+{
+	char *dump = NULL;
+	size_t len;
+	FILE *f = open_memstream(&dump, &len);
+
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	return dump;
+}
+
+/* [balloon]: the section alone adds the device, as does --set; dumps load back. */
+START_TEST(test_balloon)
+{
+	char *const set[] = { "balloon.stats_s=5" };
+	char *dump;
+
+	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
+	ck_assert(!cfg.balloon.present);
+	dump = dump_cfg();
+	ck_assert_ptr_null(strstr(dump, "[balloon]"));
+	free(dump);
+	ck_assert_int_eq(load_text(BOOT "[balloon]\n", NULL, 0), 0);
+	ck_assert(cfg.balloon.present);
+	ck_assert_uint_eq(cfg.balloon.free_page_reporting, 1);
+	ck_assert_uint_eq(cfg.balloon.deflate_on_oom, 1);
+	ck_assert_uint_eq(cfg.balloon.stats_s, 0);
+	dump = dump_cfg();
+	ck_assert_ptr_nonnull(strstr(dump, "\n[balloon]\nfree_page_reporting = on\n"
+					   "deflate_on_oom = on\nstats_s = 0\n"));
+	free(dump);
+	ck_assert_int_eq(load_text(BOOT "[balloon]\nfree_page_reporting = off\nstats_s = 10\n",
+				   NULL, 0),
+			 0);
+	ck_assert_uint_eq(cfg.balloon.free_page_reporting, 0);
+	ck_assert_uint_eq(cfg.balloon.stats_s, 10);
+	ck_assert_int_eq(load_text(BOOT, set, 1), 0);
+	ck_assert(cfg.balloon.present);
+	ck_assert_uint_eq(cfg.balloon.stats_s, 5);
+	ck_assert_int_eq(load_text(BOOT "[balloon]\nstats_s = 3601\n", NULL, 0), -EINVAL);
+	ck_assert_int_eq(load_text(BOOT "[balloon]\ndeflate_on_oom = maybe\n", NULL, 0), -EINVAL);
+	ck_assert_int_eq(load_text(BOOT "[balloon]\ntarget = 1G\n", NULL, 0), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_api_socket)
 {
 	char *const set[] = { "api.socket=run.sock" };
@@ -999,6 +1045,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_rate_limits);
 	tcase_add_test(tc, test_api_socket);
 	tcase_add_test(tc, test_vsock);
+	tcase_add_test(tc, test_balloon);
 	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# minivmm e2e: virtio-balloon (scenario balloon): free page reporting gives memory the
+# guest freed back to the host unasked (and does not with it off), a target set through
+# the API is reached (event), statistics arrive. Sourced by tests/e2e/run.sh.
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+# shellcheck disable=SC2034 # used by run.sh
+BALLOON_CASES="balloon_report balloon_noreport balloon_target"
+
+# vmm_rss: minivmm's resident memory in KiB (guest RAM included); $pid is its timeout.
+vmm_rss() {
+	local p
+	p=$(cut -d' ' -f1 /proc/"$pid"/task/"$pid"/children 2>/dev/null)
+	awk '/^VmRSS:/ { print $2 }' "/proc/${p:-$pid}/status" 2>/dev/null
+}
+
+# balloon_boot ARGS...: boot the balloon scenario (256 MiB) in the background with an API
+# socket; $pid is minivmm's, the console goes to $T/c.log.
+balloon_boot() {
+	rm -f "$T/c.log" "$T/api.sock"
+	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
+		--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=balloon" \
+		--set "console.serial=file:$T/c.log" --set vm.memory=256M \
+		--api-socket "$T/api.sock" "$@" </dev/null >"$T/out" 2>"$T/err" &
+	pid=$!
+}
+
+# wait_console LINE: until the guest printed LINE (false when minivmm ended or at the limit).
+wait_console() {
+	local i
+	for ((i = 0; i < LIMIT * 5; i++)); do
+		# (No process substitution: the L1's /dev has no /dev/fd.)
+		tr -d '\r' <"$T/c.log" 2>/dev/null | grep -q -x "$1" && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	why="the guest never printed $1"
+	return 1
+}
+
+balloon_end() {
+	"$MINIVMM" ctl --socket "$T/api.sock" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	tr -d '\r' <"$T/c.log" >"$T/out.txt"
+}
+
+# balloon_fill_free on|off: with free page reporting on or off, RSS after the guest filled 96 MiB and 8 s after it freed them -> $filled,
+# $freed (KiB).
+balloon_fill_free() {
+	balloon_boot --set "balloon.free_page_reporting=$1" || return 1
+	wait_console BALLOON_FILLED || { balloon_end; return 1; }
+	filled=$(vmm_rss)
+	wait_console BALLOON_FREED || { balloon_end; return 1; }
+	sleep 8 # Linux reports free pages 2 s after they gather
+	freed=$(vmm_rss)
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon >"$T/state" 2>>"$T/err"
+	balloon_end
+	echo "  balloon ($1): minivmm RSS ${filled:-?} KiB with 96 MiB filled, ${freed} KiB 8 s after freeing; $(cat "$T/state")"
+	expect_rc 0 && expect_out BALLOON_DRIVER=bound
+}
+
+# Free page reporting on (the default): most of the 96 MiB leave the host.
+t_balloon_report() {
+	local filled freed
+	balloon_fill_free on || return 1
+	if [ -z "$filled" ] || [ -z "$freed" ] || [ $((filled - freed)) -lt 65536 ]; then
+		why="RSS went from $filled to $freed KiB: not 64 MiB given back"
+		return 1
+	fi
+	grep -q '"reported_bytes":[1-9]' "$T/state" || { why="no reported bytes: $(cat "$T/state")"; return 1; }
+}
+
+# Off: the guest's freed memory stays on the host (the control for the case above).
+t_balloon_noreport() {
+	local filled freed
+	balloon_fill_free off || return 1
+	if [ -z "$filled" ] || [ -z "$freed" ] || [ $((filled - freed)) -ge 16384 ]; then
+		why="RSS went from $filled to $freed KiB without free page reporting"
+		return 1
+	fi
+	grep -q '"reported_bytes":0,' "$T/state" || { why="reported bytes with reporting off: $(cat "$T/state")"; return 1; }
+}
+
+# A target through the API: the guest inflates to it (event), statistics arrive, a deflate.
+t_balloon_target() {
+	local ev i s
+	balloon_boot --set balloon.free_page_reporting=off || return 1
+	wait_console BALLOON_FREED || { balloon_end; return 1; }
+	"$MINIVMM" ctl --socket "$T/api.sock" events >"$T/events" 2>/dev/null &
+	ev=$!
+	sleep 0.5
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon 160M >"$T/state" 2>>"$T/err" ||
+		{ why="ctl balloon 160M failed: $(tail -n 2 "$T/err")"; kill "$ev"; balloon_end; return 1; }
+	for ((i = 0; i < LIMIT * 2; i++)); do
+		grep -q '"event":"balloon-target-reached"' "$T/events" && break
+		sleep 0.5
+	done
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon >"$T/state" 2>>"$T/err"
+	sleep 1 # the statistics asked for just now
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon >"$T/state2" 2>>"$T/err"
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon 256M >/dev/null 2>>"$T/err"
+	for ((i = 0; i < LIMIT * 2; i++)); do
+		s=$("$MINIVMM" ctl --socket "$T/api.sock" balloon 2>/dev/null)
+		case $s in *'"actual_pages":0,'*) break ;; esac
+		sleep 0.5
+	done
+	kill "$ev" 2>/dev/null
+	wait "$ev" 2>/dev/null
+	balloon_end
+	echo "  balloon_target: after 'balloon 160M': $(cat "$T/state2")"
+	expect_rc 0 || return 1
+	grep -q '"event":"balloon-target-reached","ts_ms":[0-9]*,"data":{"size":167772160,"actual_pages":24576}' "$T/events" ||
+		{ why="no balloon-target-reached event for 160 MiB: $(grep balloon "$T/events" | head -n 3)"; return 1; }
+	grep -q '"actual_pages":24576,"inflated_pages":2[4-9][0-9][0-9][0-9]' "$T/state" ||
+		{ why="the balloon does not hold 24576 pages: $(cat "$T/state")"; return 1; }
+	grep -q '"stats":{.*"free-memory":[1-9]' "$T/state2" ||
+		{ why="no guest statistics: $(cat "$T/state2")"; return 1; }
+	case $s in *'"actual_pages":0,'*) ;; *) why="not deflated: $s"; return 1 ;; esac
+}

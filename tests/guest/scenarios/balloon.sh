@@ -1,0 +1,21 @@
+#!/bin/sh
+# virtio-balloon: loads virtio_balloon, fills 96 MiB of tmpfs (guest RAM, so the host
+# maps it), prints BALLOON_FILLED, frees it, prints BALLOON_FREED, then idles for the
+# host to set targets and read statistics through the API (it stops the VM).
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck source=lib.sh disable=SC1091
+. /scenarios/lib.sh
+modprobe -q virtio_balloon || echo "BALLOON_FAIL: no virtio_balloon module"
+print_modules
+for d in /sys/bus/virtio/drivers/virtio_balloon/virtio*; do
+	[ -e "$d" ] && echo BALLOON_DRIVER=bound && break
+done
+mkdir -p /fill
+mount -t tmpfs -o size=128M tmpfs /fill
+dd if=/dev/urandom of=/fill/a bs=1M count=96 2>/dev/null
+echo "BALLOON_FILLED"
+sleep 3
+rm -f /fill/a
+umount /fill
+echo "BALLOON_FREED"
+while :; do sleep 1; done
