@@ -16,7 +16,7 @@
 static const char *const cmd_names[] = {
 	[API_PAUSE] = "pause",	       [API_RESUME] = "resume",	  [API_STATUS] = "status",
 	[API_SAVE] = "save",	       [API_STOP] = "stop",	  [API_VSOCK] = "vsock",
-	[API_SUBSCRIBE] = "subscribe", [API_CONSOLE] = "console",	  [API_BALLOON] = "balloon",
+	[API_SUBSCRIBE] = "subscribe", [API_CONSOLE] = "console", [API_BALLOON] = "balloon",
 };
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, const char *fmt, ...)
@@ -334,7 +334,9 @@ static int parse_json(char *line, struct api_request *req, char *err, size_t len
 				size_t n = strspn(p, "0123456789");
 
 				if (!n || n >= sizeof(sizebuf))
-					return fail(err, len, "bad JSON: \"size\" must be a number or a string");
+					return fail(
+					    err, len,
+					    "bad JSON: \"size\" must be a number or a string");
 				memcpy(sizebuf, p, n);
 				sizebuf[n] = '\0';
 				size = sizebuf;

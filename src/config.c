@@ -1796,7 +1796,7 @@ static void dump_setting(const struct vm_config *cfg, const struct setting *s, c
  */
 void config_dump(const struct vm_config *cfg, FILE *out)
 {
-	static const int order[] = { SEC_VM,	SEC_BOOT,    SEC_CONSOLE, SEC_API,	SEC_DISK,
+	static const int order[] = { SEC_VM,	SEC_BOOT,    SEC_CONSOLE, SEC_API,    SEC_DISK,
 				     SEC_SHARE, SEC_SANDBOX, SEC_VSOCK,	  SEC_BALLOON };
 	struct vm_config def;
 	bool first = true;

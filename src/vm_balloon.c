@@ -193,8 +193,8 @@ int vm_balloon_request(struct vm *vm, bool set, uint64_t size, char *json, size_
 			     "\"bad_chains\":%llu,\"stats_updates\":%llu,\"stats\":{",
 			     (unsigned long long)total,
 			     (unsigned long long)(total - (uint64_t)i.target * BALLOON_PAGE),
-			     (unsigned long long)(total - (uint64_t)i.actual * BALLOON_PAGE), i.target,
-			     i.actual, (unsigned long long)i.inflated,
+			     (unsigned long long)(total - (uint64_t)i.actual * BALLOON_PAGE),
+			     i.target, i.actual, (unsigned long long)i.inflated,
 			     (unsigned long long)i.deflated, (unsigned long long)i.reported_bytes,
 			     (unsigned long long)i.discarded_bytes, (unsigned long long)i.bad_pages,
 			     (unsigned long long)i.bad_chains, (unsigned long long)i.stats_updates);

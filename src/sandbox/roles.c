@@ -383,11 +383,16 @@ static const struct sb_group g_tty = SB_GROUP("tty", tty);
 static const struct sb_group g_vsock_io = SB_GROUP("vsock-io", vsock_io);
 
 static const char *const role_names[SANDBOX_NR_ROLES] = {
-	[SANDBOX_BASE] = "base",   [SANDBOX_MAIN] = "main",
-	[SANDBOX_VCPU] = "vcpu",   [SANDBOX_BLK_IO] = "blk-io",
-	[SANDBOX_FS_IO] = "fs-io", [SANDBOX_DAX_WATCH] = "dax-watch",
-	[SANDBOX_API] = "api",	   [SANDBOX_CONSOLE] = "console",
-	[SANDBOX_LAZY] = "lazy",   [SANDBOX_VSOCK_IO] = "vsock-io",
+	[SANDBOX_BASE] = "base",
+	[SANDBOX_MAIN] = "main",
+	[SANDBOX_VCPU] = "vcpu",
+	[SANDBOX_BLK_IO] = "blk-io",
+	[SANDBOX_FS_IO] = "fs-io",
+	[SANDBOX_DAX_WATCH] = "dax-watch",
+	[SANDBOX_API] = "api",
+	[SANDBOX_CONSOLE] = "console",
+	[SANDBOX_LAZY] = "lazy",
+	[SANDBOX_VSOCK_IO] = "vsock-io",
 	[SANDBOX_BALLOON_IO] = "balloon-io",
 };
 

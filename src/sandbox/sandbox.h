@@ -17,16 +17,16 @@
 #include <stdbool.h>
 
 enum sandbox_role {
-	SANDBOX_BASE,	   /* the spawner; threads without a role of their own */
-	SANDBOX_MAIN,	   /* the main thread once the VM is built */
-	SANDBOX_VCPU,	   /* vCPU threads: KVM_RUN and the devices they emulate */
-	SANDBOX_BLK_IO,	   /* virtio-blk I/O threads */
-	SANDBOX_FS_IO,	   /* virtio-fs I/O threads: the FUSE server */
-	SANDBOX_DAX_WATCH, /* the DAX window's inotify watcher */
-	SANDBOX_API,	   /* the control socket: pause, resume, save */
-	SANDBOX_CONSOLE,   /* stdin to the serial port */
-	SANDBOX_LAZY,	   /* lazy restore: userfaultfd and prefetch */
-	SANDBOX_VSOCK_IO,  /* the virtio-vsock I/O thread: its Unix sockets */
+	SANDBOX_BASE,	    /* the spawner; threads without a role of their own */
+	SANDBOX_MAIN,	    /* the main thread once the VM is built */
+	SANDBOX_VCPU,	    /* vCPU threads: KVM_RUN and the devices they emulate */
+	SANDBOX_BLK_IO,	    /* virtio-blk I/O threads */
+	SANDBOX_FS_IO,	    /* virtio-fs I/O threads: the FUSE server */
+	SANDBOX_DAX_WATCH,  /* the DAX window's inotify watcher */
+	SANDBOX_API,	    /* the control socket: pause, resume, save */
+	SANDBOX_CONSOLE,    /* stdin to the serial port */
+	SANDBOX_LAZY,	    /* lazy restore: userfaultfd and prefetch */
+	SANDBOX_VSOCK_IO,   /* the virtio-vsock I/O thread: its Unix sockets */
 	SANDBOX_BALLOON_IO, /* the virtio-balloon I/O thread: its queues, madvise */
 	SANDBOX_NR_ROLES,
 };

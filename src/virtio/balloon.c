@@ -279,8 +279,7 @@ static const struct vio_engine_ops balloon_engine_ops = { .drain = drain_ring };
 
 /* --- virtio ops ------------------------------------------------------------------------ */
 
-static void balloon_config_read(struct virtio_dev *d, unsigned int off, void *buf,
-				unsigned int len)
+static void balloon_config_read(struct virtio_dev *d, unsigned int off, void *buf, unsigned int len)
 {
 	struct virtio_balloon *b = d->priv;
 
@@ -358,7 +357,8 @@ static int balloon_save(struct virtio_dev *d, void *fdt, int node)
 		ret = st_put_u32(fdt, node, "actual", le32toh(b->cfg.actual));
 	pthread_mutex_unlock(&b->lock);
 	if (!ret)
-		ret = st_put_u32(fdt, node, "stats-head", b->stats_held ? b->stats_head : 0xffffffffu);
+		ret = st_put_u32(fdt, node, "stats-head",
+				 b->stats_held ? b->stats_head : 0xffffffffu);
 	return ret;
 }
 
@@ -367,8 +367,8 @@ static int balloon_load(struct virtio_dev *d, const void *fdt, int node)
 	struct virtio_balloon *b = d->priv;
 	uint32_t target, actual, head;
 
-	if (st_get_u32(fdt, node, "num-pages", &target) || st_get_u32(fdt, node, "actual", &actual) ||
-	    st_get_u32(fdt, node, "stats-head", &head))
+	if (st_get_u32(fdt, node, "num-pages", &target) ||
+	    st_get_u32(fdt, node, "actual", &actual) || st_get_u32(fdt, node, "stats-head", &head))
 		return -EINVAL;
 	if (head != 0xffffffffu && (head >= BALLOON_QUEUE_SIZE || !b->o.stats))
 		return -EINVAL;
@@ -477,8 +477,8 @@ int virtio_balloon_create(struct virtio_balloon **out, const struct guest_mem *m
 		.ring_entries = 16,
 		.role = SANDBOX_BALLOON_IO,
 	};
-	ret = vio_engine_init(&b->engine, &balloon_engine_ops, b, &b->vqs[0].vio,
-			      sizeof(b->vqs[0]), b->vdev.q, b->nq, &eo);
+	ret = vio_engine_init(&b->engine, &balloon_engine_ops, b, &b->vqs[0].vio, sizeof(b->vqs[0]),
+			      b->vdev.q, b->nq, &eo);
 	if (ret)
 		goto fail;
 	if (o->stats) {

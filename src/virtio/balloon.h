@@ -48,16 +48,16 @@ struct virtio_balloon_opts {
 
 /* What the balloon has done and the guest's last statistics. */
 struct virtio_balloon_info {
-	uint32_t target; /* pages the host asked for (num_pages) */
-	uint32_t actual; /* pages the driver says it holds */
-	uint64_t inflated, deflated;  /* pages, as sent */
-	uint64_t reported_bytes;      /* free page reporting */
-	uint64_t discarded_bytes;     /* given back to the host (inflated + reported) */
+	uint32_t target;		/* pages the host asked for (num_pages) */
+	uint32_t actual;		/* pages the driver says it holds */
+	uint64_t inflated, deflated;	/* pages, as sent */
+	uint64_t reported_bytes;	/* free page reporting */
+	uint64_t discarded_bytes;	/* given back to the host (inflated + reported) */
 	uint64_t bad_pages, bad_chains; /* outside guest RAM, malformed */
 	bool have_stats;
-	uint64_t stats_updates;			 /* statistics buffers received */
-	bool stat_valid[VIRTIO_BALLOON_S_NR];	 /* the driver sent this tag */
-	uint64_t stat[VIRTIO_BALLOON_S_NR];	 /* by VIRTIO_BALLOON_S_* tag */
+	uint64_t stats_updates;		      /* statistics buffers received */
+	bool stat_valid[VIRTIO_BALLOON_S_NR]; /* the driver sent this tag */
+	uint64_t stat[VIRTIO_BALLOON_S_NR];   /* by VIRTIO_BALLOON_S_* tag */
 };
 
 int virtio_balloon_create(struct virtio_balloon **out, const struct guest_mem *mem,

@@ -5,7 +5,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 # shellcheck disable=SC2034 # used by run.sh
-BALLOON_CASES="balloon_report balloon_noreport balloon_target"
+BALLOON_CASES="balloon_report balloon_noreport balloon_target balloon_snapshot"
 
 # vmm_rss: minivmm's resident memory in KiB (guest RAM included); $pid is its timeout.
 vmm_rss() {
@@ -117,4 +117,50 @@ t_balloon_target() {
 	grep -q '"stats":{.*"free-memory":[1-9]' "$T/state2" ||
 		{ why="no guest statistics: $(cat "$T/state2")"; return 1; }
 	case $s in *'"actual_pages":0,'*) ;; *) why="not deflated: $s"; return 1 ;; esac
+}
+
+# balloon_wait_pages SOCKET N: until the balloon holds N pages ($s: the last state).
+balloon_wait_pages() {
+	local i
+	for ((i = 0; i < LIMIT * 2; i++)); do
+		s=$("$MINIVMM" ctl --socket "$1" balloon 2>/dev/null)
+		case $s in *"\"actual_pages\":$2,"*) return 0 ;; esac
+		sleep 0.5
+	done
+	why="the balloon never held $2 pages: $s"
+	return 1
+}
+
+# Saved with the balloon inflated and the statistics buffer lent to the device, restored:
+# the balloon still holds its pages and the guest still answers for statistics.
+t_balloon_snapshot() {
+	local s i r
+	balloon_boot --set balloon.free_page_reporting=off || return 1
+	wait_console BALLOON_FREED || { balloon_end; return 1; }
+	"$MINIVMM" ctl --socket "$T/api.sock" balloon 200M >/dev/null 2>>"$T/err"
+	balloon_wait_pages "$T/api.sock" 14336 || { balloon_end; return 1; }
+	"$MINIVMM" save --socket "$T/api.sock" "$T/b.snap" --stop 2>"$T/save.err" ||
+		{ why="save failed: $(cat "$T/save.err")"; balloon_end; return 1; }
+	wait "$pid"
+	r=$?
+	[ "$r" = 0 ] || { why="the saved VM exited $r"; return 1; }
+	rm -f "$T/api2.sock"
+	timeout -k 5 "$LIMIT" "$MINIVMM" restore "$T/b.snap" --set "console.serial=file:$T/c2.log" \
+		--api-socket "$T/api2.sock" </dev/null >"$T/out2" 2>"$T/err2" &
+	pid=$!
+	balloon_wait_pages "$T/api2.sock" 14336 || { balloon_end; return 1; }
+	# A statistics request after the restore comes back: the lent buffer survived.
+	for ((i = 0; i < 40; i++)); do
+		s=$("$MINIVMM" ctl --socket "$T/api2.sock" balloon 2>/dev/null)
+		case $s in *'"stats_updates":0,'* | '') sleep 0.5 ;; *) break ;; esac
+	done
+	"$MINIVMM" ctl --socket "$T/api2.sock" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	tr -d '\r' <"$T/c.log" >"$T/out.txt"
+	echo "  balloon_snapshot: restored: $s"
+	expect_rc 0 || return 1
+	case $s in *'"target_pages":14336,"actual_pages":14336,'*) ;; *) why="restored balloon: $s"; return 1 ;; esac
+	case $s in *'"stats_updates":0,'*) why="no statistics after the restore: $s"; return 1 ;; esac
+	grep -q '"stats":{.*"free-memory":[1-9]' <<<"$s" || { why="no free-memory statistic: $s"; return 1; }
 }

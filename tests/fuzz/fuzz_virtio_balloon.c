@@ -44,8 +44,7 @@ static int discard(void *ctx, void *hva, size_t len)
 	uintptr_t a = (uintptr_t)hva;
 
 	(void)ctx;
-	if (!len || a % 4096 || len % 4096 || a < (uintptr_t)ram ||
-	    a + len > (uintptr_t)ram + RAM)
+	if (!len || a % 4096 || len % 4096 || a < (uintptr_t)ram || a + len > (uintptr_t)ram + RAM)
 		abort();
 	memset(hva, 0, len); /* what MADV_DONTNEED does to anonymous memory */
 	return 0;
@@ -54,8 +53,12 @@ static int discard(void *ctx, void *hva, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct virtio_balloon_opts o = {
-		.name = "balloon", .stats = true, .reporting = true, .deflate_on_oom = true,
-		.thread_cpu = -1, .discard = discard,
+		.name = "balloon",
+		.stats = true,
+		.reporting = true,
+		.deflate_on_oom = true,
+		.thread_cpu = -1,
+		.discard = discard,
 	};
 	static struct guest_mem mem;
 	struct virtio_balloon *b;

@@ -694,7 +694,8 @@ START_TEST(test_parse_errors)
 		{ "{\"cmd\":\"pause\",\"size\":1}", "bad JSON: \"size\" belongs to balloon only" },
 		{ "{\"cmd\":\"balloon\",\"size\":true}",
 		  "bad JSON: \"size\" must be a number or a string" },
-		{ "{\"cmd\":\"balloon\",\"size\":1,\"size\":2}", "bad JSON: duplicate key \"size\"" },
+		{ "{\"cmd\":\"balloon\",\"size\":1,\"size\":2}",
+		  "bad JSON: duplicate key \"size\"" },
 		{ "{\"cmd\":\"balloon\",\"size\":\"-1\"}",
 		  "balloon: bad size '-1' (bytes, or a number with K, M or G)" },
 	};

@@ -296,9 +296,8 @@ START_TEST(test_balloon)
 	ck_assert_ptr_nonnull(strstr(dump, "\n[balloon]\nfree_page_reporting = on\n"
 					   "deflate_on_oom = on\nstats_s = 0\n"));
 	free(dump);
-	ck_assert_int_eq(load_text(BOOT "[balloon]\nfree_page_reporting = off\nstats_s = 10\n",
-				   NULL, 0),
-			 0);
+	ck_assert_int_eq(
+	    load_text(BOOT "[balloon]\nfree_page_reporting = off\nstats_s = 10\n", NULL, 0), 0);
 	ck_assert_uint_eq(cfg.balloon.free_page_reporting, 0);
 	ck_assert_uint_eq(cfg.balloon.stats_s, 10);
 	ck_assert_int_eq(load_text(BOOT, set, 1), 0);

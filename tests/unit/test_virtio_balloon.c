@@ -67,7 +67,8 @@ static void start(bool stats, bool reporting, uint64_t acked)
 	for (unsigned int i = 0; i < nq; i++) {
 		uint64_t base = RING_GPA + i * RING_STEP;
 
-		ck_assert_int_eq(vdrv_init(&drv[i], &mem, QSIZE, base, base + 0x4000, base + 0x6000), 0);
+		ck_assert_int_eq(
+		    vdrv_init(&drv[i], &mem, QSIZE, base, base + 0x4000, base + 0x6000), 0);
 		ck_assert_int_eq(vdrv_set(vd, i, &drv[i]), 0);
 	}
 	virtio_set_status(vd, VDRV_S_LIVE);
@@ -78,7 +79,7 @@ static void setup(void)
 {
 	start(true, true,
 	      (1ULL << VIRTIO_BALLOON_F_STATS_VQ) | (1ULL << VIRTIO_BALLOON_F_REPORTING) |
-		      (1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+		  (1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
 }
 
 static void teardown(void)
