@@ -30,7 +30,7 @@ wait_console() {
 	local i
 	for ((i = 0; i < LIMIT * 5; i++)); do
 		# (No process substitution: the L1's /dev has no /dev/fd.)
-		tr -d '\r' <"$T/c.log" 2>/dev/null | grep -q -x "$1" && return 0
+		[ -e "$T/c.log" ] && tr -d '\r' <"$T/c.log" | grep -q -x "$1" && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
