@@ -117,6 +117,7 @@ struct vm_config {
 	enum nested_mode nested;	 /* [vm] nested */
 	enum reboot_action on_reboot;	 /* [vm] on_reboot = exit|restart */
 	unsigned int pin;		 /* [vm] pin: vCPU i and I/O threads i on host CPU i */
+	unsigned int merge;		 /* [vm] merge: KSM may merge guest pages (off) */
 	char *kernel;			 /* [boot] kernel, absolute or cwd-relative */
 	char *initrd;			 /* [boot] initrd, NULL when none */
 	char *cmdline;			 /* [boot] cmdline */

@@ -128,6 +128,36 @@ static int set_mem_slots(struct vm *vm)
 	return 0;
 }
 
+/*
+ * [vm] merge = on: KSM may merge identical guest pages, within this VM and with every
+ * other mergeable memory on the host (other VMs): memory saved, at the price of a side
+ * channel (docs/config.md). Nothing merges while KSM is not running.
+ */
+static int vm_mem_merge(struct vm *vm)
+{
+	char run = '0';
+	int ret, fd;
+
+	ret = guest_mem_set_merge(&vm->mem);
+	if (ret) {
+		pr_err("[vm] merge = on: MADV_MERGEABLE: %s%s", strerror(-ret),
+		       ret == -EINVAL ? " (this kernel has no KSM, CONFIG_KSM)" : "");
+		return ret;
+	}
+	fd = open("/sys/kernel/mm/ksm/run", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &run, 1) != 1)
+			run = '0';
+		close(fd);
+	}
+	if (run != '1')
+		pr_warn("[vm] merge = on, but KSM is not running (/sys/kernel/mm/ksm/run is not 1): "
+			"no page is merged until it is");
+	else
+		pr_info("guest memory: KSM may merge its pages ([vm] merge = on)");
+	return 0;
+}
+
 static int setup_platform(struct vm *vm)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -271,6 +301,11 @@ static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cf
 		pr_err("cannot map %llu MiB of guest memory: %s",
 		       (unsigned long long)(cfg->mem_size >> 20), strerror(-ret));
 		return ret;
+	}
+	if (cfg->merge) {
+		ret = vm_mem_merge(vm);
+		if (ret)
+			return ret;
 	}
 	ret = set_mem_slots(vm);
 	if (ret)

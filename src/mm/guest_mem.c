@@ -32,6 +32,18 @@ int guest_mem_map_file(const struct guest_mem *m, unsigned int i, int fd, uint64
 	if (p == MAP_FAILED)
 		return -errno;
 	no_dump(p, m->r[i].size);
+	/* A new mapping: KSM's flag went with the old one. */
+	if (m->merge && madvise(p, m->r[i].size, MADV_MERGEABLE))
+		return -errno;
+	return 0;
+}
+
+int guest_mem_set_merge(struct guest_mem *m)
+{
+	for (unsigned int i = 0; i < m->nr; i++)
+		if (madvise(m->r[i].hva, m->r[i].size, MADV_MERGEABLE))
+			return -errno;
+	m->merge = true;
 	return 0;
 }
 

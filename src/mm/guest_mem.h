@@ -19,6 +19,7 @@ struct guest_mem {
 	struct mem_region r[GUEST_MEM_MAX_REGIONS];
 	unsigned int nr;
 	uint64_t total;
+	bool merge; /* [vm] merge = on: pages KSM may merge (also after guest_mem_map_file) */
 };
 
 /* RAM below the 32-bit hole and above 4 GiB for @size bytes of guest memory. */
@@ -26,6 +27,11 @@ void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high);
 /* Map @size bytes of anonymous memory, split around the hole. */
 int guest_mem_init(struct guest_mem *m, uint64_t size);
 void guest_mem_free(struct guest_mem *m);
+/*
+ * [vm] merge = on: let KSM merge identical guest pages (MADV_MERGEABLE), here and in
+ * every later guest_mem_map_file. -EINVAL: this kernel has no KSM.
+ */
+int guest_mem_set_merge(struct guest_mem *m);
 /*
  * Replace region @i's pages by a copy-on-write mapping of @fd from @off (page
  * aligned): reads come from the file's page cache, shared with every other

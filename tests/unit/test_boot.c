@@ -4,9 +4,12 @@
 #include <check.h>
 #include <errno.h>
 #include <glob.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "layout.h"
 #include "mm/guest_mem.h"
@@ -282,6 +285,54 @@ START_TEST(test_gpa_to_hva_high)
 }
 END_TEST
 
+/* The VmFlags line of the mapping that starts at @p in /proc/self/smaps, "" if none. */
+static void vm_flags(const void *p, char *out, size_t len)
+{
+	char line[500], want[32];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool in = false;
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)p);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+			in = !strncmp(line, want, strlen(want));
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			snprintf(out, len, "%s", line + 8);
+	}
+	fclose(f);
+}
+
+/* [vm] merge = on: guest RAM is mergeable (KSM's "mg"), also a file mapped over it. */
+START_TEST(test_merge)
+{
+	char flags[512], path[] = "/tmp/minivmm-merge.XXXXXX";
+	struct guest_mem m;
+	int fd;
+
+	ck_assert_int_eq(guest_mem_init(&m, 64 << 20), 0);
+	vm_flags(m.r[0].hva, flags, sizeof(flags));
+	ck_assert_ptr_null(strstr(flags, " mg"));
+	if (guest_mem_set_merge(&m) == -EINVAL) {
+		printf("SKIP test_merge: this kernel has no KSM\n");
+		guest_mem_free(&m);
+		return;
+	}
+	vm_flags(m.r[0].hva, flags, sizeof(flags));
+	ck_assert_msg(strstr(flags, " mg"), "VmFlags:%s", flags);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(ftruncate(fd, 64 << 20), 0);
+	ck_assert_int_eq(guest_mem_map_file(&m, 0, fd, 0), 0);
+	vm_flags(m.r[0].hva, flags, sizeof(flags));
+	ck_assert_msg(strstr(flags, " mg"), "after map_file: VmFlags:%s", flags);
+	close(fd);
+	guest_mem_free(&m);
+}
+END_TEST
+
 /* Sorted, non-overlapping, non-empty entries. */
 static void check_e820_sane(const struct e820_entry *t, int n)
 {
@@ -365,6 +416,7 @@ static Suite *boot_suite(void)
 	TCase *mem = tcase_create("guest_mem");
 
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_merge);
 	tcase_add_test(tc, test_header_offsets);
 	tcase_add_test(tc, test_parse_valid);
 	tcase_add_test(tc, test_parse_rejects);

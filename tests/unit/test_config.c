@@ -276,6 +276,25 @@ static char *dump_cfg(void)
 	return dump;
 }
 
+/* [vm] merge: off by default and then not dumped; on loads back. */
+START_TEST(test_merge_key)
+{
+	char *dump;
+
+	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
+	ck_assert_uint_eq(cfg.merge, 0);
+	dump = dump_cfg();
+	ck_assert_ptr_null(strstr(dump, "merge"));
+	free(dump);
+	ck_assert_int_eq(load_text("[vm]\nmerge = on\n" BOOT, NULL, 0), 0);
+	ck_assert_uint_eq(cfg.merge, 1);
+	dump = dump_cfg();
+	ck_assert_ptr_nonnull(strstr(dump, "merge = on\n"));
+	free(dump);
+	ck_assert_int_eq(load_text("[vm]\nmerge = yes\n" BOOT, NULL, 0), -EINVAL);
+}
+END_TEST
+
 /* [balloon]: the section alone adds the device, as does --set; dumps load back. */
 START_TEST(test_balloon)
 {
@@ -1045,6 +1064,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_api_socket);
 	tcase_add_test(tc, test_vsock);
 	tcase_add_test(tc, test_balloon);
+	tcase_add_test(tc, test_merge_key);
 	tcase_add_test(tc, test_shares);
 	suite_add_tcase(s, tc);
 	return s;
