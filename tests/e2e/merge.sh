@@ -13,7 +13,7 @@ KSM=/sys/kernel/mm/ksm
 ksm_sharing() { cat "$KSM/pages_sharing" 2>/dev/null || echo 0; }
 
 # merge_pair on|off: two sleeping 256 MiB guests with that merge setting, KSM scanning
-# fast; pages_sharing after 30 s -> $sharing.
+# fast; pages_sharing after 20 s -> $sharing.
 merge_pair() {
 	local a b pids=()
 	echo 2 >"$KSM/run" # unmerge what an earlier run left
@@ -21,12 +21,12 @@ merge_pair() {
 	echo 20000 >"$KSM/pages_to_scan"
 	echo 10 >"$KSM/sleep_millisecs"
 	for a in 1 2; do
-		timeout -k 5 60 "$MINIVMM" run "$CFG" --set vm.merge="$1" \
+		timeout -k 5 60 "$MINIVMM" run "$CFG" -v --set vm.merge="$1" \
 			--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
 			--set console.serial=none </dev/null >/dev/null 2>"$T/err.$a" &
 		pids+=($!)
 	done
-	sleep 30
+	sleep 20
 	sharing=$(ksm_sharing)
 	kill "${pids[@]}" 2>/dev/null
 	wait "${pids[@]}" 2>/dev/null
@@ -43,7 +43,7 @@ t_merge_on() {
 	local off=$sharing
 	merge_pair on || return 1
 	on=$sharing
-	echo "  merge_on: KSM pages_sharing after 30 s: merge = off $off, merge = on $on"
+	echo "  merge_on: KSM pages_sharing after 20 s: merge = off $off, merge = on $on"
 	if [ "$on" -lt 4096 ] || [ "$off" -ge 256 ]; then
 		why="pages_sharing $on with merge = on (want >= 4096 = 16 MiB), $off with it off"
 		return 1
