@@ -2,7 +2,8 @@
 /*
  * Control socket requests (line and JSON forms): arbitrary bytes as one
  * request line. A request that parses must be one the server can act on:
- * a known command, for save an absolute path inside the line, a port for vsock only.
+ * a known command, for save an absolute path inside the line, a port for vsock only,
+ * a size for balloon only.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,10 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!req.path || req.path[0] != '/' || req.path < line ||
 		    req.path + strlen(req.path) > line + size)
 			abort();
-	} else if (req.cmd > API_CONSOLE || req.path || req.stop) {
+	} else if (req.cmd > API_BALLOON || req.path || req.stop) {
 		abort();
 	}
 	if (req.cmd != API_VSOCK && req.port)
+		abort();
+	if (req.cmd != API_BALLOON && (req.has_size || req.size))
 		abort();
 out:
 	free(line);
