@@ -85,6 +85,19 @@ static int load_text(const char *text, char *const *overrides, int n)
 
 #define BOOT "[boot]\nkernel = bzImage\n"
 
+/* config_dump of cfg, as text (the caller frees it). */
+static char *dump_cfg(void)
+{
+	char *dump = NULL;
+	size_t len;
+	FILE *f = open_memstream(&dump, &len);
+
+	ck_assert_ptr_nonnull(f);
+	config_dump(&cfg, f);
+	fclose(f);
+	return dump;
+}
+
 START_TEST(test_disks)
 {
 	char *const set[] = { "disk.3.path=disk.img", "disk.3.queues=auto", "disk.3.pin=on" };
@@ -142,8 +155,6 @@ START_TEST(test_rate_limits)
 	char *const set[] = { "share.1.path=kdir", "share.1.bandwidth=1G",
 			      "share.1.bandwidth_burst=64M" };
 	char *dump = NULL, *d1, *sh0;
-	size_t len;
-	FILE *f;
 
 	write_file("disk.img", "");
 	ck_assert_int_eq(load_text(BOOT "[disk.0]\npath = disk.img\niops = 500\niops_burst = 50\n"
@@ -164,9 +175,7 @@ START_TEST(test_rate_limits)
 	ck_assert_uint_eq(cfg.shares[1].rl.bandwidth, 1ULL << 30);
 	ck_assert_uint_eq(cfg.shares[1].rl.bandwidth_burst, 64ULL << 20);
 	/* Shown when set, and loaded back the same. */
-	f = open_memstream(&dump, &len);
-	config_dump(&cfg, f);
-	fclose(f);
+	dump = dump_cfg();
 	ck_assert_ptr_nonnull(strstr(dump, "poll_us = 32\niops = 500\niops_burst = 50\n"
 					   "bandwidth = 50M\nbandwidth_burst = 8M\n"));
 	ck_assert_ptr_nonnull(strstr(dump, "bandwidth = 1G\nbandwidth_burst = 64M\n"));
@@ -208,8 +217,6 @@ END_TEST
 START_TEST(test_disk_backing)
 {
 	char *dump = NULL;
-	size_t len;
-	FILE *f;
 
 	write_file("disk.img", "");
 	ck_assert_int_eq(mkdir("base", 0755), 0);
@@ -228,10 +235,7 @@ START_TEST(test_disk_backing)
 			 0);
 	ck_assert_uint_eq(cfg.disks[0].backing, 1);
 	ck_assert_str_eq(cfg.disks[0].backing_dir, "base");
-	f = open_memstream(&dump, &len);
-	ck_assert_ptr_nonnull(f);
-	config_dump(&cfg, f);
-	fclose(f);
+	dump = dump_cfg();
 	ck_assert_ptr_nonnull(strstr(dump, "backing = on\n"));
 	ck_assert_ptr_nonnull(strstr(dump, "backing_dir = base\n"));
 	free(dump);
@@ -242,18 +246,13 @@ END_TEST
 START_TEST(test_vsock)
 {
 	char *dump = NULL;
-	size_t len;
-	FILE *f;
 
 	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
 	ck_assert_uint_eq(cfg.vsock.cid, 0);
 	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 3\nsocket = v.sock\n", NULL, 0), 0);
 	ck_assert_uint_eq(cfg.vsock.cid, 3);
 	ck_assert_str_eq(cfg.vsock.socket, "v.sock");
-	f = open_memstream(&dump, &len);
-	ck_assert_ptr_nonnull(f);
-	config_dump(&cfg, f);
-	fclose(f);
+	dump = dump_cfg();
 	ck_assert_ptr_nonnull(strstr(dump, "\n[vsock]\ncid = 3\nsocket = v.sock\n"));
 	free(dump);
 	ck_assert_int_eq(load_text(BOOT "[vsock]\ncid = 3\n", NULL, 0), -EINVAL);
@@ -263,18 +262,6 @@ START_TEST(test_vsock)
 			 -EINVAL);
 }
 END_TEST
-
-static char *dump_cfg(void)
-{
-	char *dump = NULL;
-	size_t len;
-	FILE *f = open_memstream(&dump, &len);
-
-	ck_assert_ptr_nonnull(f);
-	config_dump(&cfg, f);
-	fclose(f);
-	return dump;
-}
 
 /* [vm] merge: off by default and then not dumped; on loads back. */
 START_TEST(test_merge_key)
@@ -332,8 +319,6 @@ START_TEST(test_api_socket)
 {
 	char *const set[] = { "api.socket=run.sock" };
 	char longpath[128], text[256], *dump = NULL;
-	size_t len;
-	FILE *f;
 
 	ck_assert_int_eq(load_text(BOOT, NULL, 0), 0);
 	ck_assert_ptr_null(cfg.api_socket);
@@ -343,10 +328,7 @@ START_TEST(test_api_socket)
 	write_file("sub/guest.cfg", BOOT "[api]\nsocket = vm.sock\n");
 	ck_assert_int_eq(load_args("sub/guest.cfg", NULL, 0), 0);
 	ck_assert_str_eq(cfg.api_socket, "sub/vm.sock");
-	f = open_memstream(&dump, &len);
-	ck_assert_ptr_nonnull(f);
-	config_dump(&cfg, f);
-	fclose(f);
+	dump = dump_cfg();
 	ck_assert_ptr_nonnull(strstr(dump, "\n[api]\nsocket = sub/vm.sock\n"));
 	free(dump);
 	ck_assert_int_eq(load_args("sub/guest.cfg", set, 1), 0);
@@ -373,8 +355,6 @@ START_TEST(test_shares)
 	char *const set[] = { "share.7.path=sub", "share.7.readonly=on", "share.7.dax=never",
 			      "share.7.dax_window=0" };
 	char tag[16], *dump = NULL;
-	size_t len;
-	FILE *f;
 
 	ck_assert_int_eq(load_text(BOOT
 				   "[share.0]\npath = kdir\ntag = my-tag\ndax = always\n"
@@ -404,10 +384,7 @@ START_TEST(test_shares)
 	ck_assert_uint_eq(cfg.shares[7].xattr, 0);
 	ck_assert_uint_eq(cfg.shares[7].uid_map.count, 0);
 	ck_assert_uint_eq(cfg.shares[7].max_fds, 0); /* auto */
-	f = open_memstream(&dump, &len);
-	ck_assert_ptr_nonnull(f);
-	config_dump(&cfg, f);
-	fclose(f);
+	dump = dump_cfg();
 	ck_assert_ptr_nonnull(strstr(dump,
 				     "\n[share.0]\npath = kdir\ntag = my-tag\nreadonly = off\n"
 				     "dax = always\ndax_window = 256M\ncache = none\n"
@@ -984,8 +961,6 @@ END_TEST
 START_TEST(test_dump_round_trip)
 {
 	char *text = NULL;
-	size_t len;
-	FILE *out;
 	struct vm_config first;
 
 	ck_assert_int_eq(mkdir("my dir", 0755), 0);
@@ -998,9 +973,7 @@ START_TEST(test_dump_round_trip)
 				   "[console]\nserial = \"file:my dir/#log\"\n",
 				   NULL, 0),
 			 0);
-	out = open_memstream(&text, &len);
-	config_dump(&cfg, out);
-	fclose(out);
+	text = dump_cfg();
 	ck_assert_str_eq(text, "[vm]\n"
 			       "memory = 1536M\n"
 			       "vcpus = 3\n"
