@@ -164,6 +164,13 @@ static bool handle_report(struct virtio_balloon *b, const struct vq_elem *e)
 	return true;
 }
 
+static void count_bad_chain(struct virtio_balloon *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->info.bad_chains++;
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* A statistics buffer: packed { le16 tag; le64 val } entries. */
 static void parse_stats(struct virtio_balloon *b, const struct vq_elem *e)
 {
@@ -219,9 +226,7 @@ static unsigned int drain_stats(struct virtio_balloon *b, struct vio_queue *v)
 		}
 		taken++;
 		if (ret == VQ_BAD_CHAIN || b->stats_held) {
-			pthread_mutex_lock(&b->lock);
-			b->info.bad_chains++;
-			pthread_mutex_unlock(&b->lock);
+			count_bad_chain(b);
 			vq_push(vq, e.head, 0);
 			v->need_signal = true;
 			continue;
@@ -264,11 +269,8 @@ static unsigned int drain_ring(struct vio_queue *v, struct aio_ctx *ctx, unsigne
 			ok = handle_pfns(b, &e, role == R_INFLATE);
 		else
 			ok = false; /* a queue the driver did not negotiate */
-		if (!ok) {
-			pthread_mutex_lock(&b->lock);
-			b->info.bad_chains++;
-			pthread_mutex_unlock(&b->lock);
-		}
+		if (!ok)
+			count_bad_chain(b);
 		vq_push(vq, e.head, 0);
 		v->need_signal = true;
 	}
