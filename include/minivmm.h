@@ -87,6 +87,12 @@ MINIVMM_API int minivmm_pause(struct minivmm_vm *vm);
 MINIVMM_API int minivmm_resume(struct minivmm_vm *vm);
 /* {"state":"running|paused","vcpus":N,"memory":BYTES,"uptime_ms":N} into @json. */
 MINIVMM_API int minivmm_status(struct minivmm_vm *vm, char *json, size_t len);
+/*
+ * The balloon ([balloon], docs/balloon.md): with @size > 0 ask the guest to keep @size bytes
+ * (the rest goes into its balloon); 0 only reads. @json (may be NULL) gets the balloon's state
+ * and the guest's last statistics; each call also asks for fresh ones. -ENODEV: no balloon.
+ */
+MINIVMM_API int minivmm_balloon(struct minivmm_vm *vm, uint64_t size, char *json, size_t len);
 #define MINIVMM_SAVE_STOP (1u << 0) /* stop the VM once saved */
 #define MINIVMM_SAVE_RAW  (1u << 1) /* memory uncompressed */
 /* Snapshot to @path (made absolute here); @json (may be NULL) gets the result object. */

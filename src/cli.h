@@ -17,6 +17,9 @@
 /* "1.5" seconds -> *@ms (rounded up); positive, finite, at most @max_s; else -EINVAL. */
 int cli_parse_seconds(const char *s, double max_s, int *ms);
 
+/* The number after "@key": in a JSON reply whose keys are unique, or -1. */
+long long cli_json_number(const char *json, const char *key);
+
 int cmd_run(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
 int cmd_save(int argc, char **argv);
@@ -26,5 +29,6 @@ int cmd_check_kvm(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_balloon_policy(int argc, char **argv);
 
 #endif

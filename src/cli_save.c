@@ -105,17 +105,6 @@ static int call(const char *what, const char *socket, const char *request, int t
 	return 0;
 }
 
-/* The number after "key": in a flat JSON object, or -1. */
-static long long json_number(const char *json, const char *key)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
-}
-
 static bool save_raw;
 
 static int parse_opts(int argc, char **argv, const char *usage, const char **socket, bool *stop,
@@ -210,9 +199,9 @@ int cmd_save(int argc, char **argv)
 	ret = call("save", socket, req, timeout_ms, reply, sizeof(reply), &body);
 	if (ret)
 		goto out;
-	if (json_number(body, "bytes") >= 0 && json_number(body, "ms") >= 0)
-		pr_info("saved %s: %lld bytes in %lld ms%s", snap, json_number(body, "bytes"),
-			json_number(body, "ms"), stop ? ", VM stopped" : "");
+	if (cli_json_number(body, "bytes") >= 0 && cli_json_number(body, "ms") >= 0)
+		pr_info("saved %s: %lld bytes in %lld ms%s", snap, cli_json_number(body, "bytes"),
+			cli_json_number(body, "ms"), stop ? ", VM stopped" : "");
 	else
 		pr_info("saved %s%s%s%s", snap, *body ? ": " : "", body,
 			stop ? ", VM stopped" : "");

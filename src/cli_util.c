@@ -2,7 +2,9 @@
 /* Option parsing shared by the subcommands. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -17,4 +19,14 @@ int cli_parse_seconds(const char *s, double max_s, int *ms)
 		return -EINVAL;
 	*ms = (int)ceil(v * 1000);
 	return 0;
+}
+
+long long cli_json_number(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }

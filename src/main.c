@@ -23,6 +23,8 @@ static const char usage[] =
     "  exec --socket PATH -- CMD    run a command in a running VM's guest (minivmm exec --help)\n"
     "  cp --socket PATH SRC DST     copy a file to or from a guest (minivmm cp --help)\n"
     "  console --socket PATH        attach to a running VM's serial console (minivmm console --help)\n"
+    "  balloon-policy --budget SIZE SOCKET...  keep VMs' balloons within a memory budget\n"
+    "                         (minivmm balloon-policy --help)\n"
     "  check-kvm              can this host's KVM run a stock guest? (exit 0: yes)\n"
     "  version                print the version\n"
     "  help                   this text\n"
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
 		return cmd_cp(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "console"))
 		return cmd_console(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "balloon-policy"))
+		return cmd_balloon_policy(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-kvm"))
 		return cmd_check_kvm(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -190,14 +190,16 @@ int vm_balloon_request(struct vm *vm, bool set, uint64_t size, char *json, size_
 			     "{\"memory\":%llu,\"size\":%llu,\"actual\":%llu,\"target_pages\":%u,"
 			     "\"actual_pages\":%u,\"inflated_pages\":%llu,\"deflated_pages\":%llu,"
 			     "\"reported_bytes\":%llu,\"discarded_bytes\":%llu,\"bad_pages\":%llu,"
-			     "\"bad_chains\":%llu,\"stats_updates\":%llu,\"stats\":{",
+			     "\"bad_chains\":%llu,\"deflate_on_oom\":%s,\"stats_updates\":%llu,"
+			     "\"stats\":{",
 			     (unsigned long long)total,
 			     (unsigned long long)(total - (uint64_t)i.target * BALLOON_PAGE),
 			     (unsigned long long)(total - (uint64_t)i.actual * BALLOON_PAGE),
 			     i.target, i.actual, (unsigned long long)i.inflated,
 			     (unsigned long long)i.deflated, (unsigned long long)i.reported_bytes,
 			     (unsigned long long)i.discarded_bytes, (unsigned long long)i.bad_pages,
-			     (unsigned long long)i.bad_chains, (unsigned long long)i.stats_updates);
+			     (unsigned long long)i.bad_chains, i.deflate_on_oom ? "true" : "false",
+			     (unsigned long long)i.stats_updates);
 	for (unsigned int k = 0, first = 1; k < VIRTIO_BALLOON_S_NR && n < len; k++) {
 		if (!i.stat_valid[k])
 			continue;

@@ -53,6 +53,17 @@ int minivmm_status(struct minivmm_vm *vm, char *json, size_t len)
 	return call(vm, "status", CALL_TIMEOUT_MS, json, len);
 }
 
+int minivmm_balloon(struct minivmm_vm *vm, uint64_t size, char *json, size_t len)
+{
+	char req[40];
+
+	if (size)
+		snprintf(req, sizeof(req), "balloon %llu", (unsigned long long)size);
+	else
+		snprintf(req, sizeof(req), "balloon");
+	return call(vm, req, CALL_TIMEOUT_MS, json, len);
+}
+
 int minivmm_save(struct minivmm_vm *vm, const char *path, unsigned int flags, char *json,
 		 size_t len)
 {

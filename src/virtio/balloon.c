@@ -426,6 +426,7 @@ void virtio_balloon_info(struct virtio_balloon *b, struct virtio_balloon_info *o
 	pthread_mutex_lock(&b->lock);
 	*out = b->info;
 	pthread_mutex_unlock(&b->lock);
+	out->deflate_on_oom = virtio_negotiated(&b->vdev, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 }
 
 unsigned int virtio_balloon_process(struct virtio_balloon *b, unsigned int qi)

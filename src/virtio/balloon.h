@@ -54,6 +54,7 @@ struct virtio_balloon_info {
 	uint64_t reported_bytes;	/* free page reporting */
 	uint64_t discarded_bytes;	/* given back to the host (inflated + reported) */
 	uint64_t bad_pages, bad_chains; /* outside guest RAM, malformed */
+	bool deflate_on_oom;		/* negotiated: the guest counts balloon pages as used */
 	bool have_stats;
 	uint64_t stats_updates;		      /* statistics buffers received */
 	bool stat_valid[VIRTIO_BALLOON_S_NR]; /* the driver sent this tag */

@@ -5,7 +5,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 # shellcheck disable=SC2034 # used by run.sh
-BALLOON_CASES="balloon_report balloon_noreport balloon_target balloon_snapshot"
+BALLOON_CASES="balloon_report balloon_noreport balloon_target balloon_snapshot balloon_policy"
 
 # vmm_rss: minivmm's resident memory in KiB (guest RAM included); $pid is its timeout.
 vmm_rss() {
@@ -25,12 +25,13 @@ balloon_boot() {
 	pid=$!
 }
 
-# wait_console LINE: until the guest printed LINE (false when minivmm ended or at the limit).
+# wait_console LINE [LOG]: until the guest printed LINE (a whole line, a grep pattern) to
+# LOG ($T/c.log) (false when minivmm $pid ended or at the limit).
 wait_console() {
-	local i
+	local i log=${2:-$T/c.log}
 	for ((i = 0; i < LIMIT * 5; i++)); do
 		# (No process substitution: the L1's /dev has no /dev/fd.)
-		[ -e "$T/c.log" ] && tr -d '\r' <"$T/c.log" | grep -q -x "$1" && return 0
+		[ -e "$log" ] && tr -d '\r' <"$log" | grep -q -x "$1" && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
@@ -163,4 +164,83 @@ t_balloon_snapshot() {
 	case $s in *'"target_pages":14336,"actual_pages":14336,'*) ;; *) why="restored balloon: $s"; return 1 ;; esac
 	case $s in *'"stats_updates":0,'*) why="no statistics after the restore: $s"; return 1 ;; esac
 	grep -q '"stats":{.*"free-memory":[1-9]' <<<"$s" || { why="no free-memory statistic: $s"; return 1; }
+}
+
+# policy_end: stop the policy's two guests ($pids), their consoles to $T/out.txt.
+policy_end() {
+	local a
+	for a in 1 2; do
+		"$MINIVMM" ctl --socket "$T/p$a.sock" stop >/dev/null 2>&1 || kill "${pids[a - 1]}" 2>/dev/null
+	done
+	wait "${pids[0]}"
+	rc=$?
+	wait "${pids[1]}" || rc=$?
+	cat "$T/p1.log" "$T/p2.log" 2>/dev/null | tr -d '\r' >"$T/out.txt"
+}
+
+# policy_state: each guest's balloon -> $s1, $s2 (JSON), and what each keeps -> $k1, $k2 (MiB).
+policy_state() {
+	s1=$("$MINIVMM" ctl --socket "$T/p1.sock" balloon 2>/dev/null)
+	s2=$("$MINIVMM" ctl --socket "$T/p2.sock" balloon 2>/dev/null)
+	k1=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s1") >> 20))
+	k2=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s2") >> 20))
+}
+
+# settled JSON: the balloon holds what it was asked to.
+settled() {
+	local t a
+	t=$(sed -n 's/.*"target_pages":\([0-9]*\),"actual_pages":\([0-9]*\),.*/\1/p' <<<"$1")
+	a=$(sed -n 's/.*"target_pages":\([0-9]*\),"actual_pages":\([0-9]*\),.*/\2/p' <<<"$1")
+	[ -n "$t" ] && [ "$t" = "$a" ]
+}
+
+# The overcommit policy: two 400 MiB guests (twice the 400 MiB budget), the first holding
+# 128 MiB of tmpfs, the second idle. balloon-policy brings what they keep within the
+# budget, the busy one keeping more, and both go on running without an OOM kill.
+t_balloon_policy() {
+	local a pids=() s1 s2 k1 k2 r i n1 n2 rss1=0 rss2=0 hold
+	for a in 1 2; do
+		hold=$((a == 1 ? 128 : 0))
+		rm -f "$T/p$a.sock" "$T/p$a.log"
+		timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
+			--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_hold=$hold" \
+			--set "console.serial=file:$T/p$a.log" --set vm.memory=400M \
+			--set balloon.free_page_reporting=on --api-socket "$T/p$a.sock" \
+			</dev/null >"$T/out$a" 2>"$T/err$a" &
+		pids+=($!)
+	done
+	for a in 1 2; do
+		pid=${pids[a - 1]}
+		wait_console 'BALLOON_HELD.*' "$T/p$a.log" || { policy_end; return 1; }
+		rss1=$((rss1 + $(vmm_rss)))
+	done
+	"$MINIVMM" balloon-policy --budget 400M --interval 1 --rounds 12 -v \
+		"$T/p1.sock" "$T/p2.sock" >"$T/policy.log" 2>&1
+	r=$?
+	# The guests inflate at their own pace: until both hold their targets.
+	for ((i = 0; i < 60; i++)); do
+		policy_state
+		settled "$s1" && settled "$s2" && break
+		sleep 0.5
+	done
+	n1=$(grep -c BALLOON_ALIVE "$T/p1.log")
+	n2=$(grep -c BALLOON_ALIVE "$T/p2.log")
+	sleep 4 # both still running: new heartbeats
+	for a in 1 2; do
+		pid=${pids[a - 1]}
+		rss2=$((rss2 + $(vmm_rss)))
+	done
+	policy_end
+	echo "  balloon_policy: 2 x 400 MiB guests, budget 400 MiB: they keep $k1 + $k2 MiB;" \
+		"minivmm RSS $((rss1 >> 10)) MiB before, $((rss2 >> 10)) MiB after; the policy's last round:"
+	grep 'p[12].sock:' "$T/policy.log" | tail -n 2 | sed "s|$T/||; s/^/    /"
+	[ "$r" = 0 ] || { why="balloon-policy exited $r: $(tail -n 3 "$T/policy.log")"; return 1; }
+	grep -q -i -e 'oom-killer' -e 'Out of memory' "$T/out.txt" &&
+		{ why="a guest ran out of memory: $(grep -i -m 2 -e oom -e 'out of memory' "$T/out.txt")"; return 1; }
+	[ $((k1 + k2)) -le 408 ] || { why="the guests keep $k1 + $k2 MiB, budget 400: $(tail -n 4 "$T/policy.log")"; return 1; }
+	[ "$k1" -ge $((k2 + 64)) ] || { why="the busy guest keeps $k1 MiB, the idle one $k2"; return 1; }
+	if [ "$(grep -c BALLOON_ALIVE "$T/p1.log")" -le "$n1" ] || [ "$(grep -c BALLOON_ALIVE "$T/p2.log")" -le "$n2" ]; then
+		why="a guest stopped running after the policy (heartbeats $n1, $n2)"
+		return 1
+	fi
 }

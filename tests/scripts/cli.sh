@@ -65,4 +65,10 @@ expect 2 'exactly one of SRC and DST' "$M" cp --socket "$T/none.sock" a b
 expect 2 'must be absolute' "$M" cp --socket "$T/none.sock" a guest:rel
 expect 1 'No such file' "$M" cp --socket "$T/none.sock" guest:/a "$T/b"
 expect 0 'events' "$M" ctl --help
+expect 0 'pressure-file' "$M" balloon-policy --help
+expect 2 'budget SIZE is required' "$M" balloon-policy "$T/none.sock"
+expect 2 'no control socket' "$M" balloon-policy --budget 1G
+expect 2 'expected a size' "$M" balloon-policy --budget 1X "$T/none.sock"
+expect 2 'expected a percentage' "$M" balloon-policy --budget 1G --psi-limit 0 "$T/none.sock"
+expect 1 'No such file' "$M" balloon-policy --budget 1G "$T/none.sock"
 echo "cli: $n checks passed"

@@ -2,6 +2,8 @@
 # virtio-balloon: loads virtio_balloon, fills 96 MiB of tmpfs (guest RAM, so the host
 # maps it), prints BALLOON_FILLED, frees it, prints BALLOON_FREED, then idles for the
 # host to set targets and read statistics through the API (it stops the VM).
+# minivmm.balloon_hold=MB instead: fills MB of tmpfs and keeps it (BALLOON_HELD), then
+# prints BALLOON_ALIVE N every 2 s (the overcommit policy's guests, tests/e2e/balloon.sh).
 # SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck source=lib.sh disable=SC1091
 . /scenarios/lib.sh
@@ -11,6 +13,18 @@ for d in /sys/bus/virtio/drivers/virtio_balloon/virtio*; do
 	[ -e "$d" ] && echo BALLOON_DRIVER=bound && break
 done
 mkdir -p /fill
+hold=$(cmdline_arg minivmm.balloon_hold)
+if [ -n "$hold" ]; then
+	mount -t tmpfs -o size=90% tmpfs /fill
+	[ "$hold" -gt 0 ] && dd if=/dev/zero of=/fill/a bs=1M count="$hold" 2>/dev/null
+	echo "BALLOON_HELD $(du -m /fill/a 2>/dev/null | cut -f1)"
+	i=0
+	while :; do
+		sleep 2
+		i=$((i + 1))
+		echo "BALLOON_ALIVE $i"
+	done
+fi
 mount -t tmpfs -o size=128M tmpfs /fill
 dd if=/dev/urandom of=/fill/a bs=1M count=96 2>/dev/null
 echo "BALLOON_FILLED"
