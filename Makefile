@@ -4,6 +4,7 @@
 #   make demo       boot the demo guest (nested under QEMU/TCG when /dev/kvm is missing)
 #   make check      unit tests, bounded fuzzing, host script tests, e2e guests
 #                   (CHECK_PHASES="unit e2e" picks phases, E2E_CASES="blk_rw fs_ops" cases)
+#   make e2e-slow   the e2e cases too slow for every check (nested three levels: minutes)
 #   make SAN=1 ...  the same with ASan+UBSan (objects go to build/san)
 #   make deps       install the Debian packages the build and the tests need
 
@@ -84,7 +85,7 @@ export MINIVMM_BUILD := $(abspath $(O))
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
 .PHONY: all install FORCE deps demo check unit fuzz scripts e2e guest bench-agent bench-boot bench-qcow2 bench-blk-model \
-	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg clean format
+	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg bench-overcommit e2e-slow clean format
 all: $(BIN) $(AGENT) $(PUB_SO) $(PUB_A) $(PUB_PC) $(EXAMPLES)
 
 $(O)/%.o: %.c
@@ -275,6 +276,14 @@ bench-memimg: $(O)/bench/memimg_bench
 	$(Q)rm -f $(O)/bench/memimg.scratch
 
 # In-guest fio: per-vCPU queues vs one queue vs QEMU with an IOThread.
+# The e2e cases too slow for every check (tests/e2e/*.sh SLOW_E2E; minutes each here).
+E2E_SLOW_CASES := balloon_nested
+e2e-slow: $(BIN) guest
+	$(Q)$(MAKE) --no-print-directory e2e E2E_CASES="$(E2E_SLOW_CASES)" TEST_TIMEOUT=$${TEST_TIMEOUT:-450}
+
+bench-overcommit: $(BIN) guest
+	$(Q)bench/overcommit/run.sh $(ROUNDS)
+
 bench-blk-fio: $(BIN) guest
 	$(Q)rm -f $(O)/bench-blk-fio.results
 	$(Q)MINIVMM_BENCH_RESULTS=$(abspath $(O))/bench-blk-fio.results \

@@ -356,7 +356,7 @@ run_case() {
 # These run alone: they measure the host (page cache, memory, elapsed time), need all of
 # the L1's CPUs or memory, or change the host (cgroup mounts).
 EXCLUSIVE=" memory_4g boot_4cpu blk_queues fs_ops fs_dax fs_dax_inode fs_hostchange timeout
-	sigterm reboot_restart $SNAP_CASES sb_jail balloon_report balloon_noreport merge_on ${EXCLUSIVE_CASES:-} "
+	sigterm reboot_restart $SNAP_CASES sb_jail balloon_report merge_on ${EXCLUSIVE_CASES:-} "
 JOBS=${TEST_E2E_JOBS:-1}
 TOP=$T
 running=""

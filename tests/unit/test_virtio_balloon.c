@@ -298,6 +298,7 @@ START_TEST(test_config)
 	vd->ops->config_read(vd, sizeof(c), &v, 4);
 	ck_assert_uint_eq(v, 0);
 	ck_assert(virtio_negotiated(vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	ck_assert(info().deflate_on_oom); /* the policy reads it: balloon pages count as used */
 }
 END_TEST
 
@@ -311,6 +312,7 @@ START_TEST(test_reporting_without_stats)
 	ck_assert(zero(PAGES_GPA, 4096));
 	ck_assert_uint_eq(info().reported_bytes, 4096);
 	ck_assert(!info().have_stats);
+	ck_assert(!info().deflate_on_oom); /* offered, not accepted */
 }
 END_TEST
 
