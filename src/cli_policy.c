@@ -139,15 +139,11 @@ static int read_vm(struct pvm *v)
 static double host_pressure(const char *psi_file)
 {
 	static bool warned;
-	void *data = NULL;
-	size_t n = 0;
 	double avg10 = 0;
 	uint64_t total, avail;
 	char buf[4096];
 
-	if (!read_file(psi_file, sizeof(buf) - 1, &data, &n)) {
-		memcpy(buf, data, n);
-		buf[n] = '\0';
+	if (read_text(psi_file, buf, sizeof(buf)) >= 0) {
 		if (policy_parse_psi(buf, &avg10) && !warned) {
 			pr_warn("balloon-policy: %s: no 'some avg10=' line", psi_file);
 			warned = true;
@@ -157,15 +153,9 @@ static double host_pressure(const char *psi_file)
 			psi_file);
 		warned = true;
 	}
-	free(data);
-	data = NULL;
-	if (!read_file("/proc/meminfo", sizeof(buf) - 1, &data, &n)) {
-		memcpy(buf, data, n);
-		buf[n] = '\0';
-		if (!policy_parse_meminfo(buf, &total, &avail) && avail < total / 20)
-			avg10 = 100;
-	}
-	free(data);
+	if (read_text("/proc/meminfo", buf, sizeof(buf)) >= 0 &&
+	    !policy_parse_meminfo(buf, &total, &avail) && avail < total / 20)
+		avg10 = 100;
 	return avg10;
 }
 

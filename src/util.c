@@ -13,6 +13,44 @@
 
 #include "util.h"
 
+ssize_t read_text(const char *path, char *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t ret = 0;
+	int fd;
+
+	if (!len)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Read until EOF, one byte past the room left: that one says it is longer. */
+	for (;;) {
+		char extra;
+		ssize_t n =
+		    done < len - 1 ? read(fd, buf + done, len - 1 - done) : read(fd, &extra, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!n)
+			break;
+		if (done == len - 1) {
+			ret = -EFBIG;
+			break;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	if (ret)
+		return ret;
+	buf[done] = '\0';
+	return (ssize_t)done;
+}
+
 int read_file(const char *path, size_t max, void **buf, size_t *len)
 {
 	struct stat st;

@@ -41,6 +41,11 @@ static inline uint64_t get_le64(const uint8_t *p)
 
 /* Read a whole file (at most @max bytes) into a malloc'd buffer. */
 int read_file(const char *path, size_t max, void **buf, size_t *len);
+/*
+ * Read a small text file whole into @buf (@len with the NUL), also one whose size stat()
+ * does not know (/proc, /sys). Returns the bytes read, or -errno (-EFBIG: longer).
+ */
+ssize_t read_text(const char *path, char *buf, size_t len);
 /* write() all of @len, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
 /*

@@ -8,16 +8,20 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "cli.h"
 #include "policy.h"
 #include "unit.h"
+#include "util.h"
 
 #define MIB (1ull << 20)
 
@@ -175,6 +179,28 @@ START_TEST(t_parse)
 }
 END_TEST
 
+/* What the command reads: /proc files, whose size stat() does not give (it read them as
+ * empty once, and never saw any pressure). */
+START_TEST(t_proc)
+{
+	char buf[8192], small[8];
+	uint64_t total = 0, avail = 0;
+	double a = -1;
+
+	ck_assert_int_gt(read_text("/proc/meminfo", buf, sizeof(buf)), 100);
+	ck_assert_int_eq(policy_parse_meminfo(buf, &total, &avail), 0);
+	ck_assert_uint_gt(total, 0);
+	ck_assert_uint_le(avail, total);
+	if (access("/proc/pressure/memory", R_OK) == 0) {
+		ck_assert_int_gt(read_text("/proc/pressure/memory", buf, sizeof(buf)), 0);
+		ck_assert_int_eq(policy_parse_psi(buf, &a), 0);
+		ck_assert(a >= 0);
+	}
+	ck_assert_int_eq(read_text("/proc/meminfo", small, sizeof(small)), -EFBIG);
+	ck_assert_int_eq(read_text("/nonexistent/x", buf, sizeof(buf)), -ENOENT);
+}
+END_TEST
+
 /* A guest behind a control socket: it reaches any target at once, counts its balloon as
  * used (deflate_on_oom), and sends statistics from its second request on. */
 struct fake_vm {
@@ -297,6 +323,49 @@ START_TEST(t_cmd_pressure)
 }
 END_TEST
 
+/* The pressure file as /proc's are: no size (here a FIFO whose writer says 55% to each
+ * reader). The command once read such files as empty and saw no pressure at all. */
+static volatile int psi_stop;
+
+static void *psi_writer(void *arg)
+{
+	static const char line[] = "some avg10=55.00 avg60=0.00 avg300=0.00 total=0\n";
+	const char *path = arg;
+
+	while (!psi_stop) {
+		int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (fd >= 0) { /* a reader: one line, then EOF */
+			if (write(fd, line, sizeof(line) - 1) < 0)
+				break;
+			close(fd);
+		}
+		usleep(2000);
+	}
+	return NULL;
+}
+
+START_TEST(t_cmd_pressure_proc)
+{
+	char pfile[96], *argv[] = {
+		"balloon-policy",  "--budget", "640M",	    "--interval", "0.05", "--rounds", "3",
+		"--pressure-file", pfile,      vms[0].sock, vms[1].sock,  NULL
+	};
+	pthread_t thr;
+
+	fake_start(&vms[0], 0, 100 * MIB, &balloon_ops);
+	fake_start(&vms[1], 1, 100 * MIB, &balloon_ops);
+	snprintf(pfile, sizeof(pfile), "%s/pressure.fifo", dir);
+	ck_assert_int_eq(mkfifo(pfile, 0600), 0);
+	signal(SIGPIPE, SIG_IGN); /* a reader gone between open and write */
+	ck_assert_int_eq(pthread_create(&thr, NULL, psi_writer, pfile), 0);
+	ck_assert_int_eq(cmd_balloon_policy(11, argv), 0);
+	psi_stop = 1;
+	pthread_join(thr, NULL);
+	ck_assert_uint_le(vms[0].size + vms[1].size, 448 * MIB); /* as t_cmd_pressure */
+}
+END_TEST
+
 /* A VM that goes away is dropped; the last one gone ends the command (0). */
 START_TEST(t_cmd_gone)
 {
@@ -354,11 +423,13 @@ int main(void)
 	tcase_add_test(tc, t_nostats);
 	tcase_add_test(tc, t_squeeze);
 	tcase_add_test(tc, t_parse);
+	tcase_add_test(tc, t_proc);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(cmd, setup, teardown);
 	tcase_set_timeout(cmd, 30);
 	tcase_add_test(cmd, t_cmd_budget);
 	tcase_add_test(cmd, t_cmd_pressure);
+	tcase_add_test(cmd, t_cmd_pressure_proc);
 	tcase_add_test(cmd, t_cmd_gone);
 	tcase_add_test(cmd, t_cmd_errors);
 	suite_add_tcase(s, cmd);
