@@ -96,7 +96,9 @@ n=$((n + 1))
 # (The harness only: not again in the sanitizer build's run of the scripts.)
 if { [ "$host_rc" != 0 ] || [ "${MINIVMM_L1_FORCE:-0}" = 1 ]; } && [ "${SAN:-0}" != 1 ]; then
 	mark=$(mktemp -u "${MINIVMM_BUILD:-$PWD/build}/kvm_check.reset.XXXXXX")
-	MINIVMM_L1_RETRIES=1 tests/harness/in-vm.sh bash -c '
+	# Two retries: one for the reset made here, one for a real fault of the emulated L1 in
+	# the second boot (it happened in CI: the job then never ran again).
+	MINIVMM_L1_RETRIES=2 tests/harness/in-vm.sh bash -c '
 		if [ ! -e "$0" ]; then touch "$0"; sync; echo b >/proc/sysrq-trigger; sleep 60; fi
 		echo "second attempt ran"' "$mark" >"$T/reset" 2>&1
 	rc=$?
@@ -104,6 +106,10 @@ if { [ "$host_rc" != 0 ] || [ "${MINIVMM_L1_FORCE:-0}" = 1 ]; } && [ "${SAN:-0}"
 	[ "$rc" = 0 ] || fail "after an L1 reset the harness returned $rc: $(grep '^in-vm' "$T/reset" | tail -n 3)"
 	grep -q 'reset itself' "$T/reset" || fail "the harness did not say the L1 reset itself"
 	grep -q -x 'second attempt ran' "$T/reset" || fail "the job did not run again"
+	resets=$(grep -c '^in-vm: the L1 \*kernel\*' "$T/reset")
+	if [ "$resets" -gt 1 ]; then
+		echo "  FLAKY: the L1 faulted by itself too ($resets resets, 1 made here); the retry covered it"
+	fi
 	echo "  an L1 reset: reported, and the job ran again in a new L1"
 	n=$((n + 1))
 fi
