@@ -84,7 +84,7 @@ export MINIVMM_BUILD := $(abspath $(O))
 # Host-decompressed kernels: one absolute path, the same inside the nested harness.
 export MINIVMM_CACHE_DIR ?= $(abspath build/cache)
 
-.PHONY: all install FORCE deps demo check unit fuzz scripts e2e guest bench-agent bench-boot bench-qcow2 bench-blk-model \
+.PHONY: all install FORCE deps demo check unit unit-bins fuzz scripts e2e guest bench-agent bench-boot bench-qcow2 bench-blk-model \
 	bench-blk-fio bench-snapshot bench-sharedfs bench-memimg bench-overcommit e2e-slow clean format
 all: $(BIN) $(AGENT) $(PUB_SO) $(PUB_A) $(PUB_PC) $(EXAMPLES)
 
@@ -214,6 +214,9 @@ $(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB) $(FUZZ_TESTLIB_OBJS)
 
 deps:
 	$(Q)tests/deps.sh
+
+# The unit tests built, not run (.ci/run compiles the SAN=1 tree while make check runs).
+unit-bins: $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)

@@ -16,7 +16,7 @@ agent_boot() {
 	shift
 	rm -f "$T/$n.api" "$T/$n.vsock"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep minivmm.agent=1024" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=sleep minivmm.agent=1024" \
 		--set "console.serial=file:$T/$n.log" --set vsock.cid=3 \
 		--set "vsock.socket=$T/$n.vsock" --api-socket "$T/$n.api" "$@" \
 		</dev/null >"$T/$n.out" 2>"$T/$n.err" &
@@ -148,7 +148,7 @@ t_agent_exec() {
 t_events_panic() {
 	rm -f "$T/p.api"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=panic" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=panic" \
 		--api-socket "$T/p.api" </dev/null >"$T/out" 2>"$T/err" &
 	apid=$!
 	ev_start p
@@ -258,7 +258,7 @@ t_lib_example() {
 	local ex=${MINIVMM_BUILD:-$repo/build}/examples/sandbox-loop
 	[ -x "$ex" ] || { why="$ex not built (make)"; return 1; }
 	MINIVMM=$MINIVMM TMPDIR=$T timeout -k 5 "$LIMIT" "$ex" -n 3 --map \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep minivmm.agent=1024" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=sleep minivmm.agent=1024" \
 		--set vsock.cid=3 "$CFG" -- sh -c 'echo hello from $(uname -s)' >"$T/out" 2>"$T/err"
 	rc=$?
 	tr -d '\r' <"$T/out" >"$T/out.txt"

@@ -24,7 +24,7 @@ bn=""
 balloon_boot() {
 	rm -f "$T/c$bn.log" "$T/api$bn.sock"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=balloon" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon" \
 		--set "console.serial=file:$T/c$bn.log" --set vm.memory=256M \
 		--api-socket "$T/api$bn.sock" "$@" </dev/null >"$T/out$bn" 2>"$T/err$bn" &
 	pid=$!
@@ -166,7 +166,7 @@ t_balloon_oom() {
 	local s
 	rm -f "$T/c.log" "$T/api.sock"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_oom=128" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_oom=128" \
 		--set "console.serial=file:$T/c.log" --set vm.memory=256M \
 		--set balloon.deflate_on_oom=on --api-socket "$T/api.sock" </dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
@@ -285,7 +285,7 @@ t_balloon_policy() {
 		hold=$((a == 1 ? 128 : 0))
 		rm -f "$T/p$a.sock" "$T/p$a.log"
 		timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-			--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_hold=$hold" \
+			--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_hold=$hold" \
 			--set "console.serial=file:$T/p$a.log" --set vm.memory=400M \
 			--set balloon.free_page_reporting=on --api-socket "$T/p$a.sock" \
 			</dev/null >"$T/out$a" 2>"$T/err$a" &
@@ -360,7 +360,7 @@ t_balloon_nested() {
 	cat >"$J/job.sh" <<JOB
 # Run in the hypervisor VM (scenario nested): the inner guest, its minivmm's RSS each second.
 $m run $cfg --set vm.memory=256M --set balloon.free_page_reporting=on \\
-	--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=balloon minivmm.balloon_src=zero" \\
+	--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=balloon minivmm.balloon_src=zero" \\
 	--set console.serial=file:/tmp/job/l3.log </dev/null >/tmp/job/l3.out 2>/tmp/job/l3.err &
 p=\$!
 while kill -0 \$p 2>/dev/null; do
@@ -375,7 +375,7 @@ JOB
 		"$MINIVMM" run "$CFG" --set vm.memory=768M --set vm.nested=on \
 		--set "share.0.path=$share" --set share.0.tag=root --set share.0.readonly=on \
 		--set "share.1.path=$J" --set share.1.tag=job --set balloon.free_page_reporting=on \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.modules=1 minivmm.scenario=nested" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=nested" \
 		--set "console.serial=file:$T/c.log" --api-socket "$T/api.sock" </dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
 	wait_console NESTED_READY || { balloon_end; return 1; }

@@ -117,7 +117,7 @@ fio_blk() {
 	f="minivmm.fio.rw=randread minivmm.fio.bs=4k minivmm.fio.iodepth=8 minivmm.fio.jobs=1"
 	f="$f minivmm.fio.engine=libaio minivmm.fio.direct=1 minivmm.fio.runtime=5"
 	vm "$CFG" -v --set vm.memory=512M --set "boot.initrd=$GUEST/initramfs-fio.cpio.gz" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fio $f minivmm.fio.format=terse" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=fio $f minivmm.fio.format=terse" \
 		--set "disk.0.path=$img" "$@" && expect_rc 0 || return 1
 	line=$(awk -F';' '$1 == "3" && NF > 50 { print $6, $9 }' "$T/out.txt" | tail -n 1)
 	read -r kib ms <<<"$line"

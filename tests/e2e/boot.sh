@@ -82,7 +82,7 @@ signal_sleeper() {
 	local sig=$1 log=$2 i pid
 	shift 2
 	rm -f "$log"
-	"$MINIVMM" run "$CFG" --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
+	"$MINIVMM" run "$CFG" --set "boot.cmdline=$GUEST_BOOT minivmm.scenario=sleep" \
 		--set "console.serial=file:$log" "$@" </dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
 	for ((i = 0; i < LIMIT * 2; i++)); do
@@ -112,7 +112,7 @@ t_serial_input() {
 	: >"$T/out"
 	(
 		timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-			--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=shell" <"$fifo" >"$T/out" 2>"$T/err"
+			--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=shell" <"$fifo" >"$T/out" 2>"$T/err"
 		echo $? >"$T/rc"
 	) &
 	pid=$!

@@ -21,7 +21,7 @@ badcfg() {
 		echo "[boot]"
 		echo "kernel = $GUEST/vmlinuz"
 		echo "initrd = $GUEST/initramfs.cpio.gz"
-		echo "cmdline = console=ttyS0 quiet minivmm.scenario=info"
+		echo "cmdline = $GUEST_BOOT minivmm.scenario=info"
 		echo "[console]"
 		echo "serial = stdio"
 	} >"$f"

@@ -12,7 +12,7 @@ t_console_api() {
 	rm -f "$T/c.api" "$T/in"
 	mkfifo "$T/in"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=shell" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=shell" \
 		--set console.serial=api --api-socket "$T/c.api" </dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
 	for ((i = 0; i < 600; i++)); do

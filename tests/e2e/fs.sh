@@ -171,7 +171,7 @@ t_fs_truncate() { # the host truncates a file the guest has mapped through DAX
 	: >"$T/out"
 	(
 		timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v --set "share.0.path=$d" \
-			--set share.0.dax=always --set share.0.cache=always --set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fs minivmm.fs=truncate minivmm.fs_dax=always" \
+			--set share.0.dax=always --set share.0.cache=always --set "boot.cmdline=$GUEST_BOOT minivmm.scenario=fs minivmm.fs=truncate minivmm.fs_dax=always" \
 			</dev/null >"$T/out" 2>"$T/err"
 		echo $? >"$T/rc"
 	) &
@@ -205,7 +205,7 @@ t_fs_hostchange() {
 		(
 			timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" --set "share.0.path=$d" \
 				--set share.0.dax=never --set "share.0.cache=$mode" \
-				--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fs minivmm.fs=hostchange" \
+				--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=fs minivmm.fs=hostchange" \
 				</dev/null >"$T/out" 2>"$T/err"
 			echo $? >"$T/rc"
 		) &
@@ -265,7 +265,7 @@ t_fs_rootfs() {
 	s=$(date +%s)
 	timeout -k 5 "$LIMIT" "${pre[@]}" "$MINIVMM" run "$CFG" -v --set "share.0.path=$share" \
 		--set share.0.tag=root --set share.0.readonly=on --set share.0.dax=inode \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=rootfs minivmm.root_sha=$files" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=rootfs minivmm.root_sha=$files" \
 		</dev/null >"$T/out" 2>"$T/err"
 	rc=$?
 	e=$(date +%s)
@@ -314,7 +314,7 @@ t_fs_pause() {
 	mkdir -p "$T/share"
 	printf 'minivmm-dax-data and more' >"$T/share/dax"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fspause" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=fspause" \
 		--set "console.serial=file:$T/p.log" --api-socket "$T/p.sock" \
 		--set "share.0.path=$T/share" --set share.0.dax=always --set vm.memory=512M \
 		</dev/null >"$T/out" 2>"$T/err" &

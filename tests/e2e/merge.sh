@@ -22,7 +22,7 @@ merge_pair() {
 	echo 10 >"$KSM/sleep_millisecs"
 	for a in 1 2; do
 		timeout -k 5 60 "$MINIVMM" run "$CFG" -v --set vm.merge="$1" \
-			--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=sleep" \
+			--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=sleep" \
 			--set console.serial=none </dev/null >/dev/null 2>"$T/err.$a" &
 		pids+=($!)
 	done

@@ -60,7 +60,7 @@ t_sb_nonroot() {
 	mkdisk "$d/d.img" 16M && chown "$SB_UID:$SB_UID" "$d/d.img"
 	sb_kvm_open || { why="cannot open /dev/kvm to the kvm group"; return 1; }
 	sb_as_user timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=blk minivmm.blk=read,write" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=blk minivmm.blk=read,write" \
 		--set "disk.0.path=$d/d.img" --set "console.serial=file:$d/console.log" \
 		</dev/null >"$T/out" 2>"$T/err"
 	rc=$?
@@ -82,7 +82,7 @@ t_sb_nonroot_share() {
 	mkshare "$d/share" && chown -R "$SB_UID:$SB_UID" "$d/share"
 	sb_kvm_open || { why="cannot open /dev/kvm to the kvm group"; return 1; }
 	sb_as_user timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=fs minivmm.fs=ops minivmm.fs_dax=inode" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=fs minivmm.fs=ops minivmm.fs_dax=inode" \
 		--set "share.0.path=$d/share" --set "share.0.uid_map=0:$SB_UID:1" \
 		--set "share.0.gid_map=0:$SB_UID:1" --set "console.serial=file:$d/console.log" \
 		</dev/null >"$T/out" 2>"$T/err"
@@ -129,7 +129,7 @@ t_sb_jail() {
 		mounted=1
 	fi
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" -v --jail "$j" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=blk minivmm.blk=read,write" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=blk minivmm.blk=read,write" \
 		--set "disk.0.path=$d/d.img" --set "console.serial=file:$d/console.log" \
 		--set sandbox.pids_max=64 --set sandbox.memory_max=1G --set "sandbox.cpu_max=150000 100000" \
 		--api-socket "$d/sock/api.sock" </dev/null >"$T/out" 2>"$T/err" &

@@ -16,7 +16,7 @@ snap_boot() {
 	shift 2
 	rm -f "$T/$n.log" "$T/$n.sock"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=snapcount minivmm.count_to=$SNAP_TO$extra" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=snapcount minivmm.count_to=$SNAP_TO$extra" \
 		--set "console.serial=file:$T/$n.log" --api-socket "$T/$n.sock" "$@" \
 		</dev/null >"$T/$n.out" 2>"$T/$n.err" &
 	snap_pid=$!

@@ -24,7 +24,7 @@ t_vsock_in() {
 	rm -f "$T/v.sock" "$T/c.log"
 	head -c 1048576 /dev/urandom >"$T/data"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=console=ttyS0 quiet minivmm.scenario=vsock minivmm.vsock=in" \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.scenario=vsock minivmm.vsock=in" \
 		--set "console.serial=file:$T/c.log" --set vsock.cid=3 --set "vsock.socket=$T/v.sock" \
 		</dev/null >"$T/out" 2>"$T/err" &
 	pid=$!
