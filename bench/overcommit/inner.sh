@@ -110,8 +110,7 @@ nested() {
 		echo 'wait'
 	} >"$W/job/job.sh"
 	rm -f "$W/hv.log"
-	# shellcheck disable=SC2016 # expanded by that sh
-	timeout -k 5 "$LIMIT" unshare -m --propagation private sh -c 'mount --bind / "$1" && shift && exec "$@"' sh "$W/root" \
+	timeout -k 5 "$LIMIT" tests/harness/rootbind.sh "$W/root" \
 		"$M" run "$CFG" --set "vm.memory=${HV}M" --set vm.vcpus=2 --set vm.nested=on \
 		--set "share.0.path=$W/root" --set share.0.tag=root --set share.0.readonly=on \
 		--set "share.1.path=$W/job" --set share.1.tag=job --set balloon.free_page_reporting=on \

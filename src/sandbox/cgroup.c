@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "sandbox/jail.h"
+#include "util.h"
 
 #define CGROUP_ROOT	    "/sys/fs/cgroup"
 #define CGROUP2_MAGIC	    0x63677270
@@ -49,27 +50,12 @@ static int write_file(const char *dir, const char *name, const char *val)
 	return ret;
 }
 
-static int read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* The cgroup this process is in: "0::/path" of /proc/self/cgroup. */
 static int own_cgroup(char *out, size_t size)
 {
 	char buf[4096], *line;
 
-	if (read_file("/proc/self/cgroup", buf, sizeof(buf)))
+	if (read_text("/proc/self/cgroup", buf, sizeof(buf)) < 0)
 		return -ENOENT;
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
 		if (!strncmp(line, "0::", 3)) {
@@ -97,7 +83,7 @@ static int enable_controller(const char *parent, const char *ctl)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", parent);
-	if (read_file(path, buf, sizeof(buf)) || !has_word(buf, ctl)) {
+	if (read_text(path, buf, sizeof(buf)) < 0 || !has_word(buf, ctl)) {
 		pr_err(
 		    "jail: cgroup: the %s controller is not available in %s (cgroup.controllers: "
 		    "%s)",
@@ -105,7 +91,7 @@ static int enable_controller(const char *parent, const char *ctl)
 		return -ENOTSUP;
 	}
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", parent);
-	if (!read_file(path, buf, sizeof(buf)) && has_word(buf, ctl))
+	if (read_text(path, buf, sizeof(buf)) >= 0 && has_word(buf, ctl))
 		return 0;
 	snprintf(plus, sizeof(plus), "+%s", ctl);
 	ret = write_file(parent, "cgroup.subtree_control", plus);

@@ -17,15 +17,16 @@ vmm_rss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/${p:-$pid}/status" 2>/dev/null
 }
 
-# balloon_boot ARGS...: boot the balloon scenario (256 MiB) in the background with an API
-# socket; $pid is minivmm's, the console goes to $T/c$bn.log ($bn: "", or a suffix for
-# one of several guests at once, in a subshell of its own).
+# balloon_boot ARGS...: boot the balloon scenario in the background with an API socket
+# $T/api$bn.sock; $pid is minivmm's, the console goes to $T/c$bn.log ($bn: "", or a
+# suffix for one of several guests at once). $bargs: more kernel options for the
+# scenario, $bmem: the guest's memory (256M).
 bn=""
 balloon_boot() {
 	rm -f "$T/c$bn.log" "$T/api$bn.sock"
 	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon" \
-		--set "console.serial=file:$T/c$bn.log" --set vm.memory=256M \
+		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon${bargs:+ $bargs}" \
+		--set "console.serial=file:$T/c$bn.log" --set "vm.memory=${bmem:-256M}" \
 		--api-socket "$T/api$bn.sock" "$@" </dev/null >"$T/out$bn" 2>"$T/err$bn" &
 	pid=$!
 }
@@ -164,12 +165,7 @@ t_balloon_target() {
 # more than it has left: it takes pages back from the balloon instead of an OOM kill.
 t_balloon_oom() {
 	local s
-	rm -f "$T/c.log" "$T/api.sock"
-	timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-		--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_oom=128" \
-		--set "console.serial=file:$T/c.log" --set vm.memory=256M \
-		--set balloon.deflate_on_oom=on --api-socket "$T/api.sock" </dev/null >"$T/out" 2>"$T/err" &
-	pid=$!
+	bargs=minivmm.balloon_oom=128 balloon_boot --set balloon.deflate_on_oom=on
 	wait_console BALLOON_OOM_WAITING || { balloon_end; return 1; }
 	"$MINIVMM" ctl --socket "$T/api.sock" balloon 96M >/dev/null 2>>"$T/err"
 	wait_console 'BALLOON_OOM_FILLED.*' || { balloon_end; return 1; }
@@ -252,28 +248,27 @@ t_balloon_snapshot() {
 policy_end() {
 	local a
 	for a in 1 2; do
-		"$MINIVMM" ctl --socket "$T/p$a.sock" stop >/dev/null 2>&1 || kill "${pids[a - 1]}" 2>/dev/null
+		"$MINIVMM" ctl --socket "$T/api$a.sock" stop >/dev/null 2>&1 || kill "${pids[a - 1]}" 2>/dev/null
 	done
 	wait "${pids[0]}"
 	rc=$?
 	wait "${pids[1]}" || rc=$?
-	cat "$T/p1.log" "$T/p2.log" 2>/dev/null | tr -d '\r' >"$T/out.txt"
+	cat "$T/c1.log" "$T/c2.log" 2>/dev/null | tr -d '\r' >"$T/out.txt"
 }
 
 # policy_state: each guest's balloon -> $s1, $s2 (JSON), and what each keeps -> $k1, $k2 (MiB).
 policy_state() {
-	s1=$("$MINIVMM" ctl --socket "$T/p1.sock" balloon 2>/dev/null)
-	s2=$("$MINIVMM" ctl --socket "$T/p2.sock" balloon 2>/dev/null)
+	s1=$("$MINIVMM" ctl --socket "$T/api1.sock" balloon 2>/dev/null)
+	s2=$("$MINIVMM" ctl --socket "$T/api2.sock" balloon 2>/dev/null)
 	k1=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s1") >> 20))
 	k2=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s2") >> 20))
 }
 
 # settled JSON: the balloon holds what it was asked to.
 settled() {
-	local t a
-	t=$(sed -n 's/.*"target_pages":\([0-9]*\),"actual_pages":\([0-9]*\),.*/\1/p' <<<"$1")
-	a=$(sed -n 's/.*"target_pages":\([0-9]*\),"actual_pages":\([0-9]*\),.*/\2/p' <<<"$1")
-	[ -n "$t" ] && [ "$t" = "$a" ]
+	local ta
+	ta=$(sed -n 's/.*"target_pages":\([0-9]*\),"actual_pages":\([0-9]*\),.*/\1 \2/p' <<<"$1")
+	[ -n "$ta" ] && [ "${ta% *}" = "${ta#* }" ]
 }
 
 # The overcommit policy: two 400 MiB guests (twice the 400 MiB budget), the first holding
@@ -283,21 +278,17 @@ t_balloon_policy() {
 	local a pids=() s1 s2 k1 k2 r i n1 n2 rss1=0 rss2=0 hold
 	for a in 1 2; do
 		hold=$((a == 1 ? 128 : 0))
-		rm -f "$T/p$a.sock" "$T/p$a.log"
-		timeout -k 5 "$LIMIT" "$MINIVMM" run "$CFG" \
-			--set "boot.cmdline=$GUEST_BOOT minivmm.modules=1 minivmm.scenario=balloon minivmm.balloon_hold=$hold" \
-			--set "console.serial=file:$T/p$a.log" --set vm.memory=400M \
-			--set balloon.free_page_reporting=on --api-socket "$T/p$a.sock" \
-			</dev/null >"$T/out$a" 2>"$T/err$a" &
-		pids+=($!)
+		bn=$a bargs=minivmm.balloon_hold=$hold bmem=400M balloon_boot \
+			--set balloon.free_page_reporting=on
+		pids+=("$pid")
 	done
 	for a in 1 2; do
 		pid=${pids[a - 1]}
-		wait_console 'BALLOON_HELD.*' "$T/p$a.log" || { policy_end; return 1; }
+		wait_console 'BALLOON_HELD.*' "$T/c$a.log" || { policy_end; return 1; }
 		rss1=$((rss1 + $(vmm_rss)))
 	done
 	"$MINIVMM" balloon-policy --budget 400M --interval 1 --rounds 12 -v \
-		"$T/p1.sock" "$T/p2.sock" >"$T/policy.log" 2>&1
+		"$T/api1.sock" "$T/api2.sock" >"$T/policy.log" 2>&1
 	r=$?
 	# The guests inflate at their own pace: until both hold their targets.
 	for ((i = 0; i < 60; i++)); do
@@ -305,8 +296,8 @@ t_balloon_policy() {
 		settled "$s1" && settled "$s2" && break
 		sleep 0.5
 	done
-	n1=$(grep -c BALLOON_ALIVE "$T/p1.log")
-	n2=$(grep -c BALLOON_ALIVE "$T/p2.log")
+	n1=$(grep -c BALLOON_ALIVE "$T/c1.log")
+	n2=$(grep -c BALLOON_ALIVE "$T/c2.log")
 	sleep 4 # both still running: new heartbeats
 	for a in 1 2; do
 		pid=${pids[a - 1]}
@@ -315,13 +306,13 @@ t_balloon_policy() {
 	policy_end
 	echo "  balloon_policy: 2 x 400 MiB guests, budget 400 MiB: they keep $k1 + $k2 MiB;" \
 		"minivmm RSS $((rss1 >> 10)) MiB before, $((rss2 >> 10)) MiB after; the policy's last round:"
-	grep 'p[12].sock:' "$T/policy.log" | tail -n 2 | sed "s|$T/||; s/^/    /"
+	grep 'api[12].sock:' "$T/policy.log" | tail -n 2 | sed "s|$T/||; s/^/    /"
 	[ "$r" = 0 ] || { why="balloon-policy exited $r: $(tail -n 3 "$T/policy.log")"; return 1; }
 	grep -q -i -e 'oom-killer' -e 'Out of memory' "$T/out.txt" &&
 		{ why="a guest ran out of memory: $(grep -i -m 2 -e oom -e 'out of memory' "$T/out.txt")"; return 1; }
 	[ $((k1 + k2)) -le 408 ] || { why="the guests keep $k1 + $k2 MiB, budget 400: $(tail -n 4 "$T/policy.log")"; return 1; }
 	[ "$k1" -ge $((k2 + 64)) ] || { why="the busy guest keeps $k1 MiB, the idle one $k2"; return 1; }
-	if [ "$(grep -c BALLOON_ALIVE "$T/p1.log")" -le "$n1" ] || [ "$(grep -c BALLOON_ALIVE "$T/p2.log")" -le "$n2" ]; then
+	if [ "$(grep -c BALLOON_ALIVE "$T/c1.log")" -le "$n1" ] || [ "$(grep -c BALLOON_ALIVE "$T/c2.log")" -le "$n2" ]; then
 		why="a guest stopped running after the policy (heartbeats $n1, $n2)"
 		return 1
 	fi
@@ -370,8 +361,7 @@ done
 wait \$p
 JOB
 	rm -f "$T/c.log" "$T/api.sock"
-	# shellcheck disable=SC2016 # expanded by that sh
-	timeout -k 5 $((lim + 60)) unshare -m --propagation private sh -c 'mount --bind / "$1" && shift && exec "$@"' sh "$share" \
+	timeout -k 5 $((lim + 60)) "$repo/tests/harness/rootbind.sh" "$share" \
 		"$MINIVMM" run "$CFG" --set vm.memory=768M --set vm.nested=on \
 		--set "share.0.path=$share" --set share.0.tag=root --set share.0.readonly=on \
 		--set "share.1.path=$J" --set share.1.tag=job --set balloon.free_page_reporting=on \
