@@ -121,11 +121,12 @@ void vm_remove_disks(struct vm *vm)
 			continue;
 		virtio_blk_get_stats(vm->disks[i], &st);
 		pr_info("disk.%u: %llu requests, %llu failed, %llu malformed, %llu flushes; "
-			"%llu kicks, %llu found by polling, %llu interrupts",
+			"%llu kicks, %llu found by polling, %llu interrupts; "
+			"polling window %llu us",
 			i, (unsigned long long)st.requests, (unsigned long long)st.errors,
 			(unsigned long long)st.bad_chains, (unsigned long long)st.flushes,
 			(unsigned long long)st.kicks, (unsigned long long)st.polled,
-			(unsigned long long)st.irqs);
+			(unsigned long long)st.irqs, (unsigned long long)(st.poll_ns / 1000));
 		virtio_blk_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
 	}

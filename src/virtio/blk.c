@@ -534,6 +534,7 @@ void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *st)
 		st->irqs += atomic_load(&b->vqs[i].vio.irqs);
 	}
 	st->flushes = __atomic_load_n(&b->be->flushes, __ATOMIC_RELAXED);
+	st->poll_ns = vio_engine_poll_ns(&b->engine);
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

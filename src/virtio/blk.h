@@ -60,6 +60,7 @@ struct virtio_blk_stats {
 	uint64_t kicks;	  /* guest notifications that woke an I/O thread */
 	uint64_t polled;  /* times polling found requests without a kick */
 	uint64_t irqs;	  /* interrupts sent */
+	uint64_t poll_ns; /* the I/O threads' polling window now (the longest; adaptive) */
 };
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *st);
 

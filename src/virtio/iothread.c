@@ -103,8 +103,8 @@ unsigned int vio_process(struct vio_engine *e, unsigned int qi, struct aio_ctx *
 
 /* --- the threads ------------------------------------------------------------------------ */
 
-#define for_each_queue(t, vq, i)                                                              \
-	for ((i) = 0; (i) < (t)->e->nq; (i)++)                                                \
+#define for_each_queue(t, vq, i)                                                                   \
+	for ((i) = 0; (i) < (t)->e->nq; (i)++)                                                     \
 		if ((t)->e->map[i] == (t)->id && ((vq) = (t)->e->queues[i]))
 
 static void on_kick(struct aio_ctx *ctx, struct aio_handler *h)
@@ -158,6 +158,46 @@ static bool live(const struct vio_queue *vq)
 }
 
 /*
+ * The polling window adapts as QEMU's does (util/aio-posix.c): an idle spell
+ * that a window up to the maximum would have caught grows it, one longer than
+ * the maximum shrinks it, one the window caught leaves it. A guest that keeps
+ * the queue busy gets the whole window, an idle one costs no CPU.
+ */
+uint64_t vio_poll_adjust(uint64_t cur, uint64_t max, uint64_t idle)
+{
+	uint64_t start = max < VIO_POLL_START_NS ? max : VIO_POLL_START_NS;
+
+	if (idle <= cur)
+		return cur;
+	if (idle > max)
+		return cur / VIO_POLL_SHRINK < start ? 0 : cur / VIO_POLL_SHRINK;
+	cur = cur ? cur * VIO_POLL_GROW : start;
+	return cur > max ? max : cur;
+}
+
+/* Work arrived @now: how long the thread was idle before it sets the next window. */
+static void poll_adapt(struct vio_thread *t, uint64_t now)
+{
+	/* Atomic: vio_engine_poll_ns() reads it from other threads. */
+	__atomic_store_n(&t->poll_ns,
+			 vio_poll_adjust(t->poll_ns, t->e->poll_ns, now - t->idle_since),
+			 __ATOMIC_RELAXED);
+}
+
+uint64_t vio_engine_poll_ns(const struct vio_engine *e)
+{
+	uint64_t n, max = 0;
+	unsigned int i;
+
+	for (i = 0; i < e->nt; i++) {
+		n = __atomic_load_n(&e->threads[i].poll_ns, __ATOMIC_RELAXED);
+		if (n > max)
+			max = n;
+	}
+	return max;
+}
+
+/*
  * Before sleeping, watch the rings a little longer with notifications off:
  * a guest that submits again soon then needs no kick (a VM exit), which
  * under nested virtualization costs far more than the spin. Completions
@@ -165,7 +205,7 @@ static bool live(const struct vio_queue *vq)
  */
 static void poll_rings(struct vio_thread *t)
 {
-	uint64_t end = now_ns() + t->e->poll_ns;
+	uint64_t now = now_ns(), end = t->idle_since + t->poll_ns;
 	struct vio_queue *vq;
 	unsigned int i;
 	bool found;
@@ -180,18 +220,24 @@ static void poll_rings(struct vio_thread *t)
 			if (!live(vq) || vq->throttled || vq->device_driven ||
 			    !vq_has_avail(&vq->q->vq))
 				continue;
+			if (!found)
+				poll_adapt(t, now_ns());
 			found = true;
 			vio_stat_inc(&vq->polled);
 			take(t->e, vq, &t->aio, vq->q->vq.size);
 		}
 		if (found || io_uring_cq_ready(&t->aio.ring)) {
+			if (!found)
+				poll_adapt(t, now_ns());
 			aio_run_once(&t->aio, 0); /* submit, and reap what completed */
 			signal_queues(t);
-			end = now_ns() + t->e->poll_ns;
+			now = t->idle_since = now_ns();
+			end = now + t->poll_ns;
 			continue;
 		}
 		__builtin_ia32_pause();
-	} while (now_ns() < end && !atomic_load_explicit(&t->stopping, memory_order_relaxed));
+		now = now_ns();
+	} while (now < end && !atomic_load_explicit(&t->stopping, memory_order_relaxed));
 	/* Kicks again; anything that slipped in is served now (2.7.10). */
 	for_each_queue(t, vq, i)
 		if (live(vq) && !vq->throttled && !vq->device_driven &&
@@ -229,10 +275,12 @@ static void *thread_fn(void *arg)
 			pr_warn("%s: cannot pin to CPU %d", name, t->cpu);
 	}
 	sandbox_thread_enter(t->e->role);
+	__atomic_store_n(&t->poll_ns, t->e->poll_ns, __ATOMIC_RELAXED);
+	t->idle_since = now_ns();
 	while (!atomic_load(&t->stopping)) {
 		int ret;
 
-		if (t->e->poll_ns)
+		if (t->poll_ns)
 			poll_rings(t);
 		/* Polling may have taken the stop event already: do not wait for another. */
 		if (atomic_load(&t->stopping))
@@ -242,7 +290,10 @@ static void *thread_fn(void *arg)
 			pr_err("%s: io_uring: %s", name, strerror(-ret));
 			break;
 		}
+		if (t->e->poll_ns)
+			poll_adapt(t, now_ns());
 		signal_queues(t);
+		t->idle_since = now_ns();
 	}
 	/* Stop means quiesced: every request the guest gave us is answered first. */
 	while (thread_inflight(t)) {

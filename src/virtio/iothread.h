@@ -5,7 +5,8 @@
  * watches its queues' kick eventfds, a stop eventfd and, for a rate-limited
  * device, a timerfd; the serve loop turns notifications off while it looks,
  * re-checks after turning them on again (virtio 1.2, 2.7.10), takes at most a
- * ring's worth of chains per pass, optionally polls the rings before sleeping,
+ * ring's worth of chains per pass, optionally polls the rings before sleeping
+ * (a window that adapts to how soon work comes, like QEMU's),
  * signals the guest once per batch, and on stop answers everything in flight
  * before the thread ends.
  *
@@ -64,7 +65,7 @@ struct vio_engine_opts {
 	unsigned int threads;	   /* >= 1 */
 	const unsigned int *map;   /* [queues]: the thread of each queue; NULL: i % threads */
 	const int *thread_cpu;	   /* [threads] host CPU to pin each to, or NULL */
-	unsigned int poll_us;	   /* poll the rings this long before sleeping; 0: never */
+	unsigned int poll_us;	   /* the longest polling window (adaptive); 0: never poll */
 	unsigned int ring_entries; /* io_uring entries per thread */
 	bool timer;		   /* a rate limit is in use: a timerfd per thread */
 	enum sandbox_role role;	   /* seccomp role the threads take */
@@ -81,6 +82,8 @@ struct vio_thread {
 	atomic_bool stopping;
 	int cpu;
 	bool running;
+	uint64_t poll_ns;    /* the polling window now: adapts between 0 and the engine's */
+	uint64_t idle_since; /* when the thread last finished work (CLOCK_MONOTONIC ns) */
 };
 
 struct vio_engine {
@@ -88,7 +91,7 @@ struct vio_engine {
 	void *dev; /* the device, for its ops */
 	char name[16];
 	unsigned int nq, nt, ring_entries;
-	uint64_t poll_ns;
+	uint64_t poll_ns; /* the longest polling window */
 	bool timer;
 	enum sandbox_role role;
 	struct vio_queue **queues; /* [nq] */
@@ -117,6 +120,19 @@ void vio_engine_stop(struct vio_engine *e);
  * guest. Returns the chains taken.
  */
 unsigned int vio_process(struct vio_engine *e, unsigned int qi, struct aio_ctx *ctx);
+
+/*
+ * The next polling window after an idle spell of @idle ns with window @cur and
+ * maximum @max: grown (x VIO_POLL_GROW, from VIO_POLL_START_NS) when a window up
+ * to @max would have caught the work, shrunk (/ VIO_POLL_SHRINK, to 0 below the
+ * start) when none would have, unchanged when @cur did.
+ */
+#define VIO_POLL_START_NS 4000
+#define VIO_POLL_GROW	  2
+#define VIO_POLL_SHRINK	  2
+uint64_t vio_poll_adjust(uint64_t cur, uint64_t max, uint64_t idle);
+/* The longest polling window of the engine's threads now (ns). */
+uint64_t vio_engine_poll_ns(const struct vio_engine *e);
 
 /* For drain(): the queue's thread is being stopped, leave the rest of the ring. */
 bool vio_stop_requested(const struct vio_queue *vq);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mm/guest_mem.h"
 #include "ratelimit.h"
+#include "virtio/iothread.h"
 #include "snapshot/state.h"
 #include "util.h"
 #include "virtio/blk.h"
@@ -1920,6 +1921,66 @@ START_TEST(t_blk_threads)
 }
 END_TEST
 
+/* The polling window's rule: grow from 4 us by 2x up to the maximum, halve to 0. */
+START_TEST(t_poll_adjust)
+{
+	const uint64_t max = 32000;
+
+	ck_assert_uint_eq(vio_poll_adjust(0, max, 10000), 4000); /* a window would have caught it */
+	ck_assert_uint_eq(vio_poll_adjust(4000, max, 10000), 8000);
+	ck_assert_uint_eq(vio_poll_adjust(16000, max, 20000), max);
+	ck_assert_uint_eq(vio_poll_adjust(max, max, 30000), max); /* caught: unchanged */
+	ck_assert_uint_eq(vio_poll_adjust(8000, max, 2000), 8000);
+	ck_assert_uint_eq(vio_poll_adjust(max, max, 1000000), 16000); /* no window would have */
+	ck_assert_uint_eq(vio_poll_adjust(4000, max, 1000000), 0);
+	ck_assert_uint_eq(vio_poll_adjust(0, max, 1000000), 0);
+	ck_assert_uint_eq(vio_poll_adjust(0, 1000, 500), 1000); /* a maximum below the start */
+	ck_assert_uint_eq(vio_poll_adjust(0, 0, 5), 0);		/* polling off */
+}
+END_TEST
+
+/*
+ * The window of a running I/O thread: requests 20 ms apart (longer than the
+ * 1 ms maximum) shrink it to nothing; requests back to back grow it again.
+ */
+START_TEST(t_blk_poll_adapt)
+{
+	static struct treq r[80];
+	struct virtio_blk_stats st;
+	unsigned int n = 0, k;
+	bool grew = false;
+
+	setup_poll_us = 1000;
+	blk_setup_n(BE_NULL, TQ, 1);
+	setup_poll_us = 0;
+	tt.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ck_assert_int_ge(tt.efd, 0);
+	drv_start(offered(vd));
+	for (k = 0; k < 12; k++, n++) {
+		usleep(20000);
+		post_read(&drv[0], &r[n], k, 512, false);
+		*vdrv_used_event(&drv[0]) = n; /* EVENT_IDX: an interrupt for this one */
+		kick(0);
+		ck_assert_msg(wait_used(0, n + 1, 5000), "request %u: used %u", n,
+			      vdrv_used_idx(&drv[0]));
+	}
+	virtio_blk_get_stats(blk, &st);
+	ck_assert_msg(st.poll_ns == 0, "window %llu ns after idle spells of 20 ms",
+		      (unsigned long long)st.poll_ns);
+	for (k = 0; k < 60 && !grew; k++, n++) {
+		post_read(&drv[0], &r[n % 80], k, 512, false);
+		*vdrv_used_event(&drv[0]) = n;
+		kick(0);
+		ck_assert(wait_used(0, n + 1, 5000));
+		virtio_blk_get_stats(blk, &st);
+		grew = st.poll_ns > 0;
+	}
+	ck_assert_msg(grew, "the window never grew with requests back to back");
+	ck_assert_uint_le(st.poll_ns, 1000000);
+	threads_teardown();
+}
+END_TEST
+
 /*
  * Reset with requests in flight: the threads finish every request they took
  * (status written, used entry published) before the reset returns, and leave
@@ -2184,6 +2245,7 @@ int main(void)
 	tcase_add_test(core, t_core_reset);
 	tcase_add_test(core, t_core_status_clear);
 	tcase_add_test(core, t_core_queue_frozen);
+	tcase_add_test(core, t_poll_adjust);
 	suite_add_tcase(s, core);
 
 	/* Own case: run the others alone with CK_RUN_CASE when this one aborts (UBSan). */
@@ -2224,6 +2286,7 @@ int main(void)
 	tcase_add_loop_test(thr, t_blk_stop_busy, 0, 2);
 	tcase_add_loop_test(thr, t_blk_ratelimit, 0, 3);
 	tcase_add_test(thr, t_blk_ratelimit_reset);
+	tcase_add_test(thr, t_blk_poll_adapt);
 	suite_add_tcase(s, thr);
 
 	/* Last: when it fails without fork it leaves threads behind. */
