@@ -6,11 +6,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 max=${1:-20}
 wait_s=${2:-60}
+# cpu_times: "TOTAL IDLE" jiffies of all CPUs (idle: idle + iowait).
+cpu_times() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 # busy_pct: the share of CPU time not idle or iowait over 2 s, in percent.
 busy_pct() {
-	a=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	a=$(cpu_times)
 	sleep 2
-	b=$(awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	b=$(cpu_times)
 	echo "$a $b" | awk '{ t = $3 - $1; i = $4 - $2; print (t > 0 ? int(100 * (t - i) / t) : 0) }'
 }
 start=$(date +%s)

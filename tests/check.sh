@@ -28,12 +28,12 @@ result() {
 "
 }
 
-bg=0 # 1: fuzz, then e2e later
+# bg=1: fuzz goes to the background (an e2e phase comes after it).
+bg=0
+seen_fuzz=0
 for phase in "$@"; do
-	case $phase in
-	fuzz) bg=0.5 ;;
-	e2e) [ "$bg" = 0.5 ] && [ "${CHECK_FUZZ_BG:-1}" = 1 ] && bg=1 ;;
-	esac
+	[ "$phase" = fuzz ] && seen_fuzz=1
+	[ "$phase" = e2e ] && [ "$seen_fuzz" = 1 ] && bg=${CHECK_FUZZ_BG:-1}
 done
 fuzz_pid=""
 for phase in "$@"; do
@@ -53,7 +53,7 @@ for phase in "$@"; do
 	fi
 	echo "== $phase"
 	s=$(date +%s)
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # MAKE carries its options
 	${MAKE:-make} "$phase" 2>&1 | tee "$logs/check-$phase.log"
 	result "$phase" "${PIPESTATUS[0]}" $(($(date +%s) - s))
 done

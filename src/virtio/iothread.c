@@ -220,15 +220,12 @@ static void poll_rings(struct vio_thread *t)
 			if (!live(vq) || vq->throttled || vq->device_driven ||
 			    !vq_has_avail(&vq->q->vq))
 				continue;
-			if (!found)
-				poll_adapt(t, now_ns());
 			found = true;
 			vio_stat_inc(&vq->polled);
 			take(t->e, vq, &t->aio, vq->q->vq.size);
 		}
 		if (found || io_uring_cq_ready(&t->aio.ring)) {
-			if (!found)
-				poll_adapt(t, now_ns());
+			poll_adapt(t, now); /* the work was there when this pass began */
 			aio_run_once(&t->aio, 0); /* submit, and reap what completed */
 			signal_queues(t);
 			now = t->idle_since = now_ns();
