@@ -8,6 +8,8 @@
 #include "mm/guest_mem.h"
 #include "util.h"
 
+#define HUGE_2M (2ULL << 20)
+
 void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
 {
 	*low = MIN(size, MMIO32_START);
@@ -38,6 +40,31 @@ int guest_mem_map_file(const struct guest_mem *m, unsigned int i, int fd, uint64
 	return 0;
 }
 
+/*
+ * Anonymous memory whose address is a multiple of 2 MiB, like every region's guest
+ * physical address: KVM maps a huge page into the guest only where the host address and
+ * the guest address agree modulo its size, and otherwise disables huge pages for the
+ * whole slot, so that every first touch of a 4 KiB page exits (costly when nested).
+ * NORESERVE: untouched guest pages cost the host nothing.
+ */
+static void *map_aligned(uint64_t size)
+{
+	uint64_t head, end;
+	char *p;
+
+	p = mmap(NULL, size + HUGE_2M, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return p;
+	head = (HUGE_2M - (uintptr_t)p % HUGE_2M) % HUGE_2M;
+	if (head)
+		munmap(p, head);
+	end = (head + size + 4095) & ~4095ULL;
+	if (end < size + HUGE_2M)
+		munmap(p + end, size + HUGE_2M - end);
+	return p + head;
+}
+
 int guest_mem_set_merge(struct guest_mem *m)
 {
 	for (unsigned int i = 0; i < m->nr; i++)
@@ -58,9 +85,7 @@ int guest_mem_init(struct guest_mem *m, uint64_t size)
 	if (high)
 		m->r[m->nr++] = (struct mem_region){ .gpa = FOUR_GIB, .size = high };
 	for (i = 0; i < m->nr; i++) {
-		/* NORESERVE: untouched guest pages cost the host nothing. */
-		void *p = mmap(NULL, m->r[i].size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		void *p = map_aligned(m->r[i].size);
 
 		if (p == MAP_FAILED) {
 			int ret = -errno;

@@ -494,6 +494,32 @@ START_TEST(real_guest_mem)
 }
 END_TEST
 
+/*
+ * Every region's host address is 2 MiB aligned like its guest address: else KVM maps no
+ * huge page in the whole slot (every 4 KiB first touch exited; boots in the nested
+ * harness took 4 s longer).
+ */
+START_TEST(guest_mem_aligned)
+{
+	static const uint64_t sizes[] = { 64 * MiB, 64 * MiB + PAGE, 3200 * MiB };
+	struct guest_mem g;
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(sizes); i++) {
+		ck_assert_int_eq(guest_mem_init(&g, sizes[i]), 0);
+		ck_assert_uint_eq(g.total, sizes[i]);
+		for (unsigned int r = 0; r < g.nr; r++) {
+			uint8_t *p = g.r[r].hva;
+
+			ck_assert_uint_eq((uintptr_t)p % (2 * MiB), 0);
+			p[0] = 1;
+			p[g.r[r].size - 1] = 2;
+			ck_assert_int_eq(p[0] + p[g.r[r].size - 1], 3);
+		}
+		guest_mem_free(&g);
+	}
+}
+END_TEST
+
 /* Shared memory: absent from pagemap says nothing, every page is read. */
 START_TEST(shared_mapping_scanned)
 {
@@ -851,6 +877,7 @@ int main(void)
 	tcase_add_test(tc, lazy_prefetch_only);
 	tcase_add_test(tc, lazy_page_present);
 	tcase_add_test(tc, real_guest_mem);
+	tcase_add_test(tc, guest_mem_aligned);
 	tcase_add_test(tc, shared_mapping_scanned);
 	tcase_add_test(tc, truncated);
 	tcase_add_test(tc, flip_header_and_index);
