@@ -36,6 +36,7 @@ _Static_assert(sizeof(enum reboot_action) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum serial_mode) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum share_dax) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum share_cache) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum notify_mode) == sizeof(unsigned int), "enum size");
 
 struct parse_ctx;
 struct setting;
@@ -161,6 +162,7 @@ static const char *const reboot_names[] = {
 	[REBOOT_EXIT] = "exit", [REBOOT_RESTART] = "restart", NULL
 };
 
+static const char *const notify_names[] = { [NOTIFY_PIO] = "pio", [NOTIFY_MMIO] = "mmio", NULL };
 static const char *const onoff_names[] = { "off", "on", NULL };
 static const char *const format_names[] = { [DISK_RAW] = "raw", [DISK_QCOW2] = "qcow2", NULL };
 static const char *const cache_names[] = {
@@ -256,6 +258,11 @@ static const struct setting settings[] = {
 	  .offset = F(merge),
 	  .flags = S_IF_SET,
 	  .names = onoff_names },
+	{ .section = SEC_VM,
+	  .key = "notify",
+	  .parse = parse_enum,
+	  .offset = F(notify),
+	  .names = notify_names },
 	{ .section = SEC_BOOT,
 	  .key = "kernel",
 	  .parse = parse_path,

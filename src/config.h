@@ -12,6 +12,9 @@
 
 enum nested_mode { NESTED_AUTO, NESTED_ON, NESTED_OFF };
 enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
+
+/* Where the virtio-pci driver writes a queue's notification (the kick). */
+enum notify_mode { NOTIFY_PIO, NOTIFY_MMIO };
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE, SERIAL_API };
 enum decompress_mode { DECOMPRESS_HOST, DECOMPRESS_GUEST };
 
@@ -118,6 +121,7 @@ struct vm_config {
 	enum reboot_action on_reboot;	 /* [vm] on_reboot = exit|restart */
 	unsigned int pin;		 /* [vm] pin: vCPU i and I/O threads i on host CPU i */
 	unsigned int merge;		 /* [vm] merge: KSM may merge guest pages (off) */
+	enum notify_mode notify;	 /* [vm] notify = pio|mmio: virtio queue notifications */
 	char *kernel;			 /* [boot] kernel, absolute or cwd-relative */
 	char *initrd;			 /* [boot] initrd, NULL when none */
 	char *cmdline;			 /* [boot] cmdline */

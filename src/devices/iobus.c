@@ -62,31 +62,43 @@ int io_bus_unregister(struct io_bus *bus, uint64_t base, void *opaque)
 	return ret;
 }
 
+/*
+ * The handler runs without the lock: a handler may move a range on its own bus (a PCI
+ * config write through ports 0xcf8/0xcfc that moves an I/O BAR), which would otherwise wait
+ * for its own read lock. A range can be gone by the time its handler runs (a BAR moved by
+ * another vCPU): the device then sees one access at its old place, as real hardware may.
+ * Devices outlive the vCPU threads, the only callers.
+ */
 bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data, unsigned int len, bool is_write)
 {
+	struct io_range r = { 0 };
 	bool found = false;
 	unsigned int i;
 
 	pthread_rwlock_rdlock(&bus->lock);
 	for (i = 0; i < bus->n; i++) {
-		struct io_range *r = &bus->r[i];
+		const struct io_range *c = &bus->r[i];
 
 		/* An access must fall entirely inside one device's range. */
-		if (addr < r->base || addr - r->base >= r->len || len > r->len - (addr - r->base))
+		if (addr < c->base || addr - c->base >= c->len || len > c->len - (addr - c->base))
 			continue;
-		if (is_write) {
-			if (r->ops->write)
-				r->ops->write(r->opaque, addr - r->base, data, len);
-		} else if (r->ops->read) {
-			r->ops->read(r->opaque, addr - r->base, data, len);
-		} else {
-			memset(data, 0xff, len);
-		}
+		r = *c;
 		found = true;
 		break;
 	}
 	pthread_rwlock_unlock(&bus->lock);
-	if (!found && !is_write)
+	if (!found) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return false;
+	}
+	if (is_write) {
+		if (r.ops->write)
+			r.ops->write(r.opaque, addr - r.base, data, len);
+	} else if (r.ops->read) {
+		r.ops->read(r.opaque, addr - r.base, data, len);
+	} else {
 		memset(data, 0xff, len);
-	return found;
+	}
+	return true;
 }

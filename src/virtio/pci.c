@@ -26,6 +26,8 @@
 #define MSIX_VEC_MASKED		   1
 #define COMMON_SIZE		   64
 #define SHM_BAR			   2
+#define PIO_BAR			   1
+#define PIO_NOTIFY_MULT		   2
 
 struct msix_vec {
 	uint32_t addr_lo, addr_hi, data, ctrl;
@@ -45,6 +47,7 @@ struct virtio_pci {
 	uint16_t qsel;
 	atomic_uchar isr;
 	uint64_t bar0; /* where BAR 0 is mapped, 0: not */
+	uint64_t pio;  /* where the port notify BAR is, 0: not mapped or none */
 	unsigned int nr_vec;
 	struct msix_vec *vec;
 	bool msix_on, msix_fmask;
@@ -379,15 +382,40 @@ static void bar0_write(void *opaque, uint64_t off, const void *data, unsigned in
 
 static const struct io_ops bar0_ops = { .read = bar0_read, .write = bar0_write };
 
-static void set_ioeventfds(struct virtio_pci *p, uint64_t base, bool assign)
+/*
+ * The port notify BAR ([vm] notify = pio): an OUT exits with the port and the value in
+ * registers, where an MMIO write makes KVM fetch and decode the instruction from guest
+ * memory (nested SVM without decode assists, or any MMIO not on KVM's fast path).
+ */
+static void pio_read(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	(void)opaque, (void)off;
+	memset(data, 0, len);
+}
+
+static void pio_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	struct virtio_pci *p = opaque;
+
+	(void)data, (void)len;
+	/* Only when KVM did not take it as an ioeventfd (other width, no ioeventfd). */
+	if (off % PIO_NOTIFY_MULT == 0)
+		kick(p, off / PIO_NOTIFY_MULT);
+}
+
+static const struct io_ops pio_ops = { .read = pio_read, .write = pio_write };
+
+/* @pio: the port notify BAR at @base, else BAR 0's notify region. */
+static void set_ioeventfds(struct virtio_pci *p, uint64_t base, bool pio, bool assign)
 {
 	unsigned int i;
 
 	for (i = 0; has_kvm(p) && i < p->d->nr_queues; i++) {
-		uint64_t a = base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * i;
+		uint64_t a = pio ? base + PIO_NOTIFY_MULT * i
+				 : base + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT * i;
 
-		/* Linux writes the queue index as 16 bits; other widths trap to bar0_write. */
-		if (vm_ioeventfd(p->vm, a, 2, p->d->q[i].kick_fd, false, assign) && assign)
+		/* Linux writes the queue index as 16 bits; other widths trap to us. */
+		if (vm_ioeventfd(p->vm, a, 2, p->d->q[i].kick_fd, pio, assign) && assign)
 			pr_warn("%s: no ioeventfd for queue %u: kicks will exit to userspace",
 				p->d->name, i);
 	}
@@ -401,10 +429,16 @@ static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
 
 	if (bar == 0) {
 		if (p->bar0)
-			set_ioeventfds(p, p->bar0, false);
+			set_ioeventfds(p, p->bar0, false, false);
 		p->bar0 = addr;
 		if (addr)
-			set_ioeventfds(p, addr, true);
+			set_ioeventfds(p, addr, false, true);
+	} else if (bar == PIO_BAR) {
+		if (p->pio)
+			set_ioeventfds(p, p->pio, true, false);
+		p->pio = addr;
+		if (addr)
+			set_ioeventfds(p, addr, true, true);
 	} else if (bar == SHM_BAR) {
 		for (i = 0; has_kvm(p) && i < d->nr_shm; i++) {
 			/* KVM refuses to delete a slot it does not have (and we would warn). */
@@ -457,7 +491,9 @@ static void vpci_release(struct pci_dev *dev)
 	/* Device threads first: they signal through the vectors freed below. */
 	virtio_set_status(p->d, 0);
 	if (p->bar0)
-		set_ioeventfds(p, p->bar0, false);
+		set_ioeventfds(p, p->bar0, false, false);
+	if (p->pio)
+		set_ioeventfds(p, p->pio, true, false);
 	for (i = 0; has_kvm(p) && i < p->d->nr_shm; i++)
 		if (p->d->shm[i].gpa)
 			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
@@ -513,6 +549,16 @@ static int setup_caps(struct virtio_pci *p)
 	if (d->config_size &&
 	    add_vcap(p, VIRTIO_PCI_CAP_DEVICE_CFG, 0, 0, VPCI_DEVICE_OFF, d->config_size, 16) < 0)
 		return -ENOSPC;
+	/* Linux takes the first notify capability whose BAR it could assign: the port one
+	 * when there is one, the memory one when its I/O space ran out. */
+	if (p->pci.bar[PIO_BAR].type == PCI_BAR_IO) {
+		at = add_vcap(p, VIRTIO_PCI_CAP_NOTIFY_CFG, PIO_BAR, 0, 0,
+			      PIO_NOTIFY_MULT * d->nr_queues, sizeof(*n));
+		if (at < 0)
+			return at;
+		n = (void *)(p->pci.cfg + at);
+		n->notify_off_multiplier = PIO_NOTIFY_MULT;
+	}
 	at = add_vcap(p, VIRTIO_PCI_CAP_NOTIFY_CFG, 0, 0, VPCI_NOTIFY_OFF,
 		      VPCI_NOTIFY_MULT * d->nr_queues, sizeof(*n));
 	if (at < 0)
@@ -690,6 +736,13 @@ int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
 	p->pci.quiesce = vpci_quiesce;
 	p->pci.load = vpci_load;
 	pci_dev_set_bar(&p->pci, 0, PCI_BAR_MEM32, false, VPCI_BAR0_SIZE, &bar0_ops, p);
+	if (!vm->cfg || vm->cfg->notify == NOTIFY_PIO) {
+		uint64_t s = 4;
+
+		while (s < PIO_NOTIFY_MULT * d->nr_queues)
+			s <<= 1;
+		pci_dev_set_bar(&p->pci, PIO_BAR, PCI_BAR_IO, false, s, &pio_ops, p);
+	}
 	for (i = 0; i < d->nr_shm; i++) {
 		/* Each region aligned to its own size (a power of two, at least a page). */
 		uint64_t a = MAX(d->shm[i].size, 4096ULL);
