@@ -8,7 +8,7 @@
 #include "mm/guest_mem.h"
 #include "util.h"
 
-#define HUGE_2M (2ULL << 20)
+#define HUGE_2M (2 * MiB)
 
 void guest_mem_layout(uint64_t size, uint64_t *low, uint64_t *high)
 {
@@ -59,7 +59,7 @@ static void *map_aligned(uint64_t size)
 	head = (HUGE_2M - (uintptr_t)p % HUGE_2M) % HUGE_2M;
 	if (head)
 		munmap(p, head);
-	end = (head + size + 4095) & ~4095ULL;
+	end = ALIGN_UP(head + size, 4096ULL);
 	if (end < size + HUGE_2M)
 		munmap(p + end, size + HUGE_2M - end);
 	return p + head;

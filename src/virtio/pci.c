@@ -421,6 +421,16 @@ static void set_ioeventfds(struct virtio_pci *p, uint64_t base, bool pio, bool a
 	}
 }
 
+/* A BAR with a notify region moved from *@at to @addr (0: unmapped): the ioeventfds follow. */
+static void notify_moved(struct virtio_pci *p, uint64_t *at, uint64_t addr, bool pio)
+{
+	if (*at)
+		set_ioeventfds(p, *at, pio, false);
+	*at = addr;
+	if (addr)
+		set_ioeventfds(p, addr, pio, true);
+}
+
 static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
 {
 	struct virtio_pci *p = dev->priv;
@@ -428,17 +438,9 @@ static void vpci_bar_moved(struct pci_dev *dev, unsigned int bar, uint64_t addr)
 	unsigned int i;
 
 	if (bar == 0) {
-		if (p->bar0)
-			set_ioeventfds(p, p->bar0, false, false);
-		p->bar0 = addr;
-		if (addr)
-			set_ioeventfds(p, addr, false, true);
+		notify_moved(p, &p->bar0, addr, false);
 	} else if (bar == PIO_BAR) {
-		if (p->pio)
-			set_ioeventfds(p, p->pio, true, false);
-		p->pio = addr;
-		if (addr)
-			set_ioeventfds(p, addr, true, true);
+		notify_moved(p, &p->pio, addr, true);
 	} else if (bar == SHM_BAR) {
 		for (i = 0; has_kvm(p) && i < d->nr_shm; i++) {
 			/* KVM refuses to delete a slot it does not have (and we would warn). */
@@ -490,10 +492,8 @@ static void vpci_release(struct pci_dev *dev)
 	virtio_report_pending(p->d);
 	/* Device threads first: they signal through the vectors freed below. */
 	virtio_set_status(p->d, 0);
-	if (p->bar0)
-		set_ioeventfds(p, p->bar0, false, false);
-	if (p->pio)
-		set_ioeventfds(p, p->pio, true, false);
+	notify_moved(p, &p->bar0, 0, false);
+	notify_moved(p, &p->pio, 0, true);
 	for (i = 0; has_kvm(p) && i < p->d->nr_shm; i++)
 		if (p->d->shm[i].gpa)
 			vm_memslot_set(p->vm, p->shm_slot[i], 0, 0, p->d->shm[i].hva);
@@ -711,6 +711,16 @@ out:
 	return ret;
 }
 
+/* BAR sizes and alignments: the smallest power of two >= @x and >= @min (one). */
+static uint64_t pow2_at_least(uint64_t x, uint64_t min)
+{
+	uint64_t s = min;
+
+	while (s < x)
+		s <<= 1;
+	return s;
+}
+
 int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
 {
 	struct virtio_pci *p = calloc(1, sizeof(*p));
@@ -736,30 +746,18 @@ int virtio_pci_add(struct vm *vm, struct virtio_dev *d)
 	p->pci.quiesce = vpci_quiesce;
 	p->pci.load = vpci_load;
 	pci_dev_set_bar(&p->pci, 0, PCI_BAR_MEM32, false, VPCI_BAR0_SIZE, &bar0_ops, p);
-	if (!vm->cfg || vm->cfg->notify == NOTIFY_PIO) {
-		uint64_t s = 4;
-
-		while (s < PIO_NOTIFY_MULT * d->nr_queues)
-			s <<= 1;
-		pci_dev_set_bar(&p->pci, PIO_BAR, PCI_BAR_IO, false, s, &pio_ops, p);
-	}
+	if (!vm->cfg || vm->cfg->notify == NOTIFY_PIO)
+		pci_dev_set_bar(&p->pci, PIO_BAR, PCI_BAR_IO, false,
+				pow2_at_least(PIO_NOTIFY_MULT * d->nr_queues, 4), &pio_ops, p);
 	for (i = 0; i < d->nr_shm; i++) {
 		/* Each region aligned to its own size (a power of two, at least a page). */
-		uint64_t a = MAX(d->shm[i].size, 4096ULL);
-
-		while (a & (a - 1))
-			a += a & -a;
-		p->shm_off[i] = ALIGN_UP(shm_size, a);
+		p->shm_off[i] = ALIGN_UP(shm_size, pow2_at_least(d->shm[i].size, 4096));
 		shm_size = p->shm_off[i] + d->shm[i].size;
 		p->shm_slot[i] = vm_memslot_alloc(vm);
 	}
-	if (shm_size) {
-		uint64_t s = 4096;
-
-		while (s < shm_size)
-			s <<= 1;
-		pci_dev_set_bar(&p->pci, SHM_BAR, PCI_BAR_MEM64, true, s, NULL, p);
-	}
+	if (shm_size)
+		pci_dev_set_bar(&p->pci, SHM_BAR, PCI_BAR_MEM64, true,
+				pow2_at_least(shm_size, 4096), NULL, p);
 	d->transport = p;
 	d->tops = &vpci_tops;
 	ret = setup_caps(p) ?: setup_vectors(p);

@@ -265,6 +265,20 @@ static void honest_round(void)
 
 /* --- tests ------------------------------------------------------------------------------- */
 
+/* The first capability with @id (and, @type >= 0, a virtio cfg_type of @type), as Linux
+ * walks the list; 0: none. */
+static unsigned int first_cap(unsigned int id, int type)
+{
+	unsigned int at;
+
+	for (at = pci_cfg_read(vm.pci, slot, PCI_CAP_PTR, 1); at;
+	     at = pci_cfg_read(vm.pci, slot, at + 1, 1))
+		if (pci_cfg_read(vm.pci, slot, at, 1) == id &&
+		    (type < 0 || pci_cfg_read(vm.pci, slot, at + 3, 1) == (unsigned int)type))
+			return at;
+	return 0;
+}
+
 /* A configuration write through ports 0xcf8/0xcfc, as a vCPU's port exit makes it. */
 static void conf1_write(unsigned int off, uint32_t v, unsigned int len)
 {
@@ -286,15 +300,12 @@ START_TEST(t_pio_notify)
 	uint64_t st[NQ], port;
 	uint32_t b;
 
-	for (at = pci_cfg_read(vm.pci, slot, PCI_CAP_PTR, 1); at;
-	     at = pci_cfg_read(vm.pci, slot, at + 1, 1))
-		if (pci_cfg_read(vm.pci, slot, at, 1) == 0x09 &&
-		    pci_cfg_read(vm.pci, slot, at + 3, 1) == VIRTIO_PCI_CAP_NOTIFY_CFG) {
-			bar = pci_cfg_read(vm.pci, slot, at + 4, 1);
-			off = pci_cfg_read(vm.pci, slot, at + 8, 4);
-			mult = pci_cfg_read(vm.pci, slot, at + 16, 4);
-			break;
-		}
+	at = first_cap(0x09, VIRTIO_PCI_CAP_NOTIFY_CFG);
+	if (at) {
+		bar = pci_cfg_read(vm.pci, slot, at + 4, 1);
+		off = pci_cfg_read(vm.pci, slot, at + 8, 4);
+		mult = pci_cfg_read(vm.pci, slot, at + 16, 4);
+	}
 	ck_assert_uint_lt(bar, PCI_NUM_BARS);
 	b = pci_cfg_read(vm.pci, slot, PCI_BAR0 + 4 * bar, 4);
 	ck_assert_uint_eq(b & 1, 1); /* an I/O BAR */
@@ -555,13 +566,8 @@ END_TEST
  * entries of any width; the control word through PCI config space. */
 START_TEST(t_msix)
 {
-	unsigned int cap = 0, ptr = pci_cfg_read(vm.pci, slot, PCI_CAP_PTR, 1);
+	unsigned int cap = first_cap(0x11, -1);
 
-	while (ptr) {
-		if (pci_cfg_read(vm.pci, slot, ptr, 1) == 0x11)
-			cap = ptr;
-		ptr = pci_cfg_read(vm.pci, slot, ptr + 1, 1);
-	}
 	ck_assert_uint_ne(cap, 0);
 	ck_assert_uint_eq(pci_cfg_read(vm.pci, slot, cap + 2, 2) & 0x7ff, NQ); /* table size - 1 */
 	honest_round();
