@@ -444,32 +444,17 @@ static int make_addr(const char *path, struct sockaddr_un *addr)
 }
 
 /* A socket nobody listens on (a minivmm that died) is removed; anything else stays. */
-static int clear_stale(const char *path, const struct sockaddr_un *addr)
+static int clear_stale(const char *path)
 {
-	struct stat st;
-	int fd, ret;
+	bool replaced;
+	int ret = unix_clear_stale(path, &replaced);
 
-	if (lstat(path, &st))
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode)) {
-		pr_err("api socket %s: exists and is not a socket", path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) ? -errno : 0;
-	close(fd);
-	if (ret == -ECONNREFUSED) {
+	if (replaced)
 		pr_info("api socket %s: replacing a stale socket", path);
-		if (unlink(path) && errno != ENOENT)
-			return -errno;
-		return 0;
-	}
-	if (!ret || ret == -EAGAIN) { /* EAGAIN: alive, its backlog is full */
+	else if (ret == -EEXIST)
+		pr_err("api socket %s: exists and is not a socket", path);
+	else if (ret == -EADDRINUSE)
 		pr_err("api socket %s: in use (another process listens on it)", path);
-		return -EADDRINUSE;
-	}
 	return ret;
 }
 
@@ -521,7 +506,7 @@ int api_server_start_timeout(const char *path, const struct api_ops *ops, void *
 		ret = s->path ? -errno : -ENOMEM;
 		goto fail;
 	}
-	ret = clear_stale(path, &addr);
+	ret = clear_stale(path);
 	if (ret == -EEXIST || ret == -EADDRINUSE)
 		goto fail_quiet;
 	if (ret)

@@ -27,8 +27,10 @@ struct session {
 	uint64_t start_ns;
 	bool compress;
 	struct snapshot *snap; /* restore in progress (lazy) */
+	struct vm *lazy_vm;    /* its VM: s->vm is NULL once the VM stopped */
 	pthread_t lazy_thr;
 	bool lazy_running;
+	_Atomic bool lazy_cancelled; /* the VM stopped first: the rest of memory is not needed */
 	struct api_server *api; /* its subscribers get the events; NULL: no API socket */
 	bool stop_pending;	/* "stop" came before the VM was built: it stops at once */
 };
@@ -330,15 +332,29 @@ static void *lazy_fn(void *arg)
 	t0 = now_ns();
 	ret = snapshot_lazy_finish(s->snap);
 	if (!ret)
-		atomic_store(&s->vm->mem_filling, false);
+		atomic_store(&s->lazy_vm->mem_filling, false);
 
 	if (ret) {
 		pr_err("lazy restore: %s: stopping the VM", strerror(-ret));
-		vm_request_stop(s->vm, VM_STOP_ERROR, 0);
+		vm_request_stop(s->lazy_vm, VM_STOP_ERROR, 0);
+	} else if (atomic_load(&s->lazy_cancelled)) {
+		pr_info("lazy restore: the VM stopped first; not read in after %.1f ms",
+			(now_ns() - t0) / 1e6);
 	} else {
 		pr_info("lazy restore: all memory in after %.1f ms", (now_ns() - t0) / 1e6);
 	}
 	return NULL;
+}
+
+/* The VM stopped: end the lazy restore without reading the rest of its memory. */
+static void lazy_end(struct session *s)
+{
+	if (!s->lazy_running)
+		return;
+	atomic_store(&s->lazy_cancelled, true);
+	snapshot_lazy_cancel(s->snap);
+	pthread_join(s->lazy_thr, NULL);
+	s->lazy_running = false;
 }
 
 static const char *const mem_modes[] = {
@@ -369,6 +385,7 @@ static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_confi
 		(t1 - t0) / 1e6, (now_ns() - t1) / 1e6, (now_ns() - minivmm_start_ns) / 1e6);
 	if (o->mem == SNAPSHOT_MEM_LAZY) {
 		s->snap = o->snap;
+		s->lazy_vm = vm;
 		ret = -pthread_create(&s->lazy_thr, NULL, lazy_fn, s);
 		if (ret)
 			return ret;
@@ -470,8 +487,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		if (ret) {
 			if (s.lazy_running) {
 				vm_request_stop(&vm, VM_STOP_ERROR, 0);
-				pthread_join(s.lazy_thr, NULL);
-				s.lazy_running = false;
+				lazy_end(&s);
 			}
 			vm_destroy(&vm);
 			ret = EXIT_VM_ERROR;
@@ -496,10 +512,7 @@ int session_run(const struct vm_config *cfg, const struct session_opts *o)
 		ret = stop_status(why, vm.stop_code, o->timeout_ms);
 		stop_events(&s, why, vm.stop_code, ret,
 			    why == VM_STOP_REBOOT && cfg->on_reboot == REBOOT_RESTART);
-		if (s.lazy_running) {
-			pthread_join(s.lazy_thr, NULL);
-			s.lazy_running = false;
-		}
+		lazy_end(&s);
 		vm_destroy(&vm);
 		if (why != VM_STOP_REBOOT || cfg->on_reboot != REBOOT_RESTART)
 			break;

@@ -151,6 +151,30 @@ int unix_connect(const char *path, int flags, int timeout_ms)
 	return fd;
 }
 
+int unix_clear_stale(const char *path, bool *replaced)
+{
+	struct stat st;
+	int fd;
+
+	*replaced = false;
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = unix_connect(path, SOCK_NONBLOCK, 0);
+	if (fd >= 0 || fd == -EAGAIN) { /* EAGAIN: alive, its backlog is full */
+		if (fd >= 0)
+			close(fd);
+		return -EADDRINUSE;
+	}
+	if (fd != -ECONNREFUSED)
+		return fd;
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	*replaced = true;
+	return 0;
+}
+
 int path_absolute(const char *p, char **out)
 {
 	const char *slash = strrchr(p, '/'), *base = slash ? slash + 1 : p;

@@ -2,6 +2,7 @@
 #ifndef MINIVMM_UTIL_H
 #define MINIVMM_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,6 +55,12 @@ int write_all(int fd, const void *buf, size_t len);
  * to a full backlog (-ETIMEDOUT) and later sends (SO_SNDTIMEO).
  */
 int unix_connect(const char *path, int flags, int timeout_ms);
+/*
+ * Make room to bind a Unix socket at @path: a socket nobody listens on (left by a process
+ * that died) is removed (*@replaced). -EEXIST: not a socket; -EADDRINUSE: a process
+ * listens on it; else -errno.
+ */
+int unix_clear_stale(const char *path, bool *replaced);
 /* @p made absolute in *@out (malloc'd): the real path of its directory, which must exist,
  * and its last name (the file need not exist). -EINVAL for "", "." or ".." as that name. */
 int path_absolute(const char *p, char **out);

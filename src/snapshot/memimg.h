@@ -75,8 +75,14 @@ int memimg_map(struct memimg *mi, const struct guest_mem *m);
  */
 int memimg_lazy_start(struct memimg *mi, const struct guest_mem *m, struct memimg_lazy **out);
 
-/* Wait until every chunk is in, unregister, free @l. Returns 0 or the first
- * error (-EBADMSG: a corrupt chunk, which reads as zero pages). */
+/* Wait until every chunk is in (or memimg_lazy_cancel() was called), unregister,
+ * end the threads; @l stays allocated. Returns 0 or the first error (-EBADMSG: a
+ * corrupt chunk, which reads as zero pages). Idempotent. */
+int memimg_lazy_stop(struct memimg_lazy *l);
+/* Any thread, until memimg_lazy_finish(): stop prefetching and let
+ * memimg_lazy_stop() return without the rest of memory (the VM is going away). */
+void memimg_lazy_cancel(struct memimg_lazy *l);
+/* memimg_lazy_stop(), then free @l. */
 int memimg_lazy_finish(struct memimg_lazy *l);
 
 /* Without waiting: the first error so far (0: none), so that a caller can stop

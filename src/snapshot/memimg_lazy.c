@@ -41,6 +41,8 @@ struct memimg_lazy {
 	_Atomic uint64_t ndone;
 	_Atomic int err;
 	_Atomic bool unregistering;
+	_Atomic bool cancel; /* memimg_lazy_cancel(): the prefetcher stops, nobody waits */
+	bool stopped;
 	pthread_mutex_t lock;
 	pthread_cond_t all_done;
 };
@@ -229,7 +231,7 @@ static void *prefetch_thread(void *arg)
 	uint8_t *buf = malloc(cb), *tmp = malloc(cb);
 
 	sandbox_thread_enter(SANDBOX_LAZY);
-	for (uint64_t c = 0; c < l->mi->nr_chunks; c++) {
+	for (uint64_t c = 0; c < l->mi->nr_chunks && !atomic_load(&l->cancel); c++) {
 		uint8_t st = CHUNK_EMPTY;
 
 		if (!atomic_compare_exchange_strong(&l->state[c], &st, CHUNK_FILLING))
@@ -264,22 +266,30 @@ static int uffd_open(void)
 	return fd < 0 ? -errno : fd;
 }
 
-static void lazy_free(struct memimg_lazy *l)
+/* Unregister (which also wakes every fault still waiting in the range) and end the fault thread. */
+static void lazy_stop_threads(struct memimg_lazy *l)
 {
 	for (unsigned int i = 0; i < l->registered; i++) {
 		struct uffdio_range r = { .start = (uintptr_t)l->r[i].hva, .len = l->r[i].size };
 
-		/* Also wakes every fault still waiting in the range. */
 		ioctl(l->uffd, UFFDIO_UNREGISTER, &r);
 	}
+	l->registered = 0;
 	if (l->fault_started) {
 		eventfd_write(l->evfd, 1);
 		pthread_join(l->fault_tid, NULL);
+		l->fault_started = false;
 	}
 	if (l->uffd >= 0)
 		close(l->uffd);
 	if (l->evfd >= 0)
 		close(l->evfd);
+	l->uffd = l->evfd = -1;
+}
+
+static void lazy_free(struct memimg_lazy *l)
+{
+	lazy_stop_threads(l);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->all_done);
 	free((void *)l->state);
@@ -375,17 +385,34 @@ int memimg_lazy_error(const struct memimg_lazy *l, bool *complete)
 	return atomic_load(&l->err);
 }
 
-int memimg_lazy_finish(struct memimg_lazy *l)
+void memimg_lazy_cancel(struct memimg_lazy *l)
 {
-	int ret;
+	atomic_store(&l->cancel, true);
+	pthread_mutex_lock(&l->lock);
+	pthread_cond_broadcast(&l->all_done);
+	pthread_mutex_unlock(&l->lock);
+}
 
+int memimg_lazy_stop(struct memimg_lazy *l)
+{
+	if (l->stopped)
+		return atomic_load(&l->err);
 	pthread_join(l->prefetch_tid, NULL);
 	pthread_mutex_lock(&l->lock);
-	while (atomic_load(&l->ndone) < l->mi->nr_chunks)
+	while (atomic_load(&l->ndone) < l->mi->nr_chunks && !atomic_load(&l->cancel))
 		pthread_cond_wait(&l->all_done, &l->lock);
 	pthread_mutex_unlock(&l->lock);
+	/* Fills that fail from here on fail because of the unregister: not errors. */
 	atomic_store(&l->unregistering, true);
-	ret = atomic_load(&l->err);
+	lazy_stop_threads(l);
+	l->stopped = true;
+	return atomic_load(&l->err);
+}
+
+int memimg_lazy_finish(struct memimg_lazy *l)
+{
+	int ret = memimg_lazy_stop(l);
+
 	lazy_free(l);
 	return ret;
 }

@@ -589,9 +589,14 @@ int snapshot_lazy_finish(struct snapshot *s)
 {
 	int ret = 0;
 
-	if (s->lazy) {
-		ret = memimg_lazy_finish(s->lazy);
-		s->lazy = NULL;
-	}
+	/* Only stopped: a snapshot_lazy_cancel() may still come, and snapshot_close() frees. */
+	if (s->lazy)
+		ret = memimg_lazy_stop(s->lazy);
 	return ret;
+}
+
+void snapshot_lazy_cancel(struct snapshot *s)
+{
+	if (s->lazy)
+		memimg_lazy_cancel(s->lazy);
 }

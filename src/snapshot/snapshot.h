@@ -82,5 +82,7 @@ int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, enum 
 int snapshot_load_devices(struct snapshot *s, struct vm *vm);
 /* Lazy restore: wait until all memory is in (0, or -EBADMSG for a corrupt chunk). */
 int snapshot_lazy_finish(struct snapshot *s);
+/* From another thread: the VM stops, snapshot_lazy_finish() need not wait for the rest. */
+void snapshot_lazy_cancel(struct snapshot *s);
 
 #endif

@@ -812,14 +812,21 @@ static const struct virtio_dev_ops vsock_ops = {
 
 /* --- creation --------------------------------------------------------------------------- */
 
-static int listen_on(const char *path, int *out)
+static int listen_on(const char *name, const char *path, int *out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool replaced;
 	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* One left by a minivmm that was killed must not keep the next VM from starting. */
+	ret = unix_clear_stale(path, &replaced);
+	if (replaced)
+		pr_info("%s: %s: replacing a stale socket", name, path);
+	if (ret)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -851,7 +858,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct guest_mem *mem,
 		v->conns[i].fd = -1;
 	snprintf(v->name, sizeof(v->name), "%s", o->name ? o->name : "vsock");
 	v->uds_path = strdup(o->uds_path);
-	ret = v->uds_path ? listen_on(o->uds_path, &v->listen_fd) : -ENOMEM;
+	ret = v->uds_path ? listen_on(v->name, o->uds_path, &v->listen_fd) : -ENOMEM;
 	if (ret) {
 		pr_err("%s: %s: %s", v->name, o->uds_path, strerror(-ret));
 		goto fail;

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <linux/virtio_vsock.h>
@@ -24,6 +25,7 @@
 
 #include "mm/guest_mem.h"
 #include "snapshot/state.h"
+#include "util.h"
 #include "virtio/virtio.h"
 #include "virtio/vsock.h"
 #include "unit.h"
@@ -414,6 +416,40 @@ reset:
 }
 END_TEST
 
+/*
+ * The host-side socket path: one left by a killed minivmm (nobody listens) is replaced;
+ * a live listener or a file that is not a socket is never touched.
+ */
+START_TEST(test_socket_path)
+{
+	struct virtio_vsock_opts o = { .name = "vsock2", .cid = CID + 1, .thread_cpu = -1 };
+	struct virtio_vsock *v2;
+	char p[160];
+	int l, fd;
+
+	snprintf(p, sizeof(p), "%s/other.sock", dir);
+	o.uds_path = p;
+	/* A live listener. */
+	l = listen_at(p);
+	ck_assert_int_eq(virtio_vsock_create(&v2, &mem, &o), -EADDRINUSE);
+	/* The same socket after its process went away: bound, nobody listens. */
+	close(l);
+	ck_assert_int_eq(virtio_vsock_create(&v2, &mem, &o), 0);
+	fd = unix_connect(p, 0, 1000);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	virtio_vsock_destroy(v2);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	/* A regular file. */
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(virtio_vsock_create(&v2, &mem, &o), -EEXIST);
+	ck_assert_int_eq(access(p, F_OK), 0);
+	unlink(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -428,6 +464,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_host_bad_line);
 	tcase_add_test(tc, test_restore_new_cid);
 	tcase_add_test(tc, test_guest_over_credit);
+	tcase_add_test(tc, test_socket_path);
 	suite_add_tcase(s, tc);
 	return s;
 }
