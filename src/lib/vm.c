@@ -6,12 +6,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,29 +234,109 @@ static int spawn(struct minivmm_vm *vm, const struct argv_buf *a)
 	return ret;
 }
 
-/* Until its control socket answers "status" (the VM is built), or it exits. */
+static int exited_early(struct minivmm_vm *vm)
+{
+	char tail[600];
+	int status;
+
+	if (minivmm_wait(vm, 0, &status))
+		return 0;
+	log_tail(vm, tail, sizeof(tail));
+	return lib_fail(-EIO, "minivmm exited with status %d before the VM ran: %s", status, tail);
+}
+
+/*
+ * On @fd, subscribed: 1 once the "started" event came, 0 if not yet, -errno when the
+ * connection ended (the VM stopped, or minivmm is going away).
+ */
+static int started_seen(int fd, char *buf, size_t size, size_t *len)
+{
+	ssize_t n = recv(fd, buf + *len, size - 1 - *len, MSG_DONTWAIT);
+	char *line, *nl;
+
+	if (n == 0)
+		return -EPIPE;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	*len += n;
+	buf[*len] = '\0';
+	for (line = buf; (nl = strchr(line, '\n')); line = nl + 1) {
+		const char *body;
+
+		*nl = '\0';
+		if (!strncmp(line, "{\"event\":\"started\"", 18))
+			return 1;
+		/* Not an event, not the greeting: the reply to subscribe. */
+		if (line[0] != '{' && api_reply_parse(line, &body))
+			return -EPROTO;
+	}
+	/* Keep the partial line; a line that fills the buffer is not one we wait for. */
+	*len = strlen(line);
+	memmove(buf, line, *len);
+	if (*len == size - 1)
+		*len = 0;
+	return 0;
+}
+
+/*
+ * Until the VM is built (its "started" event, or a "status" that answers), or minivmm
+ * exits. Subscribed first and then asked once, so that a start in between is not missed;
+ * then nothing runs until the event comes (a 5 ms "status" poll kept a booting VM's API
+ * thread busy ~120 times a second).
+ */
 static int wait_ready(struct minivmm_vm *vm)
 {
 	uint64_t end = now_ns() + START_TIMEOUT_MS * 1000000ULL;
-	char reply[512], tail[600];
+	char reply[512], buf[1024];
 	const char *body;
-	int ret, status;
+	bool no_events = false;
+	size_t len = 0;
+	int fd = -1, ret;
 
 	for (;;) {
-		if (!minivmm_wait(vm, 0, &status)) {
-			log_tail(vm, tail, sizeof(tail));
-			return lib_fail(-EIO, "minivmm exited with status %d before the VM ran: %s",
-					status, tail);
+		ret = exited_early(vm);
+		if (ret)
+			break;
+		if (now_ns() >= end) {
+			ret = lib_fail(-ETIMEDOUT, "the VM did not start within %d s",
+				       START_TIMEOUT_MS / 1000);
+			break;
 		}
-		ret = api_call(vm->api, "status", reply, sizeof(reply), 5000);
-		if (!ret && !api_reply_parse(reply, &body))
-			return 0;
-		if (now_ns() >= end)
-			return lib_fail(-ETIMEDOUT, "the VM did not start within %d s",
-					START_TIMEOUT_MS / 1000);
-		/* A clone is up in a few hundred ms: a coarse poll would show in that. */
-		sleep_ms(5);
+		if (fd < 0) {
+			/* Not there yet: a failed connect costs minivmm nothing. */
+			fd = unix_connect(vm->api, 0, 5000);
+			if (fd < 0 || send(fd, "subscribe\n", 10, MSG_NOSIGNAL) != 10) {
+				if (fd >= 0)
+					close(fd);
+				fd = -1;
+				sleep_ms(5);
+				continue;
+			}
+			len = 0;
+			ret = api_call(vm->api, "status", reply, sizeof(reply), 5000);
+			if (!ret && !api_reply_parse(reply, &body))
+				break;
+		}
+		ret = started_seen(fd, buf, sizeof(buf), &len);
+		if (ret > 0) {
+			ret = 0;
+			break;
+		}
+		if (ret == -EPROTO) /* no events for us: ask again and again */
+			no_events = true;
+		if (ret < 0 || no_events) {
+			/* The VM stopped at once, or minivmm is ending: look again. */
+			close(fd);
+			fd = -1;
+			sleep_ms(5);
+			continue;
+		}
+		/* A bounded wait: minivmm may also exit without a word. */
+		poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, 50);
 	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
 }
 
 int minivmm_start(const struct minivmm_opts *o, struct minivmm_vm **out)

@@ -25,7 +25,11 @@ int memimg_map(struct memimg *mi, const struct guest_mem *m)
 	if (ret)
 		return ret;
 	for (unsigned int i = 0; i < m->nr; i++) {
-		ret = guest_mem_map_file(m, i, mi->fd, mi->off + memimg_flat_region_off(mi, i));
+		uint64_t off = mi->off + memimg_flat_region_off(mi, i);
+
+		pr_debug("snapshot: region %u mapped from file offset %#llx%s", i,
+			 (unsigned long long)off, off % (2 << 20) ? "" : " (2 MiB aligned)");
+		ret = guest_mem_map_file(m, i, mi->fd, off);
 		if (ret) {
 			pr_err("snapshot: mapping guest memory: %s", strerror(-ret));
 			return ret;
