@@ -15,6 +15,7 @@
 #include "log.h"
 #include "sandbox/sandbox.h"
 #include "session.h"
+#include "snapshot/memimg.h"
 #include "snapshot/snapshot.h"
 #include "term.h"
 #include "util.h"
@@ -325,6 +326,7 @@ static int stop_status(enum vm_stop why, int code, int timeout_ms)
 static void *lazy_fn(void *arg)
 {
 	struct session *s = arg;
+	struct memimg_lazy_stats st;
 	uint64_t t0;
 	int ret;
 
@@ -343,6 +345,12 @@ static void *lazy_fn(void *arg)
 	} else {
 		pr_info("lazy restore: all memory in after %.1f ms", (now_ns() - t0) / 1e6);
 	}
+	if (!snapshot_lazy_stats(s->snap, &st))
+		pr_debug("lazy restore: %llu first touches served (%llu of zero pages, %llu "
+			 "chunks read for them, %.1f ms), %llu chunks prefetched, of %llu",
+			 (unsigned long long)st.faults, (unsigned long long)st.zero_faults,
+			 (unsigned long long)st.fault_chunks, st.fault_ns / 1e6,
+			 (unsigned long long)st.prefetched, (unsigned long long)st.chunks);
 	return NULL;
 }
 

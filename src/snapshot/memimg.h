@@ -82,6 +82,16 @@ int memimg_lazy_stop(struct memimg_lazy *l);
 /* Any thread, until memimg_lazy_finish(): stop prefetching and let
  * memimg_lazy_stop() return without the rest of memory (the VM is going away). */
 void memimg_lazy_cancel(struct memimg_lazy *l);
+/* Where a lazy restore's chunks came from, so far (restore -v). */
+struct memimg_lazy_stats {
+	uint64_t faults;       /* first touches the fault thread served */
+	uint64_t zero_faults;  /* ... of them on zero pages */
+	uint64_t fault_chunks; /* chunks brought in by a first touch */
+	uint64_t fault_ns;     /* the fault thread's time serving them */
+	uint64_t prefetched;   /* non-zero chunks the prefetcher filled */
+	uint64_t chunks;       /* all chunks, zero ones included */
+};
+void memimg_lazy_stats(const struct memimg_lazy *l, struct memimg_lazy_stats *st);
 /* memimg_lazy_stop(), then free @l. */
 int memimg_lazy_finish(struct memimg_lazy *l);
 

@@ -42,6 +42,8 @@ struct memimg_lazy {
 	_Atomic int err;
 	_Atomic bool unregistering;
 	_Atomic bool cancel; /* memimg_lazy_cancel(): the prefetcher stops, nobody waits */
+	/* memimg_lazy_stats(): what the fault thread served, what the prefetcher filled */
+	_Atomic uint64_t faults, zero_faults, fault_chunks, fault_ns, prefetched;
 	bool stopped;
 	pthread_mutex_t lock;
 	pthread_cond_t all_done;
@@ -158,11 +160,14 @@ static void serve_fault(struct memimg_lazy *l, uint64_t addr, bool write, uint8_
 		return; /* not ours: cannot happen, we registered only guest RAM */
 	pg = (addr - (uintptr_t)l->r[i].hva) / MEMIMG_PAGE;
 	c = l->first_chunk[i] + pg / mi->chunk_pages;
+	atomic_fetch_add(&l->faults, 1);
 	if (zmap_test(memimg_zmap(mi, c), pg % mi->chunk_pages)) {
 		/* A write would fault again on the shared zero page: give it its own. */
 		ret = uffd_fill(l, addr, write ? zero_page : NULL, MEMIMG_PAGE);
+		atomic_fetch_add(&l->zero_faults, 1);
 	} else if (buf && atomic_compare_exchange_strong(&l->state[c], &st, CHUNK_FILLING)) {
 		fill_chunk(l, c, buf, tmp);
+		atomic_fetch_add(&l->fault_chunks, 1);
 	} else if (st == CHUNK_DONE) {
 		/* Filled after this fault was queued: make sure it is awake. */
 		struct uffdio_range r = { .start = addr, .len = MEMIMG_PAGE };
@@ -214,9 +219,12 @@ static void *fault_thread(void *arg)
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
+			uint64_t t0 = now_ns();
+
 			serve_fault(l, msg[i].arg.pagefault.address,
 				    msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE, buf,
 				    tmp);
+			atomic_fetch_add(&l->fault_ns, now_ns() - t0);
 		}
 	}
 	free(buf);
@@ -241,6 +249,7 @@ static void *prefetch_thread(void *arg)
 		} else {
 			/* Without buffers the chunk reads as zero pages: never a hang. */
 			fill_chunk(l, c, tmp ? buf : NULL, tmp);
+			atomic_fetch_add(&l->prefetched, 1);
 		}
 	}
 	free(buf);
@@ -383,6 +392,18 @@ int memimg_lazy_error(const struct memimg_lazy *l, bool *complete)
 	if (complete)
 		*complete = atomic_load(&l->ndone) == l->mi->nr_chunks;
 	return atomic_load(&l->err);
+}
+
+void memimg_lazy_stats(const struct memimg_lazy *l, struct memimg_lazy_stats *st)
+{
+	*st = (struct memimg_lazy_stats){
+		.faults = atomic_load(&l->faults),
+		.zero_faults = atomic_load(&l->zero_faults),
+		.fault_chunks = atomic_load(&l->fault_chunks),
+		.fault_ns = atomic_load(&l->fault_ns),
+		.prefetched = atomic_load(&l->prefetched),
+		.chunks = l->mi->nr_chunks,
+	};
 }
 
 void memimg_lazy_cancel(struct memimg_lazy *l)

@@ -595,6 +595,14 @@ int snapshot_lazy_finish(struct snapshot *s)
 	return ret;
 }
 
+int snapshot_lazy_stats(const struct snapshot *s, struct memimg_lazy_stats *st)
+{
+	if (!s->lazy)
+		return -ENOENT;
+	memimg_lazy_stats(s->lazy, st);
+	return 0;
+}
+
 void snapshot_lazy_cancel(struct snapshot *s)
 {
 	if (s->lazy)

@@ -84,5 +84,8 @@ int snapshot_load_devices(struct snapshot *s, struct vm *vm);
 int snapshot_lazy_finish(struct snapshot *s);
 /* From another thread: the VM stops, snapshot_lazy_finish() need not wait for the rest. */
 void snapshot_lazy_cancel(struct snapshot *s);
+struct memimg_lazy_stats;
+/* Lazy restore: where memory came from so far (-ENOENT: not a lazy restore). */
+int snapshot_lazy_stats(const struct snapshot *s, struct memimg_lazy_stats *st);
 
 #endif

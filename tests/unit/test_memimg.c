@@ -369,6 +369,24 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/*
+ * After memimg_lazy_stop() with everything in: each non-zero chunk came in exactly once,
+ * by a first touch or by the prefetcher; at least @touched first touches were served.
+ */
+static void lazy_stats_check(struct memimg_lazy *l, const struct memimg *mi, uint64_t touched)
+{
+	struct memimg_lazy_stats st;
+	uint64_t nz = 0;
+
+	for (uint64_t c = 0; c < mi->nr_chunks; c++)
+		nz += mi->c[c].nz != 0;
+	memimg_lazy_stats(l, &st);
+	ck_assert_uint_eq(st.chunks, mi->nr_chunks);
+	ck_assert_uint_eq(st.fault_chunks + st.prefetched, nz);
+	ck_assert_uint_ge(st.faults, touched);
+	ck_assert_uint_le(st.zero_faults + st.fault_chunks, st.faults);
+}
+
 static void lazy_roundtrip(bool compress, int nreaders)
 {
 	struct reader rd[2];
@@ -394,6 +412,8 @@ static void lazy_roundtrip(bool compress, int nreaders)
 	}
 	for (int i = 0; i < nreaders; i++)
 		pthread_join(t[i], NULL);
+	ck_assert_int_eq(memimg_lazy_stop(l), 0);
+	lazy_stats_check(l, mi, 2);
 	ck_assert_int_eq(memimg_lazy_finish(l), 0);
 	for (int i = 0; i < nreaders; i++)
 		ck_assert_uint_eq(rd[i].bad, 0);
@@ -434,6 +454,8 @@ START_TEST(lazy_prefetch_only)
 		ck_assert_int_eq(memimg_lazy_error(l, &done), 0);
 		usleep(1000);
 	}
+	ck_assert_int_eq(memimg_lazy_stop(l), 0);
+	lazy_stats_check(l, mi, 0);
 	ck_assert_int_eq(memimg_lazy_finish(l), 0);
 	assert_zero_untouched(&dst);
 	assert_same(&src, &dst);
