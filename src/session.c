@@ -347,10 +347,12 @@ static void *lazy_fn(void *arg)
 	}
 	if (!snapshot_lazy_stats(s->snap, &st))
 		pr_debug("lazy restore: %llu first touches served (%llu of zero pages, %llu "
-			 "chunks read for them, %.1f ms), %llu chunks prefetched, of %llu",
+			 "chunks read for them; %.1f ms, %.1f ms of it reading), %llu chunks "
+			 "prefetched, of %llu",
 			 (unsigned long long)st.faults, (unsigned long long)st.zero_faults,
 			 (unsigned long long)st.fault_chunks, st.fault_ns / 1e6,
-			 (unsigned long long)st.prefetched, (unsigned long long)st.chunks);
+			 st.fault_read_ns / 1e6, (unsigned long long)st.prefetched,
+			 (unsigned long long)st.chunks);
 	return NULL;
 }
 

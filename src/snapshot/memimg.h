@@ -88,6 +88,7 @@ struct memimg_lazy_stats {
 	uint64_t zero_faults;  /* ... of them on zero pages */
 	uint64_t fault_chunks; /* chunks brought in by a first touch */
 	uint64_t fault_ns;     /* the fault thread's time serving them */
+	uint64_t fault_read_ns; /* ... of it reading (and decompressing) chunks */
 	uint64_t prefetched;   /* non-zero chunks the prefetcher filled */
 	uint64_t chunks;       /* all chunks, zero ones included */
 };

@@ -43,7 +43,7 @@ struct memimg_lazy {
 	_Atomic bool unregistering;
 	_Atomic bool cancel; /* memimg_lazy_cancel(): the prefetcher stops, nobody waits */
 	/* memimg_lazy_stats(): what the fault thread served, what the prefetcher filled */
-	_Atomic uint64_t faults, zero_faults, fault_chunks, fault_ns, prefetched;
+	_Atomic uint64_t faults, zero_faults, fault_chunks, fault_ns, fault_read_ns, prefetched;
 	bool stopped;
 	pthread_mutex_t lock;
 	pthread_cond_t all_done;
@@ -108,19 +108,22 @@ static void chunk_done(struct memimg_lazy *l, uint64_t c)
 	}
 }
 
-/* Fill the non-zero pages of claimed chunk @c; a corrupt chunk reads as zero
- * pages so that no one waits forever. */
-static void fill_chunk(struct memimg_lazy *l, uint64_t c, uint8_t *buf, uint8_t *tmp)
+/* Fill the non-zero pages of claimed chunk @c; a corrupt chunk reads as zero pages so
+ * that no one waits forever. @by_fault: a first touch waits for it (counted). */
+static void fill_chunk(struct memimg_lazy *l, uint64_t c, uint8_t *buf, uint8_t *tmp, bool by_fault)
 {
 	const struct memimg *mi = l->mi;
 	const struct memimg_chunk *ch = &mi->c[c];
 	const uint64_t *zm = memimg_zmap(mi, c);
 	uint64_t base = (uintptr_t)l->r[ch->region].hva + ch->page * MEMIMG_PAGE;
 	const uint8_t *src = buf;
+	uint64_t t0 = now_ns();
 	int ret = 0, bad;
 
 	if (ch->nz)
 		ret = buf ? memimg_read_chunk(mi, c, buf, tmp) : -ENOMEM;
+	if (by_fault)
+		atomic_fetch_add(&l->fault_read_ns, now_ns() - t0);
 	bad = ret;
 	if (bad)
 		set_err(l, bad);
@@ -166,7 +169,7 @@ static void serve_fault(struct memimg_lazy *l, uint64_t addr, bool write, uint8_
 		ret = uffd_fill(l, addr, write ? zero_page : NULL, MEMIMG_PAGE);
 		atomic_fetch_add(&l->zero_faults, 1);
 	} else if (buf && atomic_compare_exchange_strong(&l->state[c], &st, CHUNK_FILLING)) {
-		fill_chunk(l, c, buf, tmp);
+		fill_chunk(l, c, buf, tmp, true);
 		atomic_fetch_add(&l->fault_chunks, 1);
 	} else if (st == CHUNK_DONE) {
 		/* Filled after this fault was queued: make sure it is awake. */
@@ -248,7 +251,7 @@ static void *prefetch_thread(void *arg)
 			chunk_done(l, c);
 		} else {
 			/* Without buffers the chunk reads as zero pages: never a hang. */
-			fill_chunk(l, c, tmp ? buf : NULL, tmp);
+			fill_chunk(l, c, tmp ? buf : NULL, tmp, false);
 			atomic_fetch_add(&l->prefetched, 1);
 		}
 	}
@@ -401,6 +404,7 @@ void memimg_lazy_stats(const struct memimg_lazy *l, struct memimg_lazy_stats *st
 		.zero_faults = atomic_load(&l->zero_faults),
 		.fault_chunks = atomic_load(&l->fault_chunks),
 		.fault_ns = atomic_load(&l->fault_ns),
+		.fault_read_ns = atomic_load(&l->fault_read_ns),
 		.prefetched = atomic_load(&l->prefetched),
 		.chunks = l->mi->nr_chunks,
 	};
