@@ -63,7 +63,8 @@ cp "$here"/scenarios/*.sh "$root/scenarios/"
 chmod 755 "$root"/scenarios/*.sh
 # The guest's own programs, static and with no dependencies: fstool (mmap, xattrs,
 # SEEK_DATA/SEEK_HOLE for the fs scenario; the e2e host side runs the copy in OUTDIR to
-# compute what the guest should print), vhostile (a hostile virtio driver).
+# compute what the guest should print), vhostile (a hostile virtio driver), ttydrain
+# (the console drained before the exit port).
 for src in "$here"/tools/*.c; do
 	name=$(basename "$src" .c)
 	gcc -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/$name" "$src"

@@ -17,6 +17,8 @@ cmdline_arg() {
 exit_port() {
 	_v=$(( $1 & 255 ))
 	sync
+	# The VM ends at once: what the console still queues for the UART must be out first.
+	ttydrain 2>/dev/null
 	# shellcheck disable=SC2059 # the format is the octal escape of the byte
 	printf "\\$(printf %o "$_v")" | dd of=/dev/port bs=1 seek=1281 conv=notrunc 2>/dev/null
 }
