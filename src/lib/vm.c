@@ -289,7 +289,6 @@ static int wait_ready(struct minivmm_vm *vm)
 	uint64_t end = now_ns() + START_TIMEOUT_MS * 1000000ULL;
 	char reply[512], buf[1024];
 	const char *body;
-	bool no_events = false;
 	size_t len = 0;
 	int fd = -1, ret;
 
@@ -322,10 +321,9 @@ static int wait_ready(struct minivmm_vm *vm)
 			ret = 0;
 			break;
 		}
-		if (ret == -EPROTO) /* no events for us: ask again and again */
-			no_events = true;
-		if (ret < 0 || no_events) {
-			/* The VM stopped at once, or minivmm is ending: look again. */
+		if (ret < 0) {
+			/* The VM stopped at once, minivmm is ending, or no events for us
+			 * (-EPROTO): look again. */
 			close(fd);
 			fd = -1;
 			sleep_ms(5);

@@ -28,7 +28,7 @@ int memimg_map(struct memimg *mi, const struct guest_mem *m)
 		uint64_t off = mi->off + memimg_flat_region_off(mi, i);
 
 		pr_debug("snapshot: region %u mapped from file offset %#llx%s", i,
-			 (unsigned long long)off, off % (2 << 20) ? "" : " (2 MiB aligned)");
+			 (unsigned long long)off, off % (2 * MiB) ? "" : " (2 MiB aligned)");
 		ret = guest_mem_map_file(m, i, mi->fd, off);
 		if (ret) {
 			pr_err("snapshot: mapping guest memory: %s", strerror(-ret));
