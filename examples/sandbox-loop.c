@@ -5,10 +5,13 @@
  * output, discard the clone. Prints the cold boot's and each clone's time to the first
  * output of the command.
  *
- *   sandbox-loop [-n N] [--lazy|--map] [--set SECTION.KEY=VALUE]... CONFIG -- COMMAND [ARGS...]
+ *   sandbox-loop [-n N] [--lazy|--map|--cache] [--set SECTION.KEY=VALUE]... CONFIG -- COMMAND
+ * [ARGS...]
  *
  * --lazy: clones fetch memory on first touch; --map: the snapshot is saved uncompressed
- * and clones map it (their unchanged memory is one copy in the host's page cache).
+ * and clones map it (their unchanged memory is one copy in the host's page cache);
+ * --cache: the first clone decompresses the snapshot's memory into the memory cache and
+ * every clone maps that (docs/snapshot.md).
  *
  * CONFIG must give the guest a vsock device ([vsock] cid, socket) and the agent
  * (docs/agent.md); each clone gets its own vsock socket and CID. Exit status: 0 when every
@@ -36,8 +39,9 @@ static double now_ms(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sandbox-loop [-n N] [--lazy|--map] [--set SECTION.KEY=VALUE]... "
-			"CONFIG -- COMMAND [ARGS...]\n");
+	fprintf(stderr,
+		"usage: sandbox-loop [-n N] [--lazy|--map|--cache] [--set SECTION.KEY=VALUE]... "
+		"CONFIG -- COMMAND [ARGS...]\n");
 	exit(2);
 }
 
@@ -75,7 +79,7 @@ int main(int argc, char **argv)
 	int n = 3, nset = 0, i, status, ret, bad = 0;
 	char **cmd = NULL;
 	struct minivmm_vm *vm;
-	bool lazy = false, map = false;
+	bool lazy = false, map = false, cache = false;
 	double t0, t;
 
 	for (i = 1; i < argc; i++) {
@@ -85,6 +89,8 @@ int main(int argc, char **argv)
 			lazy = true;
 		else if (!strcmp(argv[i], "--map"))
 			map = true;
+		else if (!strcmp(argv[i], "--cache"))
+			cache = true;
 		else if (!strcmp(argv[i], "--set") && i + 1 < argc && nset < MAX_SET)
 			set[nset++] = argv[++i];
 		else if (!strcmp(argv[i], "--") && i + 1 < argc && cfg) {
@@ -95,7 +101,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!cfg || !cmd || n < 1 || n > 128 || (lazy && map))
+	if (!cfg || !cmd || n < 1 || n > 128 || lazy + map + cache > 1)
 		usage();
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -133,9 +139,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		char clone[128], cid[32];
 		const char *cset[4] = { sock[1], cid, NULL };
-		struct minivmm_opts co = {
-			.snapshot = snap, .clone_dir = clone, .lazy = lazy, .map = map, .set = cset
-		};
+		struct minivmm_opts co = { .snapshot = snap,
+					   .clone_dir = clone,
+					   .lazy = lazy,
+					   .map = map,
+					   .cache = cache,
+					   .set = cset };
 
 		snprintf(clone, sizeof(clone), "%s/clone%d", dir, i);
 		snprintf(sock[1], sizeof(sock[1]), "vsock.socket=%s/c%d.vsock", dir, i);

@@ -65,6 +65,9 @@ struct minivmm_opts {
 	int timeout_ms;
 	/* The minivmm binary (default: $MINIVMM, else the one installed with the library). */
 	const char *minivmm;
+	/* With snapshot: memory mapped from a decompressed copy in the cache directory,
+	 * made by the first such restore (`restore --cache`). */
+	bool cache;
 };
 
 /*

@@ -32,6 +32,13 @@ static const char restore_usage[] =
     "                           copy-on-write: clones share the file's page cache\n"
     "                           (a snapshot saved with --raw; SNAPSHOT must not be\n"
     "                           truncated or rewritten in place while the VM runs)\n"
+    "  --cache                  start at once with guest memory mapped copy-on-write\n"
+    "                           from a decompressed copy of SNAPSHOT's memory in the\n"
+    "                           cache directory, made by the first such restore of\n"
+    "                           SNAPSHOT: clones then read no memory and share every\n"
+    "                           page they do not write ($MINIVMM_CACHE_DIR, else\n"
+    "                           ~/.cache/minivmm; entries are kept within\n"
+    "                           $MINIVMM_MEM_CACHE_MAX MiB, default 4096)\n"
     "  --set SECTION.KEY=VALUE  override a key of the saved configuration, e.g.\n"
     "                           --set console.serial=file:out.log (repeatable)\n"
     "  --timeout SECONDS        stop the guest after SECONDS and exit 124\n"
@@ -53,6 +60,7 @@ int cmd_restore(int argc, char **argv)
 		{ "clone", required_argument, NULL, 'c' },
 		{ "lazy", no_argument, NULL, 'l' },
 		{ "map", no_argument, NULL, 'm' },
+		{ "cache", no_argument, NULL, 'C' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "api-socket", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -82,12 +90,15 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'l':
 		case 'm':
+		case 'C':
 			if (so.mem != SNAPSHOT_MEM_EAGER) {
-				pr_err("--lazy and --map: choose one");
+				pr_err("--lazy, --map and --cache: choose one");
 				ret = EXIT_USAGE;
 				goto out;
 			}
-			so.mem = c == 'l' ? SNAPSHOT_MEM_LAZY : SNAPSHOT_MEM_MAP;
+			so.mem = c == 'l'   ? SNAPSHOT_MEM_LAZY
+				 : c == 'm' ? SNAPSHOT_MEM_MAP
+					    : SNAPSHOT_MEM_CACHE;
 			break;
 		case 't':
 			if (cli_parse_seconds(optarg, CLI_TIMEOUT_MAX_S, &so.timeout_ms)) {

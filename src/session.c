@@ -371,6 +371,7 @@ static const char *const mem_modes[] = {
 	[SNAPSHOT_MEM_EAGER] = "eager",
 	[SNAPSHOT_MEM_LAZY] = "lazy: memory follows",
 	[SNAPSHOT_MEM_MAP] = "mapped: memory from the file on first touch",
+	[SNAPSHOT_MEM_CACHE] = "cached: memory from the memory cache on first touch",
 };
 
 static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_config *cfg,

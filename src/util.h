@@ -49,6 +49,8 @@ int read_file(const char *path, size_t max, void **buf, size_t *len);
 ssize_t read_text(const char *path, char *buf, size_t len);
 /* write() all of @len, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
+/* pwrite() all of it at @off: 0 or a negative errno. */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /*
  * A stream socket connected to the Unix socket @path (SOCK_CLOEXEC | @flags, e.g.
  * SOCK_NONBLOCK), or -errno: -ENAMETOOLONG, connect()'s. @timeout_ms > 0 bounds a connect

@@ -5,8 +5,8 @@
 #   - exec round trip of `true`, mean and median of N;
 #   - 64 MiB copied host -> guest and back (qemu-ga: guest-file-write/read, base64);
 #   - cold boot to the first output of a command;
-#   - minivmm only: restore of a clone (eager, lazy, mapped) to the first output, vs its
-#     cold boot.
+#   - minivmm only: restore of a clone (eager, lazy, mapped, cached: the first of these
+#     fills the memory cache) to the first output, vs its cold boot.
 # Needs /dev/kvm: run through the harness (make bench-agent). Prints RESULT lines and the
 # ratios. SPDX-License-Identifier: GPL-2.0-or-later
 set -eu
@@ -56,7 +56,7 @@ echo "cp from guest MiB/s: $(ratio "$(v minivmm cp_from_guest_64MiB)" "$(v qemu 
 echo "cold boot to output: $(ratio "$(v minivmm cold_boot_to_first_output)" "$(v qemu qga_cold_boot_to_first_output)")"
 echo "== clone to first output / cold boot to first output (minivmm; goal <= 0.1)"
 cold=$(v minivmm cold_boot_to_first_output)
-for k in eager lazy mapped; do
+for k in eager lazy mapped cached_fill cached; do
 	for x in $(sed -n "s/^RESULT clone_${k}_to_first_output \([0-9.]*\) .*/\1/p" "$W/minivmm.txt"); do
 		echo "clone $k: $x ms = $(ratio "$x" "$cold") x cold"
 	done

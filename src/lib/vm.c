@@ -163,6 +163,8 @@ static int build_argv(const struct minivmm_opts *o, struct minivmm_vm *vm, const
 			ret = ret ?: arg(a, "--lazy");
 		if (o->map)
 			ret = ret ?: arg(a, "--map");
+		if (o->cache)
+			ret = ret ?: arg(a, "--cache");
 	} else {
 		ret = ret ?: arg(a, "run");
 		ret = ret ?: arg(a, cfg);
@@ -348,10 +350,10 @@ int minivmm_start(const struct minivmm_opts *o, struct minivmm_vm **out)
 	*out = NULL;
 	if (!!o->config_path + !!o->config_text + !!o->snapshot != 1)
 		return lib_fail(-EINVAL, "give one of config_path, config_text and snapshot");
-	if ((o->clone_dir || o->lazy || o->map) && !o->snapshot)
-		return lib_fail(-EINVAL, "clone_dir, lazy and map are for a snapshot");
-	if (o->lazy && o->map)
-		return lib_fail(-EINVAL, "lazy and map: choose one");
+	if ((o->clone_dir || o->lazy || o->map || o->cache) && !o->snapshot)
+		return lib_fail(-EINVAL, "clone_dir, lazy, map and cache are for a snapshot");
+	if (o->lazy + o->map + o->cache > 1)
+		return lib_fail(-EINVAL, "lazy, map and cache: choose one");
 	vm = vm_new();
 	if (!vm)
 		return lib_fail(-ENOMEM, "out of memory");

@@ -68,6 +68,16 @@ int memimg_restore(struct memimg *mi, const struct guest_mem *m, unsigned int th
 int memimg_map(struct memimg *mi, const struct guest_mem *m);
 
 /*
+ * Through the memory cache: map @m's regions copy-on-write from a flat copy of
+ * @mi's memory in the cache directory, decompressing it there first if it is
+ * not yet (*@built then true). Flat images are simply mapped (memimg_map).
+ * Clones of one snapshot thus share every page they do not write. -EAGAIN: no
+ * usable cache (no directory, not ours, full, no shared mappings there: said
+ * why), @m untouched: restore it another way.
+ */
+int memimg_map_cached(struct memimg *mi, const struct guest_mem *m, bool *built);
+
+/*
  * Lazy restore into fresh, untouched @m: register it with userfaultfd and
  * return at once; a fault thread fills the chunk of each first touch, a
  * prefetch thread the rest in order. @mi must stay open until

@@ -231,25 +231,6 @@ static char *config_text(const struct vm_config *cfg, size_t *len)
 	return buf;
 }
 
-static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = pwrite(fd, c, n, (off_t)off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		c += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 static void progress_bar(void *ctx, uint64_t done, uint64_t total)
 {
 	const char *what = ctx;
@@ -561,6 +542,17 @@ int snapshot_restore_memory(struct snapshot *s, const struct guest_mem *m, enum 
 		return memimg_lazy_start(s->mi, m, &s->lazy);
 	if (mode == SNAPSHOT_MEM_MAP)
 		return memimg_map(s->mi, m);
+	if (mode == SNAPSHOT_MEM_CACHE) {
+		bool built;
+
+		ret = memimg_map_cached(s->mi, m, &built);
+		if (!ret)
+			pr_info("%s: memory %s the memory cache", s->path,
+				built ? "decompressed into" : "mapped from");
+		if (ret != -EAGAIN)
+			return ret;
+		pr_warn("%s: memory restored without the memory cache", s->path);
+	}
 	return memimg_restore(s->mi, m, 0, progress && isatty(STDERR_FILENO) ? &prog : NULL);
 }
 

@@ -67,6 +67,7 @@ enum snapshot_mem {
 	SNAPSHOT_MEM_EAGER, /* all of it read before the VM starts */
 	SNAPSHOT_MEM_LAZY,  /* on first touch (userfaultfd) while the VM runs */
 	SNAPSHOT_MEM_MAP,   /* the file mapped copy-on-write (uncompressed snapshots) */
+	SNAPSHOT_MEM_CACHE, /* a decompressed copy in the cache directory mapped so */
 };
 
 /*

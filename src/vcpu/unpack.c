@@ -14,6 +14,7 @@
 #include <zstd.h>
 
 #include "blake2b.h"
+#include "cache_dir.h"
 #include "excl_file.h"
 #include "log.h"
 #include "util.h"
@@ -162,61 +163,15 @@ int bzimage_unpack(const void *img, size_t len, const struct bzimage *bz, void *
 	return 0;
 }
 
-/* $MINIVMM_CACHE_DIR, else $XDG_CACHE_HOME/minivmm, else ~/.cache/minivmm. */
-static const char *unpack_cache_dir(char *buf, size_t size)
-{
-	const char *d = getenv("MINIVMM_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-
-	if (d && *d)
-		snprintf(buf, size, "%s", d);
-	else if (x && *x)
-		snprintf(buf, size, "%s/minivmm", x);
-	else if (home && *home)
-		snprintf(buf, size, "%s/.cache/minivmm", home);
-	else
-		return NULL;
-	return buf;
-}
-
-/*
- * The cache directory, open: ours (owner = euid) and writable by nobody else, or
- * anyone could plant the kernel the next guest boots. Created 0700; an existing
- * one of ours is tightened to 0700 where the file system lets us, and refused if
- * it stays group- or world-writable.
- */
-static int cache_dir_open(const char *dir)
-{
-	struct stat st;
-	int fd;
-
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return -errno;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || st.st_uid != geteuid() ||
-	    ((st.st_mode & 077) && fchmod(fd, 0700) && (st.st_mode & 022))) {
-		pr_warn("kernel cache %s: not used: it must be a directory of ours that others "
-			"cannot write to (mode 0700)",
-			dir);
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
-}
-
 /* "vmlinux-<BLAKE2b-256 of the bzImage>.elf": a forged kernel cannot take another's name. */
 static void cache_name(const void *img, size_t len, char *name, size_t size)
 {
 	uint8_t h[32];
-	char *p = name;
+	char hex[2 * sizeof(h) + 1];
 
 	blake2b(h, sizeof(h), img, len);
-	p += snprintf(p, size, "vmlinux-");
-	for (size_t i = 0; i < sizeof(h); i++)
-		p += snprintf(p, size - (p - name), "%02x", h[i]);
-	snprintf(p, size - (p - name), ".elf");
+	cache_hex(h, sizeof(h), hex);
+	snprintf(name, size, "vmlinux-%s.elf", hex);
 }
 
 static void cache_store(int dfd, const char *dir, const char *name, const void *data, size_t len)
@@ -283,8 +238,8 @@ int bzimage_unpack_cached(const void *img, size_t len, const struct bzimage *bz,
 			  int *cached)
 {
 	char dirbuf[4096], name[96];
-	const char *dir = unpack_cache_dir(dirbuf, sizeof(dirbuf));
-	int ret, dfd = dir ? cache_dir_open(dir) : -ENOENT;
+	const char *dir = cache_dir_path(dirbuf, sizeof(dirbuf));
+	int ret, dfd = dir ? cache_dir_open(dir, "kernel cache") : -ENOENT;
 
 	*cached = 0;
 	out->fd = -1;

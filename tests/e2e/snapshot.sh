@@ -75,26 +75,36 @@ snap_disk() { # a qcow2 disk for the counter
 }
 # expect_b PATTERN: the restore's stderr mentions it.
 expect_b() { grep -q -e "$1" "$T/b.err" && return 0; why="restore stderr lacks '$1'"; return 1; }
-# One save, then an eager and a lazy restore of it: VCPUS EXTRA-CMDLINE [raw]; raw: saved
-# uncompressed (flat) and also restored mapped.
+# One save, then an eager and a lazy restore of it: VCPUS EXTRA-CMDLINE [raw|cached]; raw:
+# saved uncompressed (flat) and also restored mapped; cached: also restored twice through
+# a new memory cache (the first decompresses into it, the second only maps).
 snap_round() {
-	local cpus=$1 extra=$2 mode modes="eager lazy" save=() how
+	local cpus=$1 extra=$2 mode modes="eager lazy" save=() how n=0
 	rm -f "$T"/s.snap.restore-*
 	snap_disk || return 1
 	snap_boot a "$extra" --set "vm.vcpus=$cpus" --set "disk.0.path=$T/d.qcow2" \
 		--set disk.0.format=qcow2
 	wait_count "$T/a.log" 8 || return 1
 	[ "${3:-}" = raw ] && save=(--raw) modes="eager lazy mapped"
+	[ "${3:-}" = cached ] && modes="eager lazy cached cached"
+	rm -rf "$T/mcache"
 	snap_save a "$T/s.snap" "${save[@]}" || return 1
 	for mode in $modes; do
 		how=()
 		[ "$mode" = lazy ] && how=(--lazy)
 		[ "$mode" = mapped ] && how=(--map)
-		snap_restore "$T/s.snap" b -v "${how[@]}"
+		[ "$mode" = cached ] && how=(--cache) n=$((n + 1))
+		MINIVMM_CACHE_DIR=$T/mcache snap_restore "$T/s.snap" b -v "${how[@]}"
 		expect_rc 42 || { why="$mode: $why: $(tail -n 5 "$T/b.err" | tr '\n' ' ')"; return 1; }
 		snap_check "$T/a.log" "$T/b.log" || { why="$mode: $why"; return 1; }
 		expect_b "restored .*$mode" || return 1
 		if [ "$mode" = lazy ]; then expect_b "all memory in" || return 1; fi
+		if [ "$mode" = cached ]; then
+			[ $n = 1 ] && { expect_b "memory decompressed into the memory cache" || return 1; }
+			[ $n = 2 ] && { expect_b "memory mapped from the memory cache" || return 1; }
+			[ "$(find "$T/mcache" -name 'mem-*.img' | wc -l)" = 1 ] ||
+				{ why="cached: not one entry in the memory cache: $(ls "$T/mcache")"; return 1; }
+		fi
 		# The temporary overlay is gone; the frozen base is all that is left.
 		! ls "$T"/s.snap.restore-* >/dev/null 2>&1 || { why="$mode: temporary overlay left"; return 1; }
 	done
@@ -120,7 +130,7 @@ snap_lazy_stop() {
 	grep -E "lazy restore: (all memory in|the VM stopped first)" "$T/ls.err" | sed 's/^/  /'
 }
 
-t_snap_1cpu() { snap_round 1 "" && snap_lazy_stop; }
+t_snap_1cpu() { snap_round 1 "" cached && snap_lazy_stop; }
 t_snap_2cpu_io() { snap_round 2 " minivmm.io=1" raw; }
 
 # Two clones of one snapshot at once, eager and lazy: each on its own overlay.

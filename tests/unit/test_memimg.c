@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -908,6 +910,201 @@ START_TEST(corrupt_lazy)
 }
 END_TEST
 
+/* --- the memory cache (memimg_map_cached) --- */
+
+static char cdir[64];
+
+static void cache_dir_make(void)
+{
+	snprintf(cdir, sizeof(cdir), "/tmp/test_memcache.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(cdir));
+	setenv("MINIVMM_CACHE_DIR", cdir, 1);
+	unsetenv("MINIVMM_MEM_CACHE_MAX");
+}
+
+static void cache_dir_remove(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The names of the files in the cache directory: how many, the first "mem-*.img" in @name. */
+static int cache_files(char *name, size_t size, int *tmps)
+{
+	DIR *d = opendir(cdir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	*tmps = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (strstr(e->d_name, ".tmp-"))
+			++*tmps;
+		else if (n++ == 0 && name && strlen(e->d_name) < size)
+			memcpy(name, e->d_name, strlen(e->d_name) + 1);
+	}
+	closedir(d);
+	return n;
+}
+
+/* A restore through the cache into fresh memory: same memory as saved; built or not. */
+static bool cached_restore(uint64_t len, struct guest_mem *dst)
+{
+	struct memimg *mi;
+	bool built;
+
+	mem_map(dst, sizes[0], sizes[1]);
+	ck_assert_int_eq(open_img(len, dst, &mi), 0);
+	ck_assert_int_eq(memimg_map_cached(mi, dst, &built), 0);
+	memimg_close(mi); /* the mapping does not need it */
+	assert_same(&src, dst);
+	return built;
+}
+
+/* Built once (sparse: zero pages are holes), then mapped; writes stay private. */
+START_TEST(cache_build_then_map)
+{
+	uint64_t len = save(true, 2, NULL);
+	struct guest_mem a, b;
+	char name[128], path[256];
+	struct stat st;
+	int tmps;
+
+	cache_dir_make();
+	ck_assert(cached_restore(len, &a));
+	ck_assert_int_eq(cache_files(name, sizeof(name), &tmps), 1);
+	ck_assert_int_eq(tmps, 0);
+	ck_assert(!strncmp(name, "mem-", 4));
+	snprintf(path, sizeof(path), "%s/%s", cdir, name);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_size, sizes[0] + sizes[1]);
+	ck_assert_uint_eq(st.st_mode & 0777, 0400);
+	ck_assert_uint_le((uint64_t)st.st_blocks * 512, (nonzero_pages + 16) * PAGE);
+	memset(a.r[1].hva, 0x5a, PAGE); /* the guest's own write */
+	ck_assert(!cached_restore(len, &b));
+	mem_unmap(&b);
+	mem_unmap(&a);
+	cache_dir_remove();
+}
+END_TEST
+
+/* A snapshot written again is another entry; MINIVMM_MEM_CACHE_MAX evicts the old one. */
+START_TEST(cache_new_snapshot_evicts)
+{
+	uint64_t len = save(true, 2, NULL);
+	struct guest_mem a;
+	char first[128], second[128];
+	int tmps;
+
+	cache_dir_make();
+	ck_assert(cached_restore(len, &a));
+	mem_unmap(&a);
+	ck_assert_int_eq(cache_files(first, sizeof(first), &tmps), 1);
+	fill(&src, 0x7654321);
+	len = save(true, 2, NULL);
+	setenv("MINIVMM_MEM_CACHE_MAX", "0", 1);
+	ck_assert(cached_restore(len, &a)); /* the new memory, not the old entry's */
+	mem_unmap(&a);
+	ck_assert_int_eq(cache_files(second, sizeof(second), &tmps), 1);
+	ck_assert_str_ne(first, second);
+	cache_dir_remove();
+}
+END_TEST
+
+/* Entries that are not what we made are rebuilt, never mapped or followed. */
+START_TEST(cache_hostile_entry)
+{
+	uint64_t len = save(true, 2, NULL);
+	struct guest_mem a;
+	char name[128], path[256], target[256];
+	int tmps, f;
+
+	cache_dir_make();
+	ck_assert(cached_restore(len, &a));
+	mem_unmap(&a);
+	ck_assert_int_eq(cache_files(name, sizeof(name), &tmps), 1);
+	snprintf(path, sizeof(path), "%s/%s", cdir, name);
+	/* Writable by others, then the wrong size, then a symlink elsewhere. */
+	ck_assert_int_eq(chmod(path, 0666), 0);
+	ck_assert(cached_restore(len, &a));
+	mem_unmap(&a);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(truncate(path, PAGE), 0);
+	ck_assert(cached_restore(len, &a));
+	mem_unmap(&a);
+	snprintf(target, sizeof(target), "%s.target", cdir);
+	f = open(target, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	ck_assert_int_ge(f, 0);
+	ck_assert_int_eq(ftruncate(f, sizes[0] + sizes[1]), 0);
+	close(f);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(symlink(target, path), 0);
+	ck_assert(cached_restore(len, &a));
+	mem_unmap(&a);
+	f = open(target, O_RDONLY);
+	ck_assert_int_ge(f, 0);
+	for (uint64_t o = 0; o < sizes[0] + sizes[1]; o += 64 * PAGE) {
+		uint8_t v = 1;
+
+		ck_assert_int_eq(pread(f, &v, 1, o), 1);
+		ck_assert_uint_eq(v, 0); /* not written through the link */
+	}
+	close(f);
+	unlink(target);
+	cache_dir_remove();
+}
+END_TEST
+
+/* A corrupt chunk fails the restore and leaves nothing in the cache. */
+START_TEST(cache_corrupt_chunk)
+{
+	uint64_t len = corrupt_chunk(true);
+	struct guest_mem dst;
+	struct memimg *mi;
+	bool built;
+	int tmps;
+
+	cache_dir_make();
+	mem_map(&dst, sizes[0], sizes[1]);
+	ck_assert_int_eq(open_img(len, &dst, &mi), 0);
+	ck_assert_int_eq(memimg_map_cached(mi, &dst, &built), -EBADMSG);
+	memimg_close(mi);
+	mem_unmap(&dst);
+	ck_assert_int_eq(cache_files(NULL, 0, &tmps), 0);
+	ck_assert_int_eq(tmps, 0);
+	cache_dir_remove();
+}
+END_TEST
+
+/* No usable cache directory: -EAGAIN (restore another way) with guest memory untouched. */
+START_TEST(cache_unusable)
+{
+	uint64_t len = save(true, 2, NULL);
+	char path[] = "/tmp/test_memcache_file.XXXXXX";
+	struct guest_mem dst;
+	struct memimg *mi;
+	bool built;
+	int f = mkstemp(path);
+
+	ck_assert_int_ge(f, 0);
+	close(f);
+	setenv("MINIVMM_CACHE_DIR", path, 1); /* a file, not a directory */
+	mem_map(&dst, sizes[0], sizes[1]);
+	ck_assert_int_eq(open_img(len, &dst, &mi), 0);
+	ck_assert_int_eq(memimg_map_cached(mi, &dst, &built), -EAGAIN);
+	ck_assert(!built);
+	nonzero_pages = 0;
+	assert_zero_untouched(&dst);
+	memimg_close(mi);
+	mem_unmap(&dst);
+	unlink(path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("memimg");
@@ -940,6 +1137,11 @@ int main(void)
 	tcase_add_test(tc, layout_mismatch);
 	tcase_add_test(tc, corrupt_eager);
 	tcase_add_test(tc, corrupt_lazy);
+	tcase_add_test(tc, cache_build_then_map);
+	tcase_add_test(tc, cache_new_snapshot_evicts);
+	tcase_add_test(tc, cache_hostile_entry);
+	tcase_add_test(tc, cache_corrupt_chunk);
+	tcase_add_test(tc, cache_unusable);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }
