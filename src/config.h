@@ -122,6 +122,8 @@ struct vm_config {
 	unsigned int pin;		 /* [vm] pin: vCPU i and I/O threads i on host CPU i */
 	unsigned int merge;		 /* [vm] merge: KSM may merge guest pages (off) */
 	enum notify_mode notify;	 /* [vm] notify = pio|mmio: virtio queue notifications */
+	unsigned int vmgenid;		 /* [vm] vmgenid: VM generation ID device (on) */
+	unsigned int rng;		 /* [vm] rng: a virtio-rng device (off) */
 	char *kernel;			 /* [boot] kernel, absolute or cwd-relative */
 	char *initrd;			 /* [boot] initrd, NULL when none */
 	char *cmdline;			 /* [boot] cmdline */

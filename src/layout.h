@@ -17,6 +17,8 @@
 #define ACPI_TABLES_ADDR  0xe0000ULL /* RSDP first; found by the BIOS-area scan too */
 #define ACPI_TABLES_SIZE  0x20000ULL
 #define RESET_VECTOR_ADDR 0xffff0ULL /* f000:fff0, inside the ACPI/BIOS area */
+/* The VM generation ID (16 bytes) in a page of its own, past the ACPI tables. */
+#define VMGENID_ADDR	  0xfe000ULL
 #define HIGH_MEM_START	  0x100000ULL
 
 /* The 32-bit hole: [MMIO32_START, 4 GiB) is never RAM. */
@@ -38,6 +40,7 @@
 #define PORT_CMOS_DATA	    0x71
 #define PORT_COM1	    0x3f8
 #define IRQ_COM1	    4
+#define IRQ_GED		    5	  /* ACPI generic event device: the generation ID changed */
 #define PORT_EXIT	    0x501 /* a byte v written here ends minivmm with status v */
 #define PORT_ACPI_SLEEP_CTL 0x600 /* FADT SLEEP_CONTROL_REG (HW-reduced ACPI) */
 #define PORT_ACPI_SLEEP_STS 0x601 /* FADT SLEEP_STATUS_REG */

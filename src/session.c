@@ -387,6 +387,8 @@ static int restore(struct session *s, struct kvm_sys *kvm, const struct vm_confi
 	atomic_store(&vm->mem_filling, o->mem == SNAPSHOT_MEM_LAZY);
 	t1 = now_ns();
 	ret = snapshot_restore(o->snap, vm, o->mem, true);
+	/* A clone is another machine: a new generation ID, and the guest reseeds. */
+	ret = ret ?: vm_vmgenid_new(vm, true);
 	if (ret)
 		return ret;
 	/* Also the benchmark's time to the first guest instruction (bench/snapshot). */
@@ -424,6 +426,7 @@ static void sandbox_plan_for(const struct vm_config *cfg, const struct session_o
 	p->api = sock != NULL;
 	p->vsock = cfg->vsock.cid != 0;
 	p->balloon = cfg->balloon.present;
+	p->rng = cfg->rng;
 	p->console_api = cfg->serial == SERIAL_API;
 	p->console_tty = cfg->serial == SERIAL_STDIO && isatty(STDIN_FILENO);
 	/* Root serving a share acts on files of every owner; a rebuild reopens them. */

@@ -180,8 +180,8 @@ static int setup_platform(struct vm *vm)
 
 static int setup_acpi(struct vm *vm, const struct acpi_config *ac)
 {
-	/* The tables may use the BIOS area up to the reset vector. */
-	size_t room = RESET_VECTOR_ADDR - ACPI_TABLES_ADDR;
+	/* The tables may use the BIOS area up to the generation ID's page. */
+	size_t room = VMGENID_ADDR - ACPI_TABLES_ADDR;
 	void *dst = gpa_to_hva(&vm->mem, ACPI_TABLES_ADDR, room);
 	int n;
 
@@ -318,12 +318,13 @@ static int create(struct vm *vm, struct kvm_sys *kvm, const struct vm_config *cf
 	if (ret)
 		return ret;
 	acpi_config_init(&ac, vm->nr_vcpus, guest_mem_end(&vm->mem));
+	vm_vmgenid_acpi(vm, &ac);
 	ret = vm_devices_create(vm, &ac);
 	if (ret)
 		return ret;
 	vm->restoring = restoring;
 	if (!restoring) {
-		ret = setup_acpi(vm, &ac) ?: boot_load(vm, &bi);
+		ret = setup_acpi(vm, &ac) ?: vm_vmgenid_new(vm, false) ?: boot_load(vm, &bi);
 		if (ret)
 			return ret;
 	}

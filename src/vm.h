@@ -20,6 +20,7 @@ struct virtio_blk;
 struct vm_share;
 struct virtio_vsock;
 struct virtio_balloon;
+struct virtio_rng;
 struct balloon_timer;
 
 enum vm_stop {
@@ -63,6 +64,7 @@ struct vm {
 	struct vm_share *shares[CONFIG_MAX_SHARES]; /* [share.N], by N */
 	struct virtio_vsock *vsock;		    /* [vsock], NULL: none */
 	struct virtio_balloon *balloon;		    /* [balloon], NULL: none */
+	struct virtio_rng *rng;			    /* [vm] rng = on, NULL: none */
 	/* A lazy restore is still filling guest RAM (userfaultfd): nothing may be given
 	 * back to the host until it is done (the balloon waits). */
 	atomic_bool mem_filling;
@@ -130,6 +132,16 @@ static inline bool vm_stopping(struct vm *vm)
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 
 /*
+ * vm_vmgenid.c: [vm] vmgenid. vm_vmgenid_acpi puts the device into @ac's tables;
+ * vm_vmgenid_new writes a new generation ID into guest memory (boot, restore) and,
+ * with @notify, raises the interrupt that makes the guest read it.
+ */
+#define VMGENID_SIZE 16
+struct acpi_config;
+void vm_vmgenid_acpi(const struct vm *vm, struct acpi_config *ac);
+int vm_vmgenid_new(struct vm *vm, bool notify);
+
+/*
  * vm_devices.c: the one table of the VM's devices. Create in order; destroy
  * unplugs every device (last first) and then frees them (last first); save and
  * load give each its node of the state tree (under @root).
@@ -152,6 +164,9 @@ void vm_remove_vsock(struct vm *vm);
 int vm_add_balloon(struct vm *vm);
 void vm_remove_balloon(struct vm *vm);
 int vm_balloon_request(struct vm *vm, bool set, uint64_t size, char *json, size_t len);
+/* vm_rng.c: [vm] rng, a virtio-rng device */
+int vm_add_rng(struct vm *vm);
+void vm_remove_rng(struct vm *vm);
 int vm_vsock_connect(struct vm *vm, uint32_t port, int *fd);
 /* vm_shares.c: the [share.N] virtio-fs devices */
 int vm_add_shares(struct vm *vm);

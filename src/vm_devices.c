@@ -195,6 +195,12 @@ static int balloon_add(struct vm *vm, const struct acpi_config *ac)
 	return vm_add_balloon(vm);
 }
 
+static int rng_add(struct vm *vm, const struct acpi_config *ac)
+{
+	(void)ac;
+	return vm_add_rng(vm);
+}
+
 static const struct vm_device devices[] = {
 	{ .what = "serial port",
 	  .name = "serial",
@@ -219,6 +225,7 @@ static const struct vm_device devices[] = {
 	{ .create = shares_add, .destroy = vm_remove_shares },
 	{ .create = vsock_add, .destroy = vm_remove_vsock },
 	{ .create = balloon_add, .destroy = vm_remove_balloon },
+	{ .create = rng_add, .destroy = vm_remove_rng },
 };
 
 #define N_DEVICES (sizeof(devices) / sizeof(devices[0]))

@@ -95,6 +95,8 @@ static int check_config(const struct acpi_config *cfg)
 		return -EINVAL;
 	if (!cfg->io_size || cfg->io_base > 0xffff || cfg->io_size > 0x10000 - cfg->io_base)
 		return -EINVAL;
+	if (cfg->vmgenid_addr && (cfg->vmgenid_addr % 8 || cfg->ged_irq > 15))
+		return -EINVAL;
 	return 0;
 }
 
@@ -223,6 +225,42 @@ static void build_madt(uint8_t *t, unsigned int ncpus)
 }
 
 /*
+ * The VM generation ID (Microsoft's "Virtual Machine Generation ID" spec, Linux's
+ * drivers/virt/vmgenid.c): ADDR is the 16 bytes' guest-physical address as a package
+ * of two 32-bit halves. Hardware-reduced ACPI has no GPE blocks, so the change is
+ * signalled by a generic event device (ACPI0013): its interrupt makes the guest run
+ * _EVT, which notifies VGEN (0x80); Linux then reads the new ID and reseeds its RNG.
+ */
+static void build_vmgenid_aml(struct aml *a, const struct acpi_config *cfg)
+{
+	aml_device_begin(a, "VGEN");
+	aml_name(a, "_HID");
+	aml_string(a, "VMGENCTR");
+	aml_name(a, "_DDN");
+	aml_string(a, "VM_Gen_Counter");
+	aml_name(a, "ADDR");
+	aml_package_begin(a, 2);
+	aml_integer(a, cfg->vmgenid_addr & 0xffffffffu);
+	aml_integer(a, cfg->vmgenid_addr >> 32);
+	aml_end(a);
+	aml_end(a); /* Device */
+
+	aml_device_begin(a, "GED0");
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_irq(a, cfg->ged_irq);
+	aml_rt_end(a);
+	aml_method_begin(a, "_EVT", 1);
+	aml_notify(a, "\\_SB.VGEN", 0x80);
+	aml_end(a); /* Method */
+	aml_end(a); /* Device */
+}
+
+/*
  * \_S5_ for poweroff and the PCI host bridge. There is no _PRT: every device
  * we emulate uses MSI/MSI-X, so INTx is never routed (Linux logs "no IRQ
  * known for pin" for a device that still has an interrupt pin, harmlessly).
@@ -295,6 +333,8 @@ static void build_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	aml_rt_end(a);
 	aml_end(a); /* Device */
 
+	if (cfg->vmgenid_addr)
+		build_vmgenid_aml(a, cfg);
 	aml_end(a); /* Scope */
 }
 

@@ -52,6 +52,10 @@ struct acpi_config {
 	uint64_t mmio32_base, mmio32_size; /* below 4 GiB, non-prefetchable */
 	uint64_t mmio64_base, mmio64_size; /* above 4 GiB, prefetchable */
 	uint32_t io_base, io_size;	   /* PCI I/O port window */
+	/* VM generation ID (VMGENCTR): its 16 bytes' address, 0 for none; the generic
+	 * event device's ISA IRQ that tells the guest it changed. */
+	uint64_t vmgenid_addr;
+	uint8_t ged_irq;
 };
 
 /*

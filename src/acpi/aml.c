@@ -302,6 +302,23 @@ void aml_device_begin(struct aml *a, const char *path)
 	aml_namestring(a, path);
 }
 
+void aml_method_begin(struct aml *a, const char *path, uint8_t nargs)
+{
+	if (nargs > 7)
+		aml_fail(a, -EINVAL);
+	aml_byte(a, AML_METHOD_OP);
+	aml_open(a);
+	aml_namestring(a, path);
+	aml_byte(a, nargs & 7); /* MethodFlags: ArgCount, NotSerialized, SyncLevel 0 */
+}
+
+void aml_notify(struct aml *a, const char *path, uint8_t value)
+{
+	aml_byte(a, AML_NOTIFY_OP);
+	aml_namestring(a, path);
+	aml_integer(a, value);
+}
+
 void aml_package_begin(struct aml *a, uint8_t nelems)
 {
 	aml_byte(a, AML_PACKAGE_OP);

@@ -32,6 +32,8 @@
 #define AML_SCOPE_OP	  0x10
 #define AML_BUFFER_OP	  0x11
 #define AML_PACKAGE_OP	  0x12
+#define AML_METHOD_OP	  0x14
+#define AML_NOTIFY_OP	  0x86
 #define AML_DUAL_NAME	  0x2e
 #define AML_MULTI_NAME	  0x2f
 #define AML_EXT_OP_PREFIX 0x5b
@@ -85,6 +87,8 @@ void aml_string(struct aml *a, const char *s);
 void aml_buffer(struct aml *a, const void *data, size_t n);
 /* "PNP0A03" -> DWordConst of the compressed EISA id (bytes 41 d0 0a 03). */
 void aml_eisaid(struct aml *a, const char *id);
+/* Notify(path, value) */
+void aml_notify(struct aml *a, const char *path, uint8_t value);
 int aml_eisaid_value(const char *id, uint32_t *out);
 
 /* Name(path, <the next object>). */
@@ -92,7 +96,9 @@ void aml_name(struct aml *a, const char *path);
 void aml_scope_begin(struct aml *a, const char *path);
 void aml_device_begin(struct aml *a, const char *path);
 void aml_package_begin(struct aml *a, uint8_t nelems);
-/* Closes the innermost Scope, Device or Package. */
+/* Method(path, nargs, NotSerialized){ ... } */
+void aml_method_begin(struct aml *a, const char *path, uint8_t nargs);
+/* Closes the innermost Scope, Device, Package or Method. */
 void aml_end(struct aml *a);
 
 /* Buffer(){ descriptors..., EndTag } */

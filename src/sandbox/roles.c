@@ -223,6 +223,11 @@ static const struct sb_rule vsock_io[] = {
 	SB_ARG(socket, 0, 0xffffffffu, AF_UNIX), SB_IOCTLS(FIONREAD),
 };
 
+/* The virtio-rng thread: the guest's entropy comes from getrandom(). */
+static const struct sb_rule rng_io[] = {
+	SB_ANY(getrandom),
+};
+
 /* Reading a VM's state for a snapshot (the API thread while the vCPUs are parked). */
 static const struct sb_rule kvm_state[] = {
 	SB_IOCTLS(KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_MSRS, KVM_GET_MSR_INDEX_LIST, KVM_GET_FPU,
@@ -381,6 +386,7 @@ static const struct sb_group g_main_run = SB_GROUP("main-run", main_run);
 static const struct sb_group g_main_rebuild = SB_GROUP("main-rebuild", main_rebuild);
 static const struct sb_group g_tty = SB_GROUP("tty", tty);
 static const struct sb_group g_vsock_io = SB_GROUP("vsock-io", vsock_io);
+static const struct sb_group g_rng_io = SB_GROUP("rng-io", rng_io);
 
 static const char *const role_names[SANDBOX_NR_ROLES] = {
 	[SANDBOX_BASE] = "base",
@@ -394,6 +400,7 @@ static const char *const role_names[SANDBOX_NR_ROLES] = {
 	[SANDBOX_LAZY] = "lazy",
 	[SANDBOX_VSOCK_IO] = "vsock-io",
 	[SANDBOX_BALLOON_IO] = "balloon-io",
+	[SANDBOX_RNG_IO] = "rng-io",
 };
 
 const char *sb_role_name(unsigned int role)
@@ -469,6 +476,10 @@ static void role_own(enum sandbox_role role, const struct sandbox_plan *p,
 		/* Its queues; the pages it gives back go with madvise (core). */
 		add(out, n, &g_dev_queues);
 		break;
+	case SANDBOX_RNG_IO:
+		add(out, n, &g_dev_queues);
+		add(out, n, &g_rng_io);
+		break;
 	case SANDBOX_NR_ROLES:
 		break;
 	}
@@ -499,6 +510,8 @@ void sb_role_groups(enum sandbox_role role, const struct sandbox_plan *plan,
 			if (r == SANDBOX_VSOCK_IO && !plan->vsock)
 				continue;
 			if (r == SANDBOX_BALLOON_IO && !plan->balloon)
+				continue;
+			if (r == SANDBOX_RNG_IO && !plan->rng)
 				continue;
 			role_own(r, plan, out, &n);
 		}

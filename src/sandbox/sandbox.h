@@ -28,6 +28,7 @@ enum sandbox_role {
 	SANDBOX_LAZY,	    /* lazy restore: userfaultfd and prefetch */
 	SANDBOX_VSOCK_IO,   /* the virtio-vsock I/O thread: its Unix sockets */
 	SANDBOX_BALLOON_IO, /* the virtio-balloon I/O thread: its queues, madvise */
+	SANDBOX_RNG_IO,	    /* the virtio-rng I/O thread: its queue, getrandom */
 	SANDBOX_NR_ROLES,
 };
 
@@ -43,6 +44,7 @@ struct sandbox_plan {
 	bool api;	    /* a control socket */
 	bool vsock;	    /* a virtio-vsock device */
 	bool balloon;	    /* a virtio-balloon device */
+	bool rng;	    /* a virtio-rng device */
 	bool console_api;   /* [console] serial = api: the API thread makes socket pairs */
 	bool console_tty;   /* the console is a terminal in raw mode */
 	bool keep_fs_caps;  /* root with shares: keep the file capabilities */

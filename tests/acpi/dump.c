@@ -67,8 +67,8 @@ int main(int argc, char **argv)
 	uint32_t xlen, len;
 	int used;
 
-	if (argc < 2 || argc > 4) {
-		fprintf(stderr, "usage: %s DIR [NCPUS [RAM_TOP]]\n", argv[0]);
+	if (argc < 2 || argc > 5) {
+		fprintf(stderr, "usage: %s DIR [NCPUS [RAM_TOP [vmgenid]]]\n", argv[0]);
 		return 2;
 	}
 	if (argc > 2)
@@ -76,6 +76,10 @@ int main(int argc, char **argv)
 	if (argc > 3)
 		ram_top = strtoull(argv[3], NULL, 0);
 	acpi_config_init(&cfg, ncpus, ram_top);
+	if (argc > 4 && !strcmp(argv[4], "vmgenid")) {
+		cfg.vmgenid_addr = VMGENID_ADDR;
+		cfg.ged_irq = IRQ_GED;
+	}
 	used = acpi_build(tables, sizeof(tables), ACPI_TABLES_ADDR, &cfg);
 	if (used < 0) {
 		fprintf(stderr, "acpi_build: %s\n", strerror(-used));

@@ -200,10 +200,15 @@ t_agent_cp() {
 # CID, vsock and API socket): the open connection was reset by the restore, and exec and
 # cp work in both clones side by side, each seeing only its own files.
 t_agent_clones() {
-	local p c r=0 pids=() workers=()
-	agent_boot a
+	local p c e r=0 pids=() workers=()
+	agent_boot a --set vm.rng=on
 	ax a --wait 90 -- sh -c 'echo base >/tmp/who'
 	expect_x 0 "" || { agent_stop a; return 1; }
+	# [vm] rng = on: the guest's hardware RNG is our virtio-rng.
+	ax a -- sh -c 'modprobe virtio-rng; cat /sys/class/misc/hw_random/rng_current;
+		head -c 32 /dev/hwrng | od -An -tx1 | tr -d " \n" | wc -c'
+	expect_x 0 "virtio_rng.0
+64" || { why="virtio-rng: $why"; agent_stop a; return 1; }
 	# A command still running (its connection open) when the snapshot is taken.
 	"$MINIVMM" exec --socket "$T/a.api" -- sleep 1000 >/dev/null 2>"$T/held.err" </dev/null &
 	p=$!
@@ -234,6 +239,15 @@ t_agent_clones() {
 			done
 			timeout 60 "$MINIVMM" exec --socket "$T/$c.api" -- cat /tmp/who
 			echo "$n"
+			# The guest's first random bytes after the restore, and whether its kernel
+			# reseeded on the new generation ID ([vm] vmgenid).
+			timeout 60 "$MINIVMM" exec --socket "$T/$c.api" -- \
+				sh -c 'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"' >"$T/$c.rnd"
+			timeout 60 "$MINIVMM" exec --socket "$T/$c.api" -- \
+				sh -c 'dmesg | grep -c "crng reseeded due to virtual machine fork"' >"$T/$c.fork"
+			# The restored virtio-rng still answers.
+			timeout 60 "$MINIVMM" exec --socket "$T/$c.api" -- \
+				sh -c 'head -c 16 /dev/hwrng | wc -c' >"$T/$c.hw"
 		) >"$T/$c.x" 2>&1 &
 		workers+=($!)
 	done
@@ -242,11 +256,22 @@ t_agent_clones() {
 		[ "$(cat "$T/$c.x")" = "$c
 0" ] || { why="$c: '$(head -c 300 "$T/$c.x" | tr '\n' ' ')' (want its name, then 0: the held command gone)"; r=1; }
 	done
+	# Clones of one snapshot share its RNG state: the new generation ID must reseed each.
+	[ "$(wc -c <"$T/c1.rnd")" = 32 ] && [ "$(wc -c <"$T/c2.rnd")" = 32 ] ||
+		{ why="random bytes: '$(cat "$T/c1.rnd")' '$(cat "$T/c2.rnd")'"; r=1; }
+	[ "$(cat "$T/c1.rnd")" != "$(cat "$T/c2.rnd")" ] ||
+		{ why="both clones read the same bytes from /dev/urandom: $(cat "$T/c1.rnd")"; r=1; }
+	echo "  agent_clones: /dev/urandom in the clones: $(cat "$T/c1.rnd") $(cat "$T/c2.rnd")"
+	for c in c1 c2; do
+		[ "$(cat "$T/$c.hw")" = 16 ] || { why="$c: /dev/hwrng after the restore: '$(cat "$T/$c.hw")'"; r=1; }
+		[ "$(cat "$T/$c.fork")" = 1 ] ||
+			{ why="$c: the guest kernel did not reseed on the new VM generation ID (dmesg: '$(cat "$T/$c.fork")' times)"; r=1; }
+	done
 	for c in c1 c2; do
 		"$MINIVMM" ctl --socket "$T/$c.api" stop >/dev/null 2>&1
 	done
 	for p in "${pids[@]}"; do
-		wait "$p" || { [ $r = 0 ] && why="a clone exited $?"; r=1; }
+		wait "$p" || { e=$?; [ $r = 0 ] && why="a clone exited $e"; r=1; }
 	done
 	cat "$T/c1.err" "$T/c2.err" >"$T/err"
 	return $r

@@ -68,14 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	log_verbosity = -1;
-	ram = aligned_alloc(4096, RAM);
-	if (!ram)
-		abort();
-	memset(ram, 0, RAM);
-	mem = (struct guest_mem){ 0 };
-	mem.r[0] = (struct mem_region){ .gpa = 0, .size = RAM, .hva = ram };
-	mem.nr = 1;
-	mem.total = RAM;
+	ram = vdrv_ram_alloc(&mem, RAM);
 	if (virtio_balloon_create(&b, &mem, &o))
 		abort();
 	d = virtio_balloon_virtio(b);
@@ -117,6 +110,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	d->started = false;
 	virtio_balloon_destroy(b);
-	free(ram);
+	vdrv_ram_free(&mem);
 	return 0;
 }

@@ -24,7 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 MODULES="virtio virtio_ring virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk
 	pvpanic pvpanic-pci kvm kvm_amd kvm_intel ccp irqbypass virtiofs fuse 9p 9pnet_virtio ext4 crc32c_generic
-	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport virtio_console virtio_balloon"
+	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport virtio_console virtio_balloon
+	virtio-rng"
 
 kernel=$(newest_kernel)
 kver=$(kernel_version "$kernel")

@@ -31,6 +31,25 @@ void vdrv_ram_unmap(struct guest_mem *mem)
 	munmap(mem->r[0].hva, mem->r[0].size);
 }
 
+void *vdrv_ram_alloc(struct guest_mem *mem, uint64_t size)
+{
+	void *ram = aligned_alloc(4096, size);
+
+	if (!ram)
+		abort();
+	memset(ram, 0, size);
+	memset(mem, 0, sizeof(*mem));
+	mem->r[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = ram };
+	mem->nr = 1;
+	mem->total = size;
+	return ram;
+}
+
+void vdrv_ram_free(struct guest_mem *mem)
+{
+	free(mem->r[0].hva);
+}
+
 int vdrv_init(struct vdrv *q, const struct guest_mem *mem, unsigned int size, uint64_t desc_gpa,
 	      uint64_t avail_gpa, uint64_t used_gpa)
 {

@@ -42,6 +42,10 @@ struct vring_seg {
 /* Anonymous memory of @size bytes as the one RAM region, at GPA 0, of @mem; NULL on failure. */
 void *vdrv_ram_map(struct guest_mem *mem, uint64_t size);
 void vdrv_ram_unmap(struct guest_mem *mem);
+/* The same from the heap, exactly @size bytes (page-aligned, zeroed): fuzzers, whose ASan
+ * sees any access past it. Aborts on failure; vdrv_ram_free() gives it back. */
+void *vdrv_ram_alloc(struct guest_mem *mem, uint64_t size);
+void vdrv_ram_free(struct guest_mem *mem);
 
 /* Rings of @size entries at the three addresses in @mem, zeroed; -EFAULT if one is not RAM. */
 int vdrv_init(struct vdrv *q, const struct guest_mem *mem, unsigned int size, uint64_t desc_gpa,

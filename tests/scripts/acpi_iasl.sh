@@ -26,7 +26,10 @@ for ncpus in 1 2 64; do
 	d="$tmp/$ncpus"
 	mkdir -p "$d"
 	# 6 GiB of RAM: 2 GiB above 4 GiB, so the 64-bit window starts at 7 GiB.
-	"$tmp/acpi-dump" "$d" "$ncpus" 0x1c0000000 >/dev/null || fail "acpi-dump $ncpus"
+	# With the VM generation ID device except for 1 CPU (both kinds are checked below).
+	gen=vmgenid
+	[ "$ncpus" = 1 ] && gen=""
+	"$tmp/acpi-dump" "$d" "$ncpus" 0x1c0000000 $gen >/dev/null || fail "acpi-dump $ncpus"
 	# iasl 20200925 cannot disassemble a lone RSDP (no table header); the
 	# unit test checks both of its checksums instead.
 	[ -s "$d/RSDP.dat" ] || fail "RSDP missing"
@@ -63,6 +66,16 @@ grep -q 'QWordMemory' "$dsl" || fail "no 64-bit window"
 grep -qi '0x00000001C0000000' "$dsl" || fail "QWordMemory minimum"
 grep -qi '0x00000011BFFFFFFF' "$dsl" || fail "QWordMemory maximum"
 grep -qi '0x0000001000000000, // Length' "$dsl" || fail "QWordMemory length"
+
+# The VM generation ID and the generic event device that signals its changes.
+grep -q 'Device (VGEN)\|Device (_SB.VGEN)' "$dsl" || fail "no VGEN device"
+grep -q 'Name (_HID, "VMGENCTR")' "$dsl" || fail "no VMGENCTR _HID"
+grep -A4 'Name (ADDR, Package (0x02)' "$dsl" | grep -qi '0x000FE000' || fail "VGEN ADDR"
+grep -q 'Name (_HID, "ACPI0013"' "$dsl" || fail "no generic event device"
+grep -A3 'IRQNoFlags' "$dsl" | grep -q '{5}' || fail "GED interrupt is not IRQ 5"
+grep -q 'Method (_EVT, 1' "$dsl" || fail "no _EVT method"
+grep -q 'Notify (\\_SB.VGEN, 0x80)\|Notify (VGEN, 0x80)' "$dsl" || fail "_EVT does not notify VGEN"
+! grep -q 'VGEN\|ACPI0013' "$tmp/1/DSDT.dsl" || fail "VGEN without vmgenid"
 
 fadt="$d/FACP.dsl"
 grep -q 'Hardware Reduced (V5) : 1' "$fadt" || fail "not HW-reduced"

@@ -391,6 +391,18 @@ START_TEST(test_aml_basics)
 	ck_assert_int_eq(aml_finish(&a), 14);
 	ck_assert_mem_eq(out, "\x10\x0d\\_SB_\x5b\x82\x05PCI0", 14);
 
+	/* Method(_EVT, 1){ Notify(\_SB.VGEN, 0x80) }: what iasl emits for it. */
+	aml_init(&a, out, sizeof(out));
+	aml_method_begin(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB.VGEN", 0x80);
+	aml_end(&a);
+	ck_assert_int_eq(aml_finish(&a), 20);
+	ck_assert_mem_eq(out, "\x14\x13_EVT\x01\x86\\\x2e_SB_VGEN\x0a\x80", 20);
+	aml_init(&a, out, sizeof(out));
+	aml_method_begin(&a, "_EVT", 8);
+	aml_end(&a);
+	ck_assert_int_eq(aml_finish(&a), -EINVAL);
+
 	/* Bad input and misuse are sticky errors. */
 	aml_init(&a, out, sizeof(out));
 	aml_namestring(&a, "TOOLONG");

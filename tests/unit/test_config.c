@@ -966,13 +966,14 @@ START_TEST(test_dump_round_trip)
 	ck_assert_int_eq(mkdir("my dir", 0755), 0);
 	write_file("my dir/k;1", "k");
 	ck_assert_int_eq(
-	    load_text("[vm]\nmemory = 1536M\nvcpus = 3\nnested = off\n"
-		      "on_reboot = restart\nnotify = mmio\n[boot]\nkernel = \"my dir/k;1\"\n"
-		      "initrd = initrd.img\n"
-		      "cmdline = \" a \\\"b\\\" ; c\\\\ \"\n"
-		      "decompress = guest\n"
-		      "[console]\nserial = \"file:my dir/#log\"\n",
-		      NULL, 0),
+	    load_text(
+		"[vm]\nmemory = 1536M\nvcpus = 3\nnested = off\n"
+		"on_reboot = restart\nvmgenid = off\nnotify = mmio\n[boot]\nkernel = \"my dir/k;1\"\n"
+		"initrd = initrd.img\n"
+		"cmdline = \" a \\\"b\\\" ; c\\\\ \"\n"
+		"decompress = guest\n"
+		"[console]\nserial = \"file:my dir/#log\"\n",
+		NULL, 0),
 	    0);
 	text = dump_cfg();
 	ck_assert_str_eq(text, "[vm]\n"
@@ -981,6 +982,7 @@ START_TEST(test_dump_round_trip)
 			       "nested = off\n"
 			       "on_reboot = restart\n"
 			       "pin = off\n"
+			       "vmgenid = off\n"
 			       "notify = mmio\n"
 			       "\n"
 			       "[boot]\n"

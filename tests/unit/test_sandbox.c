@@ -84,8 +84,13 @@ static bool allows(unsigned int role, int nr, uint64_t a0, uint64_t a1, uint64_t
 
 static const struct sandbox_plan plans[] = {
 	{ 0 },
-	{ .rebuild = true, .shares = true, .lazy = true, .api = true, .console_tty = true,
-	  .vsock = true },
+	{ .rebuild = true,
+	  .shares = true,
+	  .lazy = true,
+	  .api = true,
+	  .console_tty = true,
+	  .vsock = true,
+	  .rng = true },
 	{ .shares = true, .api = true },
 };
 
@@ -218,8 +223,10 @@ START_TEST(test_baseline_covers_roles)
 		for (unsigned int r = 1; r < SANDBOX_NR_ROLES; r++) {
 			if ((r == SANDBOX_FS_IO || r == SANDBOX_DAX_WATCH) && !plan->shares)
 				continue;
-			if ((r == SANDBOX_LAZY && !plan->lazy) || (r == SANDBOX_API && !plan->api) ||
-			    (r == SANDBOX_VSOCK_IO && !plan->vsock))
+			if ((r == SANDBOX_LAZY && !plan->lazy) ||
+			    (r == SANDBOX_API && !plan->api) ||
+			    (r == SANDBOX_VSOCK_IO && !plan->vsock) ||
+			    (r == SANDBOX_RNG_IO && !plan->rng))
 				continue;
 			sb_role_groups(r, plan, groups);
 			for (g = 0; groups[g]; g++) {
