@@ -433,16 +433,6 @@ static void *server_thread(void *arg)
 	return NULL;
 }
 
-static int make_addr(const char *path, struct sockaddr_un *addr)
-{
-	memset(addr, 0, sizeof(*addr));
-	addr->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(addr->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr->sun_path, path);
-	return 0;
-}
-
 /* A socket nobody listens on (a minivmm that died) is removed; anything else stays. */
 static int clear_stale(const char *path)
 {
@@ -483,7 +473,7 @@ int api_server_start_timeout(const char *path, const struct api_ops *ops, void *
 	*out = NULL;
 	if (client_timeout_ms <= 0)
 		return -EINVAL;
-	ret = make_addr(path, &addr);
+	ret = unix_addr(path, &addr);
 	if (ret) {
 		pr_err("api socket %s: path too long (at most %zu bytes)", path,
 		       sizeof(addr.sun_path) - 1);

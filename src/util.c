@@ -144,14 +144,25 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+int unix_addr(const char *path, struct sockaddr_un *addr)
+{
+	size_t len = strlen(path);
+
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (len >= sizeof(addr->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr->sun_path, path, len + 1);
+	return 0;
+}
+
 int unix_connect(const char *path, int flags, int timeout_ms)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd, ret;
+	struct sockaddr_un addr;
+	int fd, ret = unix_addr(path, &addr);
 
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
+	if (ret)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
 		return -errno;

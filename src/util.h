@@ -51,6 +51,9 @@ ssize_t read_text(const char *path, char *buf, size_t len);
 int write_all(int fd, const void *buf, size_t len);
 /* pwrite() all of it at @off: 0 or a negative errno. */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* @addr for the Unix socket at @path: 0, or -ENAMETOOLONG if it does not fit sun_path. */
+struct sockaddr_un;
+int unix_addr(const char *path, struct sockaddr_un *addr);
 /*
  * A stream socket connected to the Unix socket @path (SOCK_CLOEXEC | @flags, e.g.
  * SOCK_NONBLOCK), or -errno: -ENAMETOOLONG, connect()'s. @timeout_ms > 0 bounds a connect

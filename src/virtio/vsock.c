@@ -814,13 +814,12 @@ static const struct virtio_dev_ops vsock_ops = {
 
 static int listen_on(const char *name, const char *path, int *out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	bool replaced;
-	int fd, ret;
+	int fd, ret = unix_addr(path, &sa);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (ret)
+		return ret;
 	/* One left by a minivmm that was killed must not keep the next VM from starting. */
 	ret = unix_clear_stale(path, &replaced);
 	if (replaced)
