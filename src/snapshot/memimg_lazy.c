@@ -117,7 +117,7 @@ static void fill_chunk(struct memimg_lazy *l, uint64_t c, uint8_t *buf, uint8_t 
 	const uint64_t *zm = memimg_zmap(mi, c);
 	uint64_t base = (uintptr_t)l->r[ch->region].hva + ch->page * MEMIMG_PAGE;
 	const uint8_t *src = buf;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = by_fault ? now_ns() : 0; /* only a first touch's wait is counted */
 	int ret = 0, bad;
 
 	if (ch->nz)
