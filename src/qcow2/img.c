@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api.h"
 #include "block/file_io.h"
 #include "config.h"
 #include "qcow2/img.h"
@@ -24,7 +25,8 @@ static int usage(void)
 	    "usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
 	    "                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
 	    "                           [-b BACKING -F qcow2|raw] FILE SIZE\n"
-	    "       minivmm img info FILE\n"
+	    "       minivmm img info [--output=human|json] FILE\n"
+	    "       minivmm img map [--output=human|json] [--backing-dir DIR] FILE\n"
 	    "       minivmm img check [-r leaks|all] FILE\n"
 	    "       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
 	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
@@ -168,21 +170,124 @@ static int open_for_tool(struct qcow2 **q, const char *path, bool rw)
 	return r;
 }
 
+/* --output=human|json (qemu-img's option); -1: neither. */
+static int parse_output(const char *v)
+{
+	if (!strcmp(v, "human"))
+		return 0;
+	if (!strcmp(v, "json"))
+		return 1;
+	fprintf(stderr, "img: --output=%s: expected human or json\n", v);
+	return -1;
+}
+
+/* Options shared by info and map: --output, --backing-dir; the FILE's index or -1. */
+static int parse_view_opts(int argc, char **argv, int *json, const char **bdir)
+{
+	static const struct option lo[] = { { "output", required_argument, NULL, 'O' },
+					    { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	int c;
+
+	*json = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (c == 'O' && (*json = parse_output(optarg)) >= 0)
+			continue;
+		if (c == 'B' && bdir) {
+			*bdir = optarg;
+			continue;
+		}
+		return -1;
+	}
+	return optind == argc - 1 ? optind : -1;
+}
+
+/* A JSON string for @s (a path: any bytes), quoted and escaped. */
+static void put_json_string(const char *s)
+{
+	char buf[4 * 1024 * 6 + 8] = "";
+
+	if (api_json_append_string(buf, sizeof(buf), s))
+		snprintf(buf, sizeof(buf), "\"\"");
+	fputs(buf, stdout);
+}
+
+/* Where qemu-img says a relative backing file is: next to the image. */
+static void put_full_backing(const char *image, const char *backing)
+{
+	const char *slash = strrchr(image, '/');
+	char *p;
+
+	if (backing[0] == '/' || !slash) {
+		put_json_string(backing);
+		return;
+	}
+	if (asprintf(&p, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
+		put_json_string(backing);
+		return;
+	}
+	put_json_string(p);
+	free(p);
+}
+
+/* qemu-img info --output=json's fields and layout, for scripts written against it. */
+static void print_info_json(const char *path, const struct qcow2_info *in, const struct stat *st)
+{
+	printf("{\n");
+	if (in->has_backing && in->backing_fmt[0])
+		printf("    \"backing-filename-format\": \"%s\",\n", in->backing_fmt);
+	printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", in->size);
+	put_json_string(path);
+	printf(",\n    \"cluster-size\": %llu,\n    \"format\": \"qcow2\",\n",
+	       1ULL << in->cluster_bits);
+	if (st)
+		printf("    \"actual-size\": %llu,\n", (unsigned long long)st->st_blocks * 512);
+	printf("    \"format-specific\": {\n        \"type\": \"qcow2\",\n        \"data\": {\n"
+	       "            \"compat\": \"%s\",\n            \"compression-type\": \"%s\",\n",
+	       in->version == 2 ? "0.10" : "1.1", in->zstd ? "zstd" : "zlib");
+	/* Version 2 has no feature bits: qemu-img shows none. */
+	if (in->version == 2)
+		printf("            \"refcount-bits\": %u\n", in->refcount_bits);
+	else
+		printf("            \"lazy-refcounts\": %s,\n            \"refcount-bits\": %u,\n"
+		       "            \"corrupt\": %s,\n            \"extended-l2\": false\n",
+		       in->lazy_refcounts ? "true" : "false", in->refcount_bits,
+		       in->corrupt ? "true" : "false");
+	printf("        }\n    },\n");
+	if (in->has_backing) {
+		printf("    \"full-backing-filename\": ");
+		put_full_backing(path, in->backing_file);
+		printf(",\n    \"backing-filename\": ");
+		put_json_string(in->backing_file);
+		printf(",\n");
+	}
+	if (in->nb_snapshots)
+		printf("    \"snapshots\": %u,\n", in->nb_snapshots);
+	printf("    \"dirty-flag\": %s\n}\n", in->dirty ? "true" : "false");
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	struct qcow2_info in;
 	struct qcow2 *q;
 	struct stat st;
+	int json, i = parse_view_opts(argc, argv, &json, NULL);
+	bool have_st;
 
-	if (argc != 2)
+	if (i < 0)
 		return usage();
-	if (open_for_tool(&q, argv[1], false))
+	if (open_for_tool(&q, argv[i], false))
 		return 1;
 	qcow2_get_info(q, &in);
 	qcow2_close(q);
-	printf("image: %s\nfile format: qcow2\n", argv[1]);
+	have_st = !stat(argv[i], &st);
+	if (json) {
+		print_info_json(argv[i], &in, have_st ? &st : NULL);
+		return 0;
+	}
+	printf("image: %s\nfile format: qcow2\n", argv[i]);
 	printf("virtual size: %" PRIu64 " bytes\n", in.size);
-	if (!stat(argv[1], &st))
+	if (have_st)
 		printf("disk size: %llu bytes\n", (unsigned long long)st.st_blocks * 512);
 	printf("cluster_size: %llu\n", 1ULL << in.cluster_bits);
 	if (in.has_backing) {
@@ -486,6 +591,61 @@ static int cmd_convert(int argc, char **argv)
 }
 
 /* A few qemu-io style commands, for tests and scripting. */
+/*
+ * Where each run of guest bytes comes from, in qemu-img map's two formats: JSON (every
+ * run) or human (the runs stored as plain data: offset, length, where, which file).
+ */
+static int cmd_map(int argc, char **argv)
+{
+	struct qcow2_map_ent m;
+	const char *bdir = NULL;
+	struct qcow2 *q;
+	uint64_t off, size;
+	int json, n = 0, r = 0, i = parse_view_opts(argc, argv, &json, &bdir);
+
+	if (i < 0)
+		return usage();
+	if (open_guest(&q, argv[i], bdir, true))
+		return 1;
+	size = qcow2_size(q);
+	if (json)
+		putchar('[');
+	else
+		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+	for (off = 0; off < size; off += m.length, n++) {
+		r = qcow2_map(q, off, &m);
+		if (r) {
+			fprintf(stderr, "img: map %s at %" PRIu64 ": %s\n", argv[i], off,
+				strerror(-r));
+			break;
+		}
+		if (json) {
+			printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
+			       ", \"depth\": %u, \"present\": %s, \"zero\": %s, \"data\": %s",
+			       n ? ",\n" : "", m.start, m.length, m.depth,
+			       m.present ? "true" : "false", m.zero ? "true" : "false",
+			       m.data ? "true" : "false");
+			if (m.has_offset)
+				printf(", \"offset\": %" PRIu64, m.offset);
+			putchar('}');
+		} else if (m.data && !m.has_offset) {
+			fprintf(stderr,
+				"img: %s has compressed clusters, which the human format "
+				"cannot show: use --output=json\n",
+				argv[i]);
+			r = -EINVAL;
+			break;
+		} else if (m.data) {
+			printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", m.start,
+			       m.length, m.offset, m.file);
+		}
+	}
+	if (json)
+		printf("]\n");
+	qcow2_close(q);
+	return r ? 1 : 0;
+}
+
 static int io_cmd(struct qcow2 *q, const char *cmd)
 {
 	char verb[16] = "", flag[8] = "", pat[16] = "", a[32] = "", b[32] = "";
@@ -584,6 +744,8 @@ int img_main(int argc, char **argv)
 		return cmd_info(argc, argv);
 	if (!strcmp(argv[0], "check"))
 		return cmd_check(argc, argv);
+	if (!strcmp(argv[0], "map"))
+		return cmd_map(argc, argv);
 	if (!strcmp(argv[0], "convert"))
 		return cmd_convert(argc, argv);
 	if (!strcmp(argv[0], "io"))

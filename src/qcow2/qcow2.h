@@ -138,6 +138,23 @@ struct qcow2_check_result {
 int qcow2_check(struct qcow2 *q, enum qcow2_repair repair, struct qcow2_check_result *res,
 		void (*log)(void *ctx, const char *line), void *ctx);
 
+/* One run of guest bytes and the layer of the chain that answers reads of it
+ * (qemu-img map's fields). */
+struct qcow2_map_ent {
+	uint64_t start, length;
+	unsigned int depth; /* 0: this image, 1: its backing file, ... */
+	bool present;	    /* allocated (data or zeros) in the layer at depth */
+	bool zero;	    /* reads as zeros */
+	bool data;	    /* reads as data (maybe compressed) */
+	bool compressed;
+	bool has_offset; /* data stored plainly at offset of file */
+	uint64_t offset;
+	const char *file; /* the layer's file name, valid while the image is open */
+};
+
+/* The longest run of one kind starting at guest offset @off (< the virtual size). */
+int qcow2_map(struct qcow2 *q, uint64_t off, struct qcow2_map_ent *m);
+
 /* The file layer the image runs on (for tests and counters). */
 struct fio *qcow2_file(struct qcow2 *q);
 

@@ -53,6 +53,16 @@ static void exercise(struct qcow2 *q, bool rw, uint64_t seed)
 		if (rw)
 			qcow2_flush(q);
 	}
+	/* img map: every run of the image, each starting where the last ended. */
+	for (uint64_t off = 0, runs = 0; off < size && runs < 4096; runs++) {
+		struct qcow2_map_ent m;
+
+		if (qcow2_map(q, off, &m))
+			break;
+		if (m.start != off || !m.length || m.length > size - off)
+			abort();
+		off += m.length;
+	}
 	qcow2_check(q, rw ? QCOW2_REPAIR_ALL : QCOW2_REPAIR_NONE, &cr, NULL, NULL);
 }
 

@@ -154,3 +154,33 @@ $IMG io "$T/cor.qcow2" flush 2>"$T/err" && fail "corrupt image opened writable"
 grep -q "marked corrupt" "$T/err" || fail "unclear error for a corrupt image"
 $IMG convert -O raw "$T/cor.qcow2" "$T/cor.raw" || fail "corrupt image should open read-only"
 ok "unknown features refused, corrupt bit honoured"
+
+# 9. img map and info --output=json: qemu-img's output, byte for byte (map) or field for
+# field (info), over a chain with data, zero, compressed and unallocated clusters.
+qemu-img create -q -f qcow2 "$T/mb.qcow2" 4M
+qemu-io -c "write -P 1 0 64k" -c "write -z 128k 64k" -c "write -P 4 2M 192k" "$T/mb.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$T/mb.qcow2" -F qcow2 "$T/mt.qcow2"
+qemu-io -c "write -P 2 64k 64k" -c "write -c -P 3 1M 64k" -c "write -z 2M 64k" "$T/mt.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4k "$T/v2.qcow2" 1M
+qemu-io -c "write -P 5 8k 12k" "$T/v2.qcow2" >/dev/null
+for f in mb mt v2; do
+	qemu-img map --output=json "$T/$f.qcow2" >"$T/$f.qmap"
+	$IMG map --output=json --backing-dir "$T" "$T/$f.qcow2" >"$T/$f.map" || fail "img map $f"
+	cmp -s "$T/$f.qmap" "$T/$f.map" || { diff "$T/$f.qmap" "$T/$f.map"; fail "img map --output=json of $f differs from qemu-img's"; }
+	qemu-img info --output=json "$T/$f.qcow2" >"$T/$f.qinfo"
+	$IMG info --output=json "$T/$f.qcow2" >"$T/$f.info" || fail "img info $f"
+	python3 -c 'import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+d = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+sys.exit("fields differ (ours, qemu-img'"'"'s): %s" % d if d else 0)' "$T/$f.info" "$T/$f.qinfo" ||
+		fail "img info --output=json of $f differs from qemu-img's"
+done
+# The human map: plain data runs only, as qemu-img prints them; compressed clusters refused.
+qemu-img map "$T/mb.qcow2" >"$T/mb.qh"
+$IMG map "$T/mb.qcow2" >"$T/mb.h" || fail "img map (human)"
+cmp -s "$T/mb.qh" "$T/mb.h" || { diff "$T/mb.qh" "$T/mb.h"; fail "img map (human) differs from qemu-img's"; }
+$IMG map --backing-dir "$T" "$T/mt.qcow2" >/dev/null 2>"$T/err" && fail "human map of compressed clusters"
+grep -q "use --output=json" "$T/err" || fail "unclear error for compressed clusters in a human map"
+$IMG map "$T/mt.qcow2" >/dev/null 2>"$T/err" && fail "map opened a chain without --backing-dir"
+grep -q -- "--backing-dir" "$T/err" || fail "map's refusal of a backing file does not name --backing-dir"
+ok "img map and info --output=json match qemu-img"
