@@ -21,7 +21,8 @@ struct ck {
 	void (*log)(void *, const char *);
 	void *ctx;
 	uint8_t *tbl;
-	uint64_t compressed, allocated;
+	uint64_t compressed, allocated, fragmented;
+	uint64_t end; /* one past the highest cluster stored or referenced */
 };
 
 static void __attribute__((format(printf, 2, 3))) ck_log(struct ck *k, const char *fmt, ...)
@@ -58,7 +59,7 @@ static bool inc(struct ck *k, uint64_t off, uint64_t len, const char *what)
 static int walk_l2(struct ck *k, uint64_t l2off, bool active)
 {
 	struct qcow2 *q = k->q;
-	uint64_t per = q->cluster_size / 8;
+	uint64_t per = q->cluster_size / 8, next = 0;
 	int r = fio_pread(q->f, k->tbl, q->cluster_size, l2off);
 
 	if (r)
@@ -75,6 +76,8 @@ static int walk_l2(struct ck *k, uint64_t l2off, bool active)
 			inc(k, o & ~511ULL, nsec * 512, "compressed cluster");
 			k->compressed += active;
 			k->allocated += active;
+			/* As qemu-img counts: compressed clusters are fragmented by nature. */
+			k->fragmented += active;
 			continue;
 		}
 		if (e & L2E_RESERVED_MASK) {
@@ -97,6 +100,9 @@ static int walk_l2(struct ck *k, uint64_t l2off, bool active)
 		}
 		inc(k, off, q->cluster_size, "data cluster");
 		k->allocated += active;
+		/* Fragmented: not right after the previous cluster of this L2 table. */
+		k->fragmented += active && next && off != next;
+		next = off + q->cluster_size;
 	}
 	return 0;
 }
@@ -176,7 +182,7 @@ static int count_refs(struct ck *k)
 	int r;
 
 	memset(k->refs, 0, k->n * sizeof(*k->refs));
-	k->compressed = k->allocated = 0;
+	k->compressed = k->allocated = k->fragmented = 0;
 	inc(k, 0, q->cluster_size, "header");
 	inc(k, q->l1_offset, (uint64_t)q->l1_size * 8, "L1 table");
 	r = walk_l1(k, q->l1, q->l1_size, true);
@@ -231,6 +237,8 @@ static int compare(struct ck *k, enum qcow2_repair rep, bool count)
 				if (r)
 					return r;
 			}
+			if (count && (have || want))
+				k->end = c + 1;
 			if (have == want)
 				continue;
 			bool leak = have > want;
@@ -361,7 +369,10 @@ int qcow2_check(struct qcow2 *q, enum qcow2_repair rep, struct qcow2_check_resul
 		r = check_copied(&k, rep);
 	res->total_clusters = (q->size + q->cluster_size - 1) >> q->cluster_bits;
 	res->allocated_clusters = k.allocated;
-	res->image_end = fsize;
+	res->compressed_clusters = k.compressed;
+	res->fragmented_clusters = k.fragmented;
+	/* As qemu-img: the end of the highest cluster in use, not the file's size. */
+	res->image_end = k.end << q->cluster_bits;
 	if (!r && rep && (res->leaks_fixed || res->corruptions_fixed)) {
 		/* Persist the repair, then make sure it holds. */
 		q->dirty = true;

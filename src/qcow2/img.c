@@ -27,7 +27,7 @@ static int usage(void)
 	    "                           [-b BACKING -F qcow2|raw] FILE SIZE\n"
 	    "       minivmm img info [--output=human|json] FILE\n"
 	    "       minivmm img map [--output=human|json] [--backing-dir DIR] FILE\n"
-	    "       minivmm img check [-r leaks|all] FILE\n"
+	    "       minivmm img check [-r leaks|all] [--output=human|json] FILE\n"
 	    "       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
 	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
 	    "                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
@@ -309,10 +309,10 @@ static int cmd_info(int argc, char **argv)
 	return 0;
 }
 
+/* A finding of check: to @ctx (a FILE), stdout if NULL. */
 static void print_line(void *ctx, const char *line)
 {
-	(void)ctx;
-	printf("%s\n", line);
+	fprintf(ctx ? ctx : stdout, "%s\n", line);
 }
 
 static void print_result(const struct qcow2_check_result *r)
@@ -335,18 +335,49 @@ static void print_result(const struct qcow2_check_result *r)
 	printf("Image end offset: %" PRIu64 "\n", r->image_end);
 }
 
+/* qemu-img check --output=json: its fields, each optional one only when not zero. */
+static void print_check_json(const char *path, const struct qcow2_check_result *r)
+{
+	const struct {
+		const char *name;
+		uint64_t v;
+	} opt[] = {
+		{ "image-end-offset", r->image_end },
+		{ "compressed-clusters", r->compressed_clusters },
+		{ "total-clusters", r->total_clusters },
+		{ "allocated-clusters", r->allocated_clusters },
+		{ "fragmented-clusters", r->fragmented_clusters },
+		{ "corruptions", r->corruptions - r->corruptions_fixed },
+		{ "leaks", r->leaks - r->leaks_fixed },
+		{ "corruptions-fixed", r->corruptions_fixed },
+		{ "leaks-fixed", r->leaks_fixed },
+	};
+
+	printf("{\n");
+	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+		if (opt[i].v)
+			printf("    \"%s\": %" PRIu64 ",\n", opt[i].name, opt[i].v);
+	printf("    \"check-errors\": %d,\n    \"filename\": ", r->check_errors);
+	put_json_string(path);
+	printf(",\n    \"format\": \"qcow2\"\n}\n");
+}
+
 static int cmd_check(int argc, char **argv)
 {
+	static const struct option lo[] = { { "output", required_argument, NULL, 'O' },
+					    { NULL, 0, NULL, 0 } };
 	enum qcow2_repair rep = QCOW2_REPAIR_NONE;
 	struct qcow2_check_result res, again;
 	struct qcow2 *q;
-	int c, r;
+	int c, r, json = 0;
 
-	while ((c = getopt(argc, argv, "r:f:")) != -1) {
+	while ((c = getopt_long(argc, argv, "r:f:", lo, NULL)) != -1) {
 		if (c == 'r' && !strcmp(optarg, "leaks"))
 			rep = QCOW2_REPAIR_LEAKS;
 		else if (c == 'r' && !strcmp(optarg, "all"))
 			rep = QCOW2_REPAIR_ALL;
+		else if (c == 'O' && (json = parse_output(optarg)) >= 0)
+			continue;
 		else if (c != 'f')
 			return usage();
 	}
@@ -354,13 +385,20 @@ static int cmd_check(int argc, char **argv)
 		return usage();
 	if (open_for_tool(&q, argv[optind], rep != QCOW2_REPAIR_NONE))
 		return 1;
-	r = qcow2_check(q, rep, &res, print_line, NULL);
+	/* JSON: the findings' lines go to stderr, as qemu-img's do. */
+	r = qcow2_check(q, rep, &res, print_line, json ? stderr : NULL);
 	if (!r && (res.leaks_fixed || res.corruptions_fixed)) {
-		printf("The following inconsistencies were found and repaired:\n\n"
-		       "    %" PRIu64 " leaked clusters\n    %" PRIu64 " corruptions\n\n"
-		       "Double checking the fixed image now...\n",
-		       res.leaks_fixed, res.corruptions_fixed);
-		r = qcow2_check(q, QCOW2_REPAIR_NONE, &again, print_line, NULL);
+		if (!json)
+			printf("The following inconsistencies were found and repaired:\n\n"
+			       "    %" PRIu64 " leaked clusters\n    %" PRIu64 " corruptions\n\n"
+			       "Double checking the fixed image now...\n",
+			       res.leaks_fixed, res.corruptions_fixed);
+		r = qcow2_check(q, QCOW2_REPAIR_NONE, &again, print_line, json ? stderr : NULL);
+		/* What is left, and what the first pass fixed. */
+		again.leaks_fixed = res.leaks_fixed;
+		again.corruptions_fixed = res.corruptions_fixed;
+		again.leaks += res.leaks_fixed;
+		again.corruptions += res.corruptions_fixed;
 		res = again;
 	}
 	qcow2_close(q);
@@ -368,7 +406,10 @@ static int cmd_check(int argc, char **argv)
 		fprintf(stderr, "img: check failed: %s\n", strerror(-r));
 		return 1;
 	}
-	print_result(&res);
+	if (json)
+		print_check_json(argv[optind], &res);
+	else
+		print_result(&res);
 	if (res.corruptions > res.corruptions_fixed)
 		return 2;
 	if (res.leaks > res.leaks_fixed)

@@ -132,6 +132,7 @@ struct qcow2_check_result {
 	uint64_t corruptions, leaks;
 	uint64_t corruptions_fixed, leaks_fixed;
 	uint64_t allocated_clusters, total_clusters, image_end;
+	uint64_t compressed_clusters, fragmented_clusters; /* as qemu-img check counts them */
 	int check_errors; /* internal errors (I/O, unsupported) */
 };
 /* @log receives one line per finding (qemu-img style); may be NULL. */

@@ -7,6 +7,13 @@ if [ $HAVE_QEMU = 0 ]; then
 	exit 1
 fi
 SIZE=$((8 * 1024 * 1024))
+# same_json OURS QEMU'S: the same JSON object (the order of fields aside); says what differs.
+same_json() {
+	python3 -c 'import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+d = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+sys.exit("fields differ (ours, qemu-img'"'"'s): %s" % d if d else 0)' "$1" "$2"
+}
 
 # 1. Images made and written by QEMU are read correctly by the engine.
 n=0
@@ -129,6 +136,15 @@ rc=0; qemu-img check "$T/l.qcow2" >/dev/null 2>&1 || rc=$?
 rc=0; $IMG check "$T/l.qcow2" >"$T/c.out" || rc=$?
 [ $rc = 3 ] || fail "img check should report a leak (got $rc)"
 grep -q "1 leaked clusters" "$T/c.out" || fail "img check leak count"
+# The JSON form (qemu-img's fields) of the leak and of its repair.
+qemu-img check --output=json "$T/l.qcow2" >"$T/l.qc" 2>/dev/null || true
+$IMG check --output=json "$T/l.qcow2" >"$T/l.c" 2>/dev/null || true
+same_json "$T/l.c" "$T/l.qc" || fail "img check --output=json of a leak differs from qemu-img's"
+cp "$T/l.qcow2" "$T/lr.qcow2"
+qemu-img check -r leaks --output=json "$T/lr.qcow2" >"$T/lr.qc" 2>/dev/null || true
+cp "$T/l.qcow2" "$T/lr.qcow2"
+$IMG check -r leaks --output=json "$T/lr.qcow2" >"$T/lr.c" 2>/dev/null || fail "img check -r leaks --output=json"
+same_json "$T/lr.c" "$T/lr.qc" || fail "img check -r leaks --output=json differs from qemu-img's"
 $IMG check -r leaks "$T/l.qcow2" >/dev/null || fail "img check -r leaks"
 qcheck "$T/l.qcow2"
 ok "img check reports and repairs leaks like qemu-img"
@@ -169,11 +185,10 @@ for f in mb mt v2; do
 	cmp -s "$T/$f.qmap" "$T/$f.map" || { diff "$T/$f.qmap" "$T/$f.map"; fail "img map --output=json of $f differs from qemu-img's"; }
 	qemu-img info --output=json "$T/$f.qcow2" >"$T/$f.qinfo"
 	$IMG info --output=json "$T/$f.qcow2" >"$T/$f.info" || fail "img info $f"
-	python3 -c 'import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:])
-d = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
-sys.exit("fields differ (ours, qemu-img'"'"'s): %s" % d if d else 0)' "$T/$f.info" "$T/$f.qinfo" ||
-		fail "img info --output=json of $f differs from qemu-img's"
+	same_json "$T/$f.info" "$T/$f.qinfo" || fail "img info --output=json of $f differs from qemu-img's"
+	qemu-img check --output=json "$T/$f.qcow2" >"$T/$f.qcheck"
+	$IMG check --output=json "$T/$f.qcow2" >"$T/$f.check" || fail "img check $f"
+	same_json "$T/$f.check" "$T/$f.qcheck" || fail "img check --output=json of $f differs from qemu-img's"
 done
 # The human map: plain data runs only, as qemu-img prints them; compressed clusters refused.
 qemu-img map "$T/mb.qcow2" >"$T/mb.qh"
@@ -183,4 +198,4 @@ $IMG map --backing-dir "$T" "$T/mt.qcow2" >/dev/null 2>"$T/err" && fail "human m
 grep -q "use --output=json" "$T/err" || fail "unclear error for compressed clusters in a human map"
 $IMG map "$T/mt.qcow2" >/dev/null 2>"$T/err" && fail "map opened a chain without --backing-dir"
 grep -q -- "--backing-dir" "$T/err" || fail "map's refusal of a backing file does not name --backing-dir"
-ok "img map and info --output=json match qemu-img"
+ok "img map, info and check --output=json match qemu-img"
