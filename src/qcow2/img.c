@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "block/file_io.h"
@@ -28,7 +29,9 @@ static int usage(void)
 	    "       minivmm img info [--output=human|json] FILE\n"
 	    "       minivmm img map [--output=human|json] [--backing-dir DIR] FILE\n"
 	    "       minivmm img check [-r leaks|all] [--output=human|json] FILE\n"
-	    "       minivmm img convert -O raw [--backing-dir DIR] SRC DST\n"
+	    "       minivmm img convert [-f qcow2|raw] -O raw|qcow2 [-o OPTIONS] [-p]\n"
+	    "                           [--backing-dir DIR] SRC DST\n"
+	    "       minivmm img compare [-f FMT] [-F FMT] [-s] [-p] [--backing-dir DIR] A B\n"
 	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
 	    "                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
 	    "       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
@@ -578,60 +581,297 @@ static int open_guest(struct qcow2 **q, const char *path, const char *bdir, bool
 	return r;
 }
 
-/* The guest view as a raw file (sparse where the image reads zeros). */
+/* An image as the guest sees it: a qcow2 chain, or a raw file (-f raw: never probed). */
+struct view {
+	struct qcow2 *q;
+	struct fio *raw;
+	uint64_t size;
+};
+
+static int view_open(struct view *v, const char *path, const char *fmt, const char *bdir)
+{
+	int r;
+
+	*v = (struct view){ 0 };
+	if (!strcmp(fmt, "qcow2")) {
+		if (open_guest(&v->q, path, bdir, true))
+			return -EINVAL;
+		v->size = qcow2_size(v->q);
+		return 0;
+	}
+	if (strcmp(fmt, "raw")) {
+		fprintf(stderr, "img: format '%s': expected qcow2 or raw\n", fmt);
+		return -EINVAL;
+	}
+	r = fio_open_posix(&v->raw, path, FIO_RDONLY | FIO_NO_URING);
+	r = r ?: fio_size(v->raw, &v->size);
+	if (r)
+		fprintf(stderr, "img: could not open '%s': %s\n", path, strerror(-r));
+	return r;
+}
+
+static int view_read(struct view *v, void *buf, size_t len, uint64_t off)
+{
+	return v->q ? qcow2_pread(v->q, buf, len, off) : fio_pread(v->raw, buf, len, off);
+}
+
+static void view_close(struct view *v)
+{
+	if (v->q)
+		qcow2_close(v->q);
+	if (v->raw)
+		fio_close(v->raw);
+}
+
+#define COPY_CHUNK (1u << 20)
+
+/* -p: a progress line on stderr, as qemu-img's "(NN.NN/100%)". */
+static void progress(bool on, uint64_t done, uint64_t total)
+{
+	if (on)
+		fprintf(stderr, "    (%.2f/100%%)\r%s", total ? 100.0 * done / total : 100.0,
+			done == total ? "\n" : "");
+}
+
+/* Copy @src's guest view into @q (fresh, all zeros): chunks that read as zeros stay holes. */
+static int copy_into_qcow2(struct view *src, struct qcow2 *q, unsigned int cluster_bits, bool prog)
+{
+	uint8_t *buf = malloc(COPY_CHUNK), *zero = calloc(1, COPY_CHUNK);
+	size_t cs = (size_t)1 << cluster_bits;
+	int r = buf && zero ? 0 : -ENOMEM;
+
+	for (uint64_t off = 0; !r && off < src->size; off += COPY_CHUNK) {
+		size_t n = src->size - off < COPY_CHUNK ? src->size - off : COPY_CHUNK;
+
+		r = view_read(src, buf, n, off);
+		/* Cluster by cluster: one that reads as zeros is never allocated. */
+		for (size_t i = 0; !r && i < n; i += cs) {
+			size_t k = n - i < cs ? n - i : cs;
+
+			if (memcmp(buf + i, zero, k))
+				r = qcow2_pwrite(q, buf + i, k, off + i);
+		}
+		progress(prog, off + n, src->size);
+	}
+	r = r ?: qcow2_flush(q);
+	free(buf);
+	free(zero);
+	return r;
+}
+
+/* -O qcow2: a new image (-o cluster_size=, compat=, ... as create) with @src's content, no
+ * backing file (a chain is flattened); removed again if anything fails. */
+static int convert_to_qcow2(struct view *src, const char *dst, struct qcow2_create_opts *o,
+			    bool prog)
+{
+	/* Clusters reserved ahead stay holes: a new image needs no pre-zeroed pool. */
+	struct qcow2_opts oo = { .sparse_reserve = true };
+	char err[1024] = "";
+	struct qcow2 *q;
+	struct stat st;
+	int r;
+
+	if (src->size % 512) {
+		fprintf(stderr, "img: convert: the source's size is not a multiple of 512\n");
+		return -EINVAL;
+	}
+	if (!lstat(dst, &st)) {
+		fprintf(stderr,
+			"img: convert: %s exists: remove it first (convert never "
+			"overwrites)\n",
+			dst);
+		return -EEXIST;
+	}
+	o->size = src->size;
+	r = qcow2_create(dst, o, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "img: %s: %s\n", dst, err[0] ? err : strerror(-r));
+		return r;
+	}
+	r = qcow2_open(&q, dst, &oo, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "img: %s: %s\n", dst, err[0] ? err : strerror(-r));
+		unlink(dst);
+		return r;
+	}
+	r = copy_into_qcow2(src, q, o->cluster_bits ? o->cluster_bits : 16, prog);
+	r = qcow2_close(q) ?: r;
+	if (r) {
+		fprintf(stderr, "img: convert: %s\n", strerror(-r));
+		unlink(dst);
+	}
+	return r;
+}
+
+/* -O raw: the guest view as a raw file (sparse where it reads zeros). */
+static int convert_to_raw(struct view *src, const char *dst, bool prog)
+{
+	uint8_t *buf = malloc(COPY_CHUNK), *zero = calloc(1, COPY_CHUNK);
+	struct fio *out;
+	int r = fio_open_posix(&out, dst, FIO_CREATE | FIO_NO_URING);
+
+	if (r) {
+		fprintf(stderr, "img: %s: %s\n", dst, strerror(-r));
+		goto out;
+	}
+	r = buf && zero ? 0 : -ENOMEM;
+	for (uint64_t off = 0; !r && off < src->size; off += COPY_CHUNK) {
+		size_t n = src->size - off < COPY_CHUNK ? src->size - off : COPY_CHUNK;
+
+		r = view_read(src, buf, n, off);
+		if (!r && memcmp(buf, zero, n))
+			r = fio_pwrite(out, buf, n, off);
+		progress(prog, off + n, src->size);
+	}
+	r = r ?: fio_truncate(out, src->size);
+	fio_close(out);
+	if (r)
+		fprintf(stderr, "img: convert: %s\n", strerror(-r));
+out:
+	free(buf);
+	free(zero);
+	return r;
+}
+
 static int cmd_convert(int argc, char **argv)
 {
 	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
 					    { NULL, 0, NULL, 0 } };
-	const char *bdir = NULL;
-	struct qcow2 *q;
-	struct fio *out;
-	int c, r = 0;
+	struct qcow2_create_opts co = { 0 };
+	const char *bdir = NULL, *ofmt = NULL, *ifmt = "qcow2";
+	struct view v;
+	bool prog = false;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "O:f:", lo, NULL)) != -1) {
-		if (c == 'O' && strcmp(optarg, "raw")) {
-			fprintf(stderr, "img: only -O raw is supported\n");
-			return 1;
-		}
-		if (c == 'B')
+	while ((c = getopt_long(argc, argv, "O:f:o:p", lo, NULL)) != -1) {
+		switch (c) {
+		case 'O':
+			ofmt = optarg;
+			break;
+		case 'f':
+			ifmt = optarg;
+			break;
+		case 'o':
+			if (parse_create_opts(optarg, &co))
+				return 1;
+			break;
+		case 'p':
+			prog = true;
+			break;
+		case 'B':
 			bdir = optarg;
-		else if (c != 'O' && c != 'f')
+			break;
+		default:
 			return usage();
+		}
 	}
-	if (argc - optind != 2)
+	if (argc - optind != 2 || !ofmt)
 		return usage();
-	if (open_guest(&q, argv[optind], bdir, true))
-		return 1;
-	r = fio_open_posix(&out, argv[optind + 1], FIO_CREATE | FIO_NO_URING);
-	if (r) {
-		fprintf(stderr, "img: %s: %s\n", argv[optind + 1], strerror(-r));
-		qcow2_close(q);
+	if (strcmp(ofmt, "raw") && strcmp(ofmt, "qcow2")) {
+		fprintf(stderr, "img: -O %s: expected raw or qcow2\n", ofmt);
 		return 1;
 	}
-	uint64_t size = qcow2_size(q), chunk = 1 << 20;
-	uint8_t *buf = malloc(chunk), *zero = calloc(1, chunk);
-
-	for (uint64_t off = 0; buf && zero && !r && off < size; off += chunk) {
-		uint64_t n = size - off < chunk ? size - off : chunk;
-
-		r = qcow2_pread(q, buf, n, off);
-		if (!r && memcmp(buf, zero, n))
-			r = fio_pwrite(out, buf, n, off);
-	}
-	if (!r)
-		r = fio_truncate(out, size);
-	free(buf);
-	free(zero);
-	fio_close(out);
-	qcow2_close(q);
-	if (r) {
-		fprintf(stderr, "img: convert: %s\n", strerror(-r));
+	if (co.backing_file) {
+		fprintf(stderr, "img: convert writes a whole image: no backing_file\n");
 		return 1;
 	}
-	return 0;
+	if (view_open(&v, argv[optind], ifmt, bdir))
+		return 1;
+	r = strcmp(ofmt, "raw") ? convert_to_qcow2(&v, argv[optind + 1], &co, prog)
+				: convert_to_raw(&v, argv[optind + 1], prog);
+	view_close(&v);
+	return r ? 1 : 0;
 }
 
-/* A few qemu-io style commands, for tests and scripting. */
+/* @n bytes at @off of @v's view, zeros past its end (compare of different sizes). */
+static int read_padded(struct view *v, uint8_t *buf, size_t n, uint64_t off)
+{
+	size_t m = off >= v->size ? 0 : v->size - off < n ? (size_t)(v->size - off) : n;
+
+	memset(buf + m, 0, n - m);
+	return m ? view_read(v, buf, m, off) : 0;
+}
+
+/*
+ * qemu-img compare: the guest views of two images, 0 "Images are identical.", 1 "Content
+ * mismatch at offset N!", 2 on errors. Different sizes: a warning, and the larger one's
+ * extra part must read as zeros (-s, strict: a mismatch at once).
+ */
+static int cmd_compare(int argc, char **argv)
+{
+	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	const char *bdir = NULL, *fa = "qcow2", *fb = "qcow2";
+	uint8_t *x = malloc(COPY_CHUNK), *y = malloc(COPY_CHUNK);
+	struct view a, b;
+	bool strict = false, prog = false;
+	uint64_t off, big;
+	int c, r = 2;
+
+	while ((c = getopt_long(argc, argv, "f:F:sp", lo, NULL)) != -1) {
+		if (c == 'f')
+			fa = optarg;
+		else if (c == 'F')
+			fb = optarg;
+		else if (c == 's')
+			strict = true;
+		else if (c == 'p')
+			prog = true;
+		else if (c == 'B')
+			bdir = optarg;
+		else
+			goto usage;
+	}
+	if (argc - optind != 2 || !x || !y)
+		goto usage;
+	if (view_open(&a, argv[optind], fa, bdir))
+		goto out;
+	if (view_open(&b, argv[optind + 1], fb, bdir)) {
+		view_close(&a);
+		goto out;
+	}
+	big = a.size < b.size ? b.size : a.size;
+	if (a.size != b.size) {
+		if (strict) {
+			printf("Strict mode: Image size mismatch!\n");
+			r = 1;
+			goto done;
+		}
+		printf("Warning: Image size mismatch!\n");
+	}
+	for (off = 0, r = 0; !r && off < big; off += COPY_CHUNK) {
+		size_t n = big - off < COPY_CHUNK ? big - off : COPY_CHUNK, i;
+
+		r = read_padded(&a, x, n, off) ?: read_padded(&b, y, n, off);
+		if (r) {
+			fprintf(stderr, "img: compare: %s\n", strerror(-r));
+			r = 2;
+			break;
+		}
+		progress(prog, off + n, big);
+		if (!memcmp(x, y, n))
+			continue;
+		for (i = 0; x[i] == y[i]; i++)
+			;
+		printf("Content mismatch at offset %" PRIu64 "!\n", (off + i) & ~(uint64_t)511);
+		r = 1;
+	}
+	if (!r)
+		printf("Images are identical.\n");
+done:
+	view_close(&a);
+	view_close(&b);
+out:
+	free(x);
+	free(y);
+	return r;
+usage:
+	free(x);
+	free(y);
+	usage();
+	return 2;
+}
+
 /*
  * Where each run of guest bytes comes from, in qemu-img map's two formats: JSON (every
  * run) or human (the runs stored as plain data: offset, length, where, which file).
@@ -787,6 +1027,8 @@ int img_main(int argc, char **argv)
 		return cmd_check(argc, argv);
 	if (!strcmp(argv[0], "map"))
 		return cmd_map(argc, argv);
+	if (!strcmp(argv[0], "compare"))
+		return cmd_compare(argc, argv);
 	if (!strcmp(argv[0], "convert"))
 		return cmd_convert(argc, argv);
 	if (!strcmp(argv[0], "io"))

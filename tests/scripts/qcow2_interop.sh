@@ -199,3 +199,38 @@ grep -q "use --output=json" "$T/err" || fail "unclear error for compressed clust
 $IMG map "$T/mt.qcow2" >/dev/null 2>"$T/err" && fail "map opened a chain without --backing-dir"
 grep -q -- "--backing-dir" "$T/err" || fail "map's refusal of a backing file does not name --backing-dir"
 ok "img map, info and check --output=json match qemu-img"
+
+# 10. img convert -O qcow2 (a chain flattened, a raw file) and img compare, with qemu-img as
+# the judge: same content, clean, no cluster allocated that qemu-img convert would not.
+$IMG convert -O qcow2 --backing-dir "$T" "$T/mt.qcow2" "$T/flat.qcow2" || fail "img convert -O qcow2"
+qemu-img compare -q "$T/mt.qcow2" "$T/flat.qcow2" || fail "convert -O qcow2: content differs"
+qcheck "$T/flat.qcow2"
+qemu-img info --output=json "$T/flat.qcow2" | grep -q backing && fail "convert -O qcow2 kept a backing file"
+qemu-img convert -O qcow2 "$T/mt.qcow2" "$T/qflat.qcow2"
+a=$(qemu-img check --output=json "$T/flat.qcow2" | sed -n 's/.*"allocated-clusters": \([0-9]*\).*/\1/p')
+b=$(qemu-img check --output=json "$T/qflat.qcow2" | sed -n 's/.*"allocated-clusters": \([0-9]*\).*/\1/p')
+[ "$a" = "$b" ] || fail "convert -O qcow2 allocated $a clusters, qemu-img convert $b"
+$IMG convert -O qcow2 --backing-dir "$T" "$T/mt.qcow2" "$T/flat.qcow2" 2>"$T/err" && fail "convert overwrote a file"
+grep -q "exists" "$T/err" || fail "unclear error for an existing destination"
+qemu-img convert -O raw "$T/mt.qcow2" "$T/mt.raw"
+$IMG convert -f raw -O qcow2 -o cluster_size=4k -p "$T/mt.raw" "$T/fromraw.qcow2" 2>/dev/null || fail "convert -f raw"
+qemu-img compare -q -F raw "$T/fromraw.qcow2" "$T/mt.raw" || fail "convert -f raw -O qcow2: content differs"
+qcheck "$T/fromraw.qcow2"
+# compare: exit status and message as qemu-img's (identical, mismatch offset, sizes).
+cmp_both() { # EXPECTED-STATUS ARGS...: img compare and qemu-img compare agree
+	want=$1
+	shift
+	rc=0; $IMG compare --backing-dir "$T" "$@" >"$T/c.out" 2>&1 || rc=$?
+	qrc=0; qemu-img compare "$@" >"$T/qc.out" 2>&1 || qrc=$?
+	[ $rc = "$want" ] && [ $qrc = "$want" ] || fail "compare $*: img $rc, qemu-img $qrc, want $want"
+	cmp -s "$T/c.out" "$T/qc.out" || { diff "$T/qc.out" "$T/c.out"; fail "compare $*: output differs"; }
+}
+cmp_both 0 "$T/mt.qcow2" "$T/flat.qcow2"
+cmp_both 0 -F raw "$T/flat.qcow2" "$T/mt.raw"
+qemu-io -c "write -P 9 3M 4k" "$T/fromraw.qcow2" >/dev/null
+cmp_both 1 "$T/flat.qcow2" "$T/fromraw.qcow2"
+qemu-img create -q -f qcow2 "$T/big.qcow2" 8M
+qemu-img convert -n -O qcow2 "$T/mt.qcow2" "$T/big.qcow2" || fail "qemu-img convert -n"
+cmp_both 0 "$T/flat.qcow2" "$T/big.qcow2"
+cmp_both 1 -s "$T/flat.qcow2" "$T/big.qcow2"
+ok "img convert -O qcow2 (chains flattened, raw sources) and img compare agree with qemu-img"
