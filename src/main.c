@@ -16,7 +16,7 @@ static const char usage[] =
     "commands:\n"
     "  run CONFIG [options]   boot a guest (minivmm run --help)\n"
     "  restore SNAPSHOT [options]   start a VM from a snapshot (minivmm restore --help)\n"
-    "  img create|info|check  qcow2 images (minivmm img --help)\n"
+    "  img create|info|map|check|convert|compare  qcow2 images (minivmm img --help)\n"
     "  kernel extract|cache   decompress a bzImage on the host (minivmm kernel --help)\n"
     "  save --socket PATH SNAPSHOT  snapshot a running VM (minivmm save --help)\n"
     "  ctl --socket PATH COMMAND    pause|resume|status|stop a running VM (minivmm ctl --help)\n"

@@ -19,10 +19,10 @@
 #include "qcow2/img.h"
 #include "qcow2/qcow2.h"
 
-static int usage(void)
+static int usage_to(FILE *out)
 {
 	fprintf(
-	    stderr,
+	    out,
 	    "usage: minivmm img create [-o cluster_size=N,backing_file=F,backing_fmt=qcow2|raw,\n"
 	    "                            lazy_refcounts=on|off,compat=0.10|1.1,refcount_bits=N]\n"
 	    "                           [-b BACKING -F qcow2|raw] FILE SIZE\n"
@@ -38,6 +38,11 @@ static int usage(void)
 	    "                         [--flush-interval N] [--random RANGE] [--seed N]\n"
 	    "                         [--backing-dir DIR] FILE\n");
 	return 1;
+}
+
+static int usage(void)
+{
+	return usage_to(stderr);
 }
 
 #define BACKING_HINT "allow the directory holding the chain with --backing-dir DIR"
@@ -1016,6 +1021,10 @@ int img_main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage_to(stdout);
+		return 0;
+	}
 	optind = 0; /* reinitialise getopt: img_main may run after other parsing */
 	argc--;
 	argv++;
