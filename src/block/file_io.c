@@ -252,6 +252,11 @@ int fio_open_posix(struct fio **out, const char *path, int flags)
 	return r;
 }
 
+int fio_posix_fd(const struct fio *f)
+{
+	return f && f->ops == &posix_ops ? ((const struct posix_fio *)f)->fd : -1;
+}
+
 int fio_from_fd(struct fio **out, int fd, int flags)
 {
 	struct posix_fio *p = calloc(1, sizeof(*p));

@@ -69,6 +69,9 @@ int fio_open_posix(struct fio **out, const char *path, int flags);
  * on success the fio owns @fd and closes it. */
 int fio_from_fd(struct fio **out, int fd, int flags);
 
+/* The descriptor under a POSIX fio, -1 for any other kind. */
+int fio_posix_fd(const struct fio *f);
+
 /* Wrappers that count. */
 int fio_pread(struct fio *f, void *buf, size_t len, uint64_t off);
 int fio_pwrite(struct fio *f, const void *buf, size_t len, uint64_t off);

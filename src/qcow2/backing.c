@@ -301,3 +301,22 @@ size_t qcow2_chain_id_size(void)
 {
 	return sizeof(struct chain_id);
 }
+
+int qcow2_backing_reopen_rw(struct qcow2 *q, int *fd, const char **path, bool *raw)
+{
+	struct fio *f = q->braw ? q->braw : q->bq ? q->bq->f : NULL;
+	int old = fio_posix_fd(f);
+	char proc[64];
+
+	if (!f)
+		return -ENOENT;
+	if (old < 0)
+		return -EOPNOTSUPP;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", old);
+	*fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
+		return -errno;
+	*path = q->braw ? q->backing_name : q->bq->path;
+	*raw = q->braw != NULL;
+	return 0;
+}

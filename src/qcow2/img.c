@@ -32,6 +32,7 @@ static int usage_to(FILE *out)
 	    "       minivmm img convert [-f qcow2|raw] -O raw|qcow2 [-o OPTIONS] [-p]\n"
 	    "                           [--backing-dir DIR] SRC DST\n"
 	    "       minivmm img compare [-f FMT] [-F FMT] [-s] [-p] [--backing-dir DIR] A B\n"
+	    "       minivmm img commit [-d] [-p] --backing-dir DIR FILE\n"
 	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
 	    "                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
 	    "       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
@@ -877,6 +878,162 @@ usage:
 	return 2;
 }
 
+/* The base a commit writes into: a qcow2 image or a raw file, opened for writing. */
+struct base {
+	struct qcow2 *q;
+	struct fio *raw;
+	uint64_t size;
+};
+
+static int base_open(struct base *b, struct qcow2 *top, const char *bdir)
+{
+	struct qcow2_opts o = { .backing = QCOW2_BACKING_DIR,
+				.backing_dir = bdir,
+				.policy_hint = BACKING_HINT };
+	char err[1024] = "";
+	const char *path;
+	bool raw;
+	int fd, r = qcow2_backing_reopen_rw(top, &fd, &path, &raw);
+
+	*b = (struct base){ 0 };
+	if (r) {
+		fprintf(stderr, "img: commit: %s\n",
+			r == -ENOENT ? "the image has no backing file to commit into"
+				     : strerror(-r));
+		return r;
+	}
+	r = fio_from_fd(raw ? &b->raw : &o.file, fd, FIO_NO_URING);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	if (raw)
+		return fio_size(b->raw, &b->size);
+	r = qcow2_open(&b->q, path, &o, err, sizeof(err));
+	if (r) {
+		fio_close(o.file);
+		fprintf(stderr, "img: commit: %s: %s\n", path, err[0] ? err : strerror(-r));
+		return r;
+	}
+	b->size = qcow2_size(b->q);
+	return 0;
+}
+
+static int base_write(struct base *b, const void *buf, size_t n, uint64_t off)
+{
+	return b->q ? qcow2_pwrite(b->q, buf, n, off) : fio_pwrite(b->raw, buf, n, off);
+}
+
+/* The run's zeros: the zero flag in a qcow2 base, written zero bytes in a raw one. */
+static int base_zero(struct base *b, const uint8_t *zero, uint64_t len, uint64_t off)
+{
+	int r = 0;
+
+	if (b->q)
+		return qcow2_write_zeroes(b->q, off, len);
+	for (uint64_t done = 0; !r && done < len; done += COPY_CHUNK)
+		r = fio_pwrite(b->raw, zero, len - done < COPY_CHUNK ? len - done : COPY_CHUNK,
+			       off + done);
+	return r;
+}
+
+static int base_close(struct base *b, int r)
+{
+	if (b->q) {
+		r = r ?: qcow2_flush(b->q);
+		r = qcow2_close(b->q) ?: r;
+	}
+	if (b->raw) {
+		r = r ?: fio_sync(b->raw);
+		fio_close(b->raw);
+	}
+	return r;
+}
+
+/*
+ * qemu-img commit: FILE's own clusters (data and zeros) written into its backing file,
+ * which is made durable first; then FILE is emptied (-d: left as it is), so that it
+ * shows the base again. A crash in between leaves FILE's view as it was.
+ */
+static int cmd_commit(int argc, char **argv)
+{
+	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	uint8_t *buf = malloc(COPY_CHUNK), *zero = calloc(1, COPY_CHUNK);
+	struct qcow2_opts o = { .backing = QCOW2_BACKING_DIR, .policy_hint = BACKING_HINT };
+	bool keep = false, prog = false;
+	struct qcow2_map_ent m;
+	char err[1024] = "";
+	struct qcow2 *top = NULL;
+	struct base b = { 0 };
+	uint64_t size = 0;
+	int c, r = -EINVAL;
+
+	while ((c = getopt_long(argc, argv, "dpf:", lo, NULL)) != -1) {
+		if (c == 'd')
+			keep = true;
+		else if (c == 'p')
+			prog = true;
+		else if (c == 'B')
+			o.backing_dir = optarg;
+		else if (c != 'f')
+			goto usage;
+	}
+	if (argc - optind != 1 || !buf || !zero)
+		goto usage;
+	if (!o.backing_dir) {
+		fprintf(stderr, "img: commit writes into the backing file: allow the directory "
+				"holding the chain with --backing-dir DIR\n");
+		goto out;
+	}
+	r = qcow2_open(&top, argv[optind], &o, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "img: could not open '%s': %s\n", argv[optind],
+			err[0] ? err : strerror(-r));
+		goto out;
+	}
+	r = base_open(&b, top, o.backing_dir);
+	size = qcow2_size(top);
+	if (!r && b.size < size) {
+		fprintf(stderr,
+			"img: commit: the backing file (%" PRIu64 " bytes) is smaller than "
+			"the image (%" PRIu64 "): grow it first\n",
+			b.size, size);
+		r = -EINVAL;
+	}
+	for (uint64_t off = 0; !r && off < size; off += m.length) {
+		r = qcow2_map(top, off, &m);
+		if (r || m.depth || !m.present)
+			continue;
+		if (m.zero)
+			r = base_zero(&b, zero, m.length, m.start);
+		for (uint64_t d = 0; !r && !m.zero && d < m.length; d += COPY_CHUNK) {
+			size_t n = m.length - d < COPY_CHUNK ? m.length - d : COPY_CHUNK;
+
+			r = qcow2_pread(top, buf, n, m.start + d)
+				?: base_write(&b, buf, n, m.start + d);
+		}
+		progress(prog, m.start + m.length, size);
+	}
+	r = base_close(&b, r);
+	if (!r && !keep)
+		r = qcow2_make_empty(top) ?: qcow2_flush(top);
+	if (r)
+		fprintf(stderr, "img: commit: %s\n", strerror(-r));
+	else
+		printf("Image committed.\n");
+out:
+	if (top && qcow2_close(top) && !r)
+		r = -EIO;
+	free(buf);
+	free(zero);
+	return r ? 1 : 0;
+usage:
+	free(buf);
+	free(zero);
+	return usage();
+}
+
 /*
  * Where each run of guest bytes comes from, in qemu-img map's two formats: JSON (every
  * run) or human (the runs stored as plain data: offset, length, where, which file).
@@ -1038,6 +1195,8 @@ int img_main(int argc, char **argv)
 		return cmd_map(argc, argv);
 	if (!strcmp(argv[0], "compare"))
 		return cmd_compare(argc, argv);
+	if (!strcmp(argv[0], "commit"))
+		return cmd_commit(argc, argv);
 	if (!strcmp(argv[0], "convert"))
 		return cmd_convert(argc, argv);
 	if (!strcmp(argv[0], "io"))

@@ -156,6 +156,17 @@ struct qcow2_map_ent {
 /* The longest run of one kind starting at guest offset @off (< the virtual size). */
 int qcow2_map(struct qcow2 *q, uint64_t off, struct qcow2_map_ent *m);
 
+/*
+ * The backing file @q opened (read-only, under the backing policy), opened again for
+ * writing through its descriptor (no path lookup: the same file, whatever its name
+ * leads to now): a new descriptor in *@fd, its name in *@path (valid while @q is open),
+ * *@raw whether it is a raw file. -ENOENT: no backing file.
+ */
+int qcow2_backing_reopen_rw(struct qcow2 *q, int *fd, const char **path, bool *raw);
+/* Unallocate every cluster: reads show the backing file again (qemu-img commit's
+ * emptying of the committed image). */
+int qcow2_make_empty(struct qcow2 *q);
+
 /* The file layer the image runs on (for tests and counters). */
 struct fio *qcow2_file(struct qcow2 *q);
 

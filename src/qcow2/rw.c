@@ -445,6 +445,32 @@ int qcow2_flush(struct qcow2 *q)
 	return r;
 }
 
+int qcow2_make_empty(struct qcow2 *q)
+{
+	uint64_t n;
+	int r;
+
+	pthread_mutex_lock(&q->lock);
+	r = q->ro ? -EROFS : 0;
+	n = (q->size + q->cluster_size - 1) >> q->cluster_bits;
+	for (uint64_t vcl = 0; vcl < n && !r; vcl++) {
+		struct tc_ent *tab;
+		unsigned int idx;
+		uint64_t e;
+
+		r = l2_lookup(q, vcl, &e);
+		if (r || !e)
+			continue;
+		r = l2_for_write(q, vcl, &tab, &idx);
+		if (r)
+			break;
+		l2_set(q, tab, idx, 0, 0);
+		r = free_entry(q, e);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
 int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len)
 {
 	pthread_mutex_lock(&q->lock);

@@ -234,3 +234,40 @@ qemu-img convert -n -O qcow2 "$T/mt.qcow2" "$T/big.qcow2" || fail "qemu-img conv
 cmp_both 0 "$T/flat.qcow2" "$T/big.qcow2"
 cmp_both 1 -s "$T/flat.qcow2" "$T/big.qcow2"
 ok "img convert -O qcow2 (chains flattened, raw sources) and img compare agree with qemu-img"
+
+# 11. img commit: into a qcow2 and a raw base, FILE emptied (or kept with -d); the result
+# as qemu-img commit's.
+for keep in "" -d; do
+	mkdir -p "$T/cm$keep" "$T/qm$keep"
+	for d in cm qm; do
+		qemu-img create -q -f qcow2 "$T/$d$keep/b.qcow2" 4M
+		qemu-io -c "write -P 1 0 128k" -c "write -P 4 2M 192k" "$T/$d$keep/b.qcow2" >/dev/null
+		qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 "$T/$d$keep/t.qcow2"
+		qemu-io -c "write -P 2 64k 64k" -c "write -c -P 3 1M 64k" -c "write -z 2M 64k" \
+			"$T/$d$keep/t.qcow2" >/dev/null
+	done
+	qemu-img convert -O raw "$T/cm$keep/t.qcow2" "$T/view.raw"
+	$IMG commit $keep "$T/cm$keep/t.qcow2" 2>"$T/err" && fail "commit without --backing-dir"
+	grep -q -- "--backing-dir" "$T/err" || fail "commit's refusal does not name --backing-dir"
+	$IMG commit $keep --backing-dir "$T/cm$keep" "$T/cm$keep/t.qcow2" >/dev/null || fail "img commit $keep"
+	(cd "$T/qm$keep" && qemu-img commit -q $keep t.qcow2) || fail "qemu-img commit $keep"
+	qcheck "$T/cm$keep/b.qcow2"
+	qcheck "$T/cm$keep/t.qcow2"
+	qemu-img compare -q -F raw "$T/cm$keep/b.qcow2" "$T/view.raw" || fail "commit $keep: base content"
+	qemu-img compare -q -F raw "$T/cm$keep/t.qcow2" "$T/view.raw" || fail "commit $keep: image content"
+	# The image's own clusters (depth 0): none after a commit, untouched with -d. (The
+	# base's layout may differ from qemu-img's: its content is what is compared above.)
+	qemu-img map --output=json "$T/cm$keep/t.qcow2" | grep '"depth": 0' >"$T/m1" || true
+	qemu-img map --output=json "$T/qm$keep/t.qcow2" | grep '"depth": 0' >"$T/m2" || true
+	cmp -s "$T/m1" "$T/m2" || { diff "$T/m2" "$T/m1"; fail "commit $keep: the image's own clusters differ from qemu-img's"; }
+	[ -n "$keep" ] || [ ! -s "$T/m1" ] || fail "commit did not empty the image"
+	[ -z "$keep" ] || [ -s "$T/m1" ] || fail "commit -d emptied the image"
+done
+qemu-img create -q -f raw "$T/rb.raw" 4M
+qemu-img create -q -f qcow2 -b rb.raw -F raw "$T/rt.qcow2"
+qemu-io -c "write -P 6 0 64k" -c "write -z 64k 64k" "$T/rt.qcow2" >/dev/null
+printf '\377%.0s' $(seq 512) | dd of="$T/rb.raw" bs=1 seek=65536 conv=notrunc 2>/dev/null
+qemu-img convert -O raw "$T/rt.qcow2" "$T/rview.raw"
+$IMG commit --backing-dir "$T" "$T/rt.qcow2" >/dev/null || fail "img commit into a raw base"
+cmp -s "$T/rb.raw" "$T/rview.raw" || fail "commit into a raw base: content"
+ok "img commit (qcow2 and raw bases, -d) as qemu-img commit"
