@@ -294,3 +294,75 @@ int qcow2_write_header_field(struct qcow2 *q, unsigned int off, unsigned int len
 	memcpy(q->hdr + off, b, len);
 	return qcow2_meta_submit(q, &req, 1, false);
 }
+
+int qcow2_set_backing(struct qcow2 *q, const char *name, const char *fmt)
+{
+	size_t blen = name ? strlen(name) : 0, flen = fmt ? strlen(fmt) : 0, p, src;
+	uint8_t *h;
+	char *nb = NULL;
+	int r;
+
+	if (blen > QCOW2_MAX_BACKING_NAME || flen >= sizeof(q->backing_fmt) || (name && !blen) ||
+	    (fmt && !name))
+		return -EINVAL;
+	if (name && !(nb = strdup(name)))
+		return -ENOMEM;
+	h = calloc(1, q->cluster_size);
+	if (!h) {
+		free(nb);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&q->lock);
+	r = q->ro ? -EROFS : 0;
+	memcpy(h, q->hdr, q->header_length);
+	/* Every extension but the backing format, as it was (checked at open). */
+	for (p = src = q->header_length; !r;) {
+		uint32_t type = be32_at(q->hdr + src), len = be32_at(q->hdr + src + 4);
+		size_t n = 8 + (((size_t)len + 7) & ~(size_t)7);
+
+		if (type == EXT_END)
+			break;
+		if (type != EXT_BACKING_FMT) {
+			memcpy(h + p, q->hdr + src, n);
+			p += n;
+		}
+		src += n;
+	}
+	if (!r && flen && p + 8 + ((flen + 7) & ~(size_t)7) + 8 + blen > q->cluster_size)
+		r = -ENOSPC;
+	if (!r && flen) {
+		put_be32(h + p, EXT_BACKING_FMT);
+		put_be32(h + p + 4, (uint32_t)flen);
+		memcpy(h + p + 8, fmt, flen);
+		p += 8 + ((flen + 7) & ~(size_t)7);
+	}
+	p += 8; /* the end marker: zeros */
+	if (!r && p + blen > q->cluster_size)
+		r = -ENOSPC;
+	if (!r) {
+		put_be64(h + HDR_BACKING_OFF, blen ? p : 0);
+		put_be32(h + HDR_BACKING_SIZE, (uint32_t)blen);
+		memcpy(h + p, name ? name : "", blen);
+		p += blen;
+	}
+	if (!r) {
+		/* One write of what changed (the file may end inside cluster 0). */
+		struct fio_req req = { h, 0, (uint32_t)(p > q->hdr_len ? p : q->hdr_len) };
+
+		r = qcow2_meta_submit(q, &req, 1, true);
+	}
+	if (!r) {
+		/* q->hdr has room for the whole cluster. */
+		if (p > q->hdr_len)
+			q->hdr_len = p;
+		memcpy(q->hdr, h, q->cluster_size);
+		free(q->backing_name);
+		q->backing_name = nb;
+		nb = NULL;
+		snprintf(q->backing_fmt, sizeof(q->backing_fmt), "%s", fmt ? fmt : "");
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(h);
+	free(nb);
+	return r;
+}

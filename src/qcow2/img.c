@@ -33,6 +33,7 @@ static int usage_to(FILE *out)
 	    "                           [--backing-dir DIR] SRC DST\n"
 	    "       minivmm img compare [-f FMT] [-F FMT] [-s] [-p] [--backing-dir DIR] A B\n"
 	    "       minivmm img commit [-d] [-p] --backing-dir DIR FILE\n"
+	    "       minivmm img rebase -b NEW|\"\" [-F qcow2|raw] [-u] [-p] [--backing-dir DIR] FILE\n"
 	    "       minivmm img io [-s] [--backing-dir DIR] FILE 'write -P BYTE OFF LEN' |\n"
 	    "                      'read -P BYTE OFF LEN' | 'discard OFF LEN' | 'zero OFF LEN' | flush ...\n"
 	    "       minivmm img bench [-w] [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET]\n"
@@ -1034,6 +1035,139 @@ usage:
 	return usage();
 }
 
+/* Where a backing name written into @image points: relative names from its directory. */
+static char *backing_path(const char *image, const char *name)
+{
+	const char *slash = strrchr(image, '/');
+	char *p;
+
+	if (name[0] == '/' || !slash)
+		return strdup(name);
+	return asprintf(&p, "%.*s/%s", (int)(slash - image), image, name) < 0 ? NULL : p;
+}
+
+/*
+ * Safe rebase: every cluster of FILE that it does not hold itself and where the new
+ * backing file reads differently from the old chain gets the old data copied into FILE,
+ * so the guest view does not change. @nb NULL: no backing file (all of it copied).
+ */
+static int rebase_copy(struct qcow2 *q, struct view *nb, unsigned int cbits, bool prog)
+{
+	size_t cs = (size_t)1 << cbits;
+	uint8_t *x = malloc(cs), *y = calloc(1, cs);
+	uint64_t size = qcow2_size(q);
+	struct qcow2_map_ent m;
+	int r = x && y ? 0 : -ENOMEM;
+
+	for (uint64_t off = 0; !r && off < size; off += m.length) {
+		r = qcow2_map(q, off, &m);
+		if (r || (!m.depth && m.present))
+			continue;
+		for (uint64_t d = 0; !r && d < m.length; d += cs) {
+			size_t n = m.length - d < cs ? m.length - d : cs;
+
+			r = qcow2_pread(q, x, n, m.start + d);
+			if (!r && nb)
+				r = read_padded(nb, y, n, m.start + d);
+			if (!r && memcmp(x, y, n))
+				r = qcow2_pwrite(q, x, n, m.start + d);
+		}
+		progress(prog, m.start + m.length, size);
+	}
+	free(x);
+	free(y);
+	return r ?: qcow2_flush(q);
+}
+
+/*
+ * qemu-img rebase: FILE names another backing file (-b NEW -F FMT; -b "": none). Safe (the
+ * default): data FILE would then read differently is first copied into it, which needs
+ * the old chain and the new backing file, both under --backing-dir. -u: only the name.
+ */
+static int cmd_rebase(int argc, char **argv)
+{
+	static const struct option lo[] = { { "backing-dir", required_argument, NULL, 'B' },
+					    { NULL, 0, NULL, 0 } };
+	struct qcow2_opts o = { .policy_hint = BACKING_HINT };
+	const char *nb = NULL, *fmt = NULL;
+	bool unsafe = false, prog = false, nb_open = false;
+	struct qcow2_info in;
+	char err[1024] = "", *path = NULL;
+	struct qcow2 *q = NULL;
+	struct view v;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "ub:F:pf:", lo, NULL)) != -1) {
+		if (c == 'u')
+			unsafe = true;
+		else if (c == 'b')
+			nb = optarg;
+		else if (c == 'F')
+			fmt = optarg;
+		else if (c == 'p')
+			prog = true;
+		else if (c == 'B')
+			o.backing_dir = optarg;
+		else if (c != 'f')
+			return usage();
+	}
+	if (argc - optind != 1 || !nb)
+		return usage();
+	if (!*nb)
+		nb = NULL;
+	if (nb && !fmt) {
+		fprintf(stderr,
+			"img: rebase: the new backing file needs its format: -F qcow2|raw\n");
+		return 1;
+	}
+	if (fmt && strcmp(fmt, "qcow2") && strcmp(fmt, "raw")) {
+		fprintf(stderr, "img: rebase: -F %s: expected qcow2 or raw\n", fmt);
+		return 1;
+	}
+	if (unsafe) {
+		o.ignore_backing = true; /* only the name changes: nothing is read */
+	} else if (!o.backing_dir) {
+		fprintf(stderr,
+			"img: rebase reads the old and the new backing file: allow the "
+			"directory holding them with --backing-dir DIR (or -u: only rename)\n");
+		return 1;
+	} else {
+		o.backing = QCOW2_BACKING_DIR;
+	}
+	r = qcow2_open(&q, argv[optind], &o, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "img: could not open '%s': %s\n", argv[optind],
+			err[0] ? err : strerror(-r));
+		return 1;
+	}
+	if (!unsafe && nb) {
+		path = backing_path(argv[optind], nb);
+		r = path ? view_open(&v, path, fmt, o.backing_dir) : -ENOMEM;
+		nb_open = !r;
+	}
+	if (!r && !unsafe) {
+		qcow2_get_info(q, &in);
+		r = rebase_copy(q, nb_open ? &v : NULL, in.cluster_bits, prog);
+		if (r)
+			fprintf(stderr, "img: rebase: copying data into %s: %s\n", argv[optind],
+				strerror(-r));
+	}
+	if (!r) {
+		r = qcow2_set_backing(q, nb, nb ? fmt : NULL);
+		if (r)
+			fprintf(stderr, "img: rebase: %s\n",
+				r == -ENOSPC ? "the new backing file name does not fit in the "
+					       "image's first cluster"
+					     : strerror(-r));
+	}
+	if (nb_open)
+		view_close(&v);
+	free(path);
+	if (qcow2_close(q) && !r)
+		r = -EIO;
+	return r ? 1 : 0;
+}
+
 /*
  * Where each run of guest bytes comes from, in qemu-img map's two formats: JSON (every
  * run) or human (the runs stored as plain data: offset, length, where, which file).
@@ -1197,6 +1331,8 @@ int img_main(int argc, char **argv)
 		return cmd_compare(argc, argv);
 	if (!strcmp(argv[0], "commit"))
 		return cmd_commit(argc, argv);
+	if (!strcmp(argv[0], "rebase"))
+		return cmd_rebase(argc, argv);
 	if (!strcmp(argv[0], "convert"))
 		return cmd_convert(argc, argv);
 	if (!strcmp(argv[0], "io"))

@@ -163,6 +163,12 @@ int qcow2_map(struct qcow2 *q, uint64_t off, struct qcow2_map_ent *m);
  * *@raw whether it is a raw file. -ENOENT: no backing file.
  */
 int qcow2_backing_reopen_rw(struct qcow2 *q, int *fd, const char **path, bool *raw);
+/*
+ * Name another backing file (@name, of format @fmt, NULL: none named, i.e. raw) or none
+ * (@name NULL) in the header, without touching any data (qemu-img rebase -u). The open
+ * image keeps reading from the backing file it opened. -ENOSPC: no room in cluster 0.
+ */
+int qcow2_set_backing(struct qcow2 *q, const char *name, const char *fmt);
 /* Unallocate every cluster: reads show the backing file again (qemu-img commit's
  * emptying of the committed image). */
 int qcow2_make_empty(struct qcow2 *q);

@@ -271,3 +271,48 @@ qemu-img convert -O raw "$T/rt.qcow2" "$T/rview.raw"
 $IMG commit --backing-dir "$T" "$T/rt.qcow2" >/dev/null || fail "img commit into a raw base"
 cmp -s "$T/rb.raw" "$T/rview.raw" || fail "commit into a raw base: content"
 ok "img commit (qcow2 and raw bases, -d) as qemu-img commit"
+
+# 12. img rebase: safe (the view kept, data copied in as needed), -u (the name only) and
+# -b "" (no backing file), checked by qemu-img.
+mkdir -p "$T/rb"
+qemu-img create -q -f qcow2 "$T/rb/b1.qcow2" 4M
+qemu-io -c "write -P 1 0 1M" -c "write -P 7 3M 64k" "$T/rb/b1.qcow2" >/dev/null
+qemu-img create -q -f qcow2 "$T/rb/b2.qcow2" 4M
+qemu-io -c "write -P 1 0 512k" -c "write -P 8 2M 64k" "$T/rb/b2.qcow2" >/dev/null
+for how in safe unsafe none; do
+	qemu-img create -q -f qcow2 -b b1.qcow2 -F qcow2 "$T/rb/t.qcow2"
+	qemu-io -c "write -P 2 64k 64k" "$T/rb/t.qcow2" >/dev/null
+	qemu-img convert -O raw "$T/rb/t.qcow2" "$T/rb/before.raw"
+	case $how in
+	safe) $IMG rebase -b b2.qcow2 -F qcow2 --backing-dir "$T/rb" "$T/rb/t.qcow2" || fail "img rebase" ;;
+	unsafe) $IMG rebase -u -b b2.qcow2 -F qcow2 "$T/rb/t.qcow2" || fail "img rebase -u" ;;
+	none) $IMG rebase -b "" --backing-dir "$T/rb" "$T/rb/t.qcow2" || fail "img rebase -b ''" ;;
+	esac
+	qcheck "$T/rb/t.qcow2"
+	info=$(qemu-img info "$T/rb/t.qcow2")
+	if [ $how = none ]; then
+		echo "$info" | grep -q "backing file" && fail "rebase -b '': a backing file is left"
+	else
+		echo "$info" | grep -q "^backing file: b2.qcow2" || fail "rebase $how: backing name: $info"
+		echo "$info" | grep -q "^backing file format: qcow2" || fail "rebase $how: backing format"
+	fi
+	if [ $how = unsafe ]; then
+		# Only the name changed: the image's own data is as it was, the rest is b2's.
+		qemu-io -c "read -P 2 64k 64k" -c "read -P 8 2M 64k" "$T/rb/t.qcow2" | grep -q failed &&
+			fail "rebase -u changed data"
+	else
+		qemu-img compare -q -F raw "$T/rb/t.qcow2" "$T/rb/before.raw" ||
+			fail "rebase $how: the image reads differently"
+	fi
+done
+$IMG rebase -b b2.qcow2 -F qcow2 "$T/rb/t.qcow2" 2>"$T/err" && fail "safe rebase without --backing-dir"
+grep -q -- "--backing-dir" "$T/err" || fail "rebase's refusal does not name --backing-dir"
+$IMG rebase -b b2.qcow2 "$T/rb/t.qcow2" 2>"$T/err" && fail "rebase without -F"
+qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=512 "$T/rb/small.qcow2" 1M
+long=$(printf 'x%.0s' $(seq 500))
+$IMG rebase -u -b "$long" -F raw "$T/rb/small.qcow2" 2>"$T/err" && fail "a name past cluster 0 accepted"
+grep -q "does not fit" "$T/err" || fail "unclear error for a name that does not fit"
+qcheck "$T/rb/small.qcow2"
+$IMG rebase -u -b b1.qcow2 -F qcow2 "$T/rb/small.qcow2" || fail "rebase -u of a v2 image"
+qemu-img info "$T/rb/small.qcow2" | grep -q "^backing file: b1.qcow2" || fail "v2 rebase -u: name"
+ok "img rebase (safe, -u, to no backing file) keeps what qemu-img sees"
