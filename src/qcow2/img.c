@@ -222,21 +222,23 @@ static void put_json_string(const char *s)
 	fputs(buf, stdout);
 }
 
-/* Where qemu-img says a relative backing file is: next to the image. */
-static void put_full_backing(const char *image, const char *backing)
+/* Where a backing name written into @image points: relative names from its directory. */
+static char *backing_path(const char *image, const char *name)
 {
 	const char *slash = strrchr(image, '/');
 	char *p;
 
-	if (backing[0] == '/' || !slash) {
-		put_json_string(backing);
-		return;
-	}
-	if (asprintf(&p, "%.*s/%s", (int)(slash - image), image, backing) < 0) {
-		put_json_string(backing);
-		return;
-	}
-	put_json_string(p);
+	if (name[0] == '/' || !slash)
+		return strdup(name);
+	return asprintf(&p, "%.*s/%s", (int)(slash - image), image, name) < 0 ? NULL : p;
+}
+
+/* Where qemu-img says a relative backing file is: next to the image. */
+static void put_full_backing(const char *image, const char *backing)
+{
+	char *p = backing_path(image, backing);
+
+	put_json_string(p ? p : backing);
 	free(p);
 }
 
@@ -1035,16 +1037,6 @@ usage:
 	return usage();
 }
 
-/* Where a backing name written into @image points: relative names from its directory. */
-static char *backing_path(const char *image, const char *name)
-{
-	const char *slash = strrchr(image, '/');
-	char *p;
-
-	if (name[0] == '/' || !slash)
-		return strdup(name);
-	return asprintf(&p, "%.*s/%s", (int)(slash - image), image, name) < 0 ? NULL : p;
-}
 
 /*
  * Safe rebase: every cluster of FILE that it does not hold itself and where the new
