@@ -240,6 +240,9 @@ static void poll_rings(struct vio_thread *t)
 		if (live(vq) && !vq->throttled && !vq->device_driven &&
 		    vq_enable_notify(&vq->q->vq, true))
 			serve(t->e, vq, &t->aio);
+	/* What that answered at once (a synchronous backend) is owed its interrupt now: the
+	 * thread may sleep next, or stop, and the guest would wait for it forever. */
+	signal_queues(t);
 }
 
 static unsigned int thread_inflight(struct vio_thread *t)
@@ -292,7 +295,9 @@ static void *thread_fn(void *arg)
 		signal_queues(t);
 		t->idle_since = now_ns();
 	}
-	/* Stop means quiesced: every request the guest gave us is answered first. */
+	/* Stop means quiesced: every request the guest gave us is answered first, and
+	 * signalled (a restored snapshot would not know it owes an interrupt). */
+	signal_queues(t);
 	while (thread_inflight(t)) {
 		if (aio_run_once(&t->aio, 100) < 0)
 			break;
