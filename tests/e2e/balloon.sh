@@ -257,11 +257,16 @@ policy_end() {
 }
 
 # policy_state: each guest's balloon -> $s1, $s2 (JSON), and what each keeps -> $k1, $k2 (MiB).
+# (A guest that answers nothing keeps 0 here: the checks below then say so, the shell
+# goes on; CI once lost the whole case to an arithmetic error on an empty answer.)
 policy_state() {
-	s1=$("$MINIVMM" ctl --socket "$T/api1.sock" balloon 2>/dev/null)
-	s2=$("$MINIVMM" ctl --socket "$T/api2.sock" balloon 2>/dev/null)
-	k1=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s1") >> 20))
-	k2=$(($(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s2") >> 20))
+	local v
+	s1=$("$MINIVMM" ctl --socket "$T/api1.sock" balloon 2>"$T/ctl1.err")
+	s2=$("$MINIVMM" ctl --socket "$T/api2.sock" balloon 2>"$T/ctl2.err")
+	v=$(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s1")
+	k1=$((${v:-0} >> 20))
+	v=$(sed -n 's/.*"actual":\([0-9]*\).*/\1/p' <<<"$s2")
+	k2=$((${v:-0} >> 20))
 }
 
 # settled JSON: the balloon holds what it was asked to.
@@ -302,6 +307,13 @@ t_balloon_policy() {
 	for a in 1 2; do
 		pid=${pids[a - 1]}
 		rss2=$((rss2 + $(vmm_rss)))
+	done
+	for a in 1 2; do
+		pid=${pids[a - 1]}
+		kill -0 "$pid" 2>/dev/null && continue
+		policy_end
+		why="guest $a's minivmm ended during the policy (status $rc): $(tail -n 4 "$T/err$a" | tr '\n' ' ') ctl: $(tail -n 2 "$T/ctl$a.err" | tr '\n' ' ') console: $(tail -n 4 "$T/c$a.log" | tr -d '\r' | tr '\n' ' ' | cut -c1-300)"
+		return 1
 	done
 	policy_end
 	echo "  balloon_policy: 2 x 400 MiB guests, budget 400 MiB: they keep $k1 + $k2 MiB;" \
