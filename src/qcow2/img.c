@@ -642,30 +642,42 @@ static void progress(bool on, uint64_t done, uint64_t total)
 			done == total ? "\n" : "");
 }
 
-/* Copy @src's guest view into @q (fresh, all zeros): chunks that read as zeros stay holes. */
-static int copy_into_qcow2(struct view *src, struct qcow2 *q, unsigned int cluster_bits, bool prog)
+/*
+ * Copy @src's guest view through @put into a fresh, all-zero target, @gran bytes at a time:
+ * a piece that reads as zeros is never written (a hole, or a cluster never allocated).
+ */
+static int copy_view(struct view *src,
+		     int (*put)(void *ctx, const void *buf, size_t n, uint64_t off), void *ctx,
+		     size_t gran, bool prog)
 {
 	uint8_t *buf = malloc(COPY_CHUNK), *zero = calloc(1, COPY_CHUNK);
-	size_t cs = (size_t)1 << cluster_bits;
 	int r = buf && zero ? 0 : -ENOMEM;
 
 	for (uint64_t off = 0; !r && off < src->size; off += COPY_CHUNK) {
 		size_t n = src->size - off < COPY_CHUNK ? src->size - off : COPY_CHUNK;
 
 		r = view_read(src, buf, n, off);
-		/* Cluster by cluster: one that reads as zeros is never allocated. */
-		for (size_t i = 0; !r && i < n; i += cs) {
-			size_t k = n - i < cs ? n - i : cs;
+		for (size_t i = 0; !r && i < n; i += gran) {
+			size_t k = n - i < gran ? n - i : gran;
 
 			if (memcmp(buf + i, zero, k))
-				r = qcow2_pwrite(q, buf + i, k, off + i);
+				r = put(ctx, buf + i, k, off + i);
 		}
 		progress(prog, off + n, src->size);
 	}
-	r = r ?: qcow2_flush(q);
 	free(buf);
 	free(zero);
 	return r;
+}
+
+static int put_qcow2(void *ctx, const void *buf, size_t n, uint64_t off)
+{
+	return qcow2_pwrite(ctx, buf, n, off);
+}
+
+static int put_raw(void *ctx, const void *buf, size_t n, uint64_t off)
+{
+	return fio_pwrite(ctx, buf, n, off);
 }
 
 /* -O qcow2: a new image (-o cluster_size=, compat=, ... as create) with @src's content, no
@@ -703,7 +715,10 @@ static int convert_to_qcow2(struct view *src, const char *dst, struct qcow2_crea
 		unlink(dst);
 		return r;
 	}
-	r = copy_into_qcow2(src, q, o->cluster_bits ? o->cluster_bits : 16, prog);
+	/* Cluster by cluster: one that reads as zeros is never allocated. */
+	r = copy_view(src, put_qcow2, q, (size_t)1 << (o->cluster_bits ? o->cluster_bits : 16),
+		      prog);
+	r = r ?: qcow2_flush(q);
 	r = qcow2_close(q) ?: r;
 	if (r) {
 		fprintf(stderr, "img: convert: %s\n", strerror(-r));
@@ -715,30 +730,18 @@ static int convert_to_qcow2(struct view *src, const char *dst, struct qcow2_crea
 /* -O raw: the guest view as a raw file (sparse where it reads zeros). */
 static int convert_to_raw(struct view *src, const char *dst, bool prog)
 {
-	uint8_t *buf = malloc(COPY_CHUNK), *zero = calloc(1, COPY_CHUNK);
 	struct fio *out;
 	int r = fio_open_posix(&out, dst, FIO_CREATE | FIO_NO_URING);
 
 	if (r) {
 		fprintf(stderr, "img: %s: %s\n", dst, strerror(-r));
-		goto out;
+		return r;
 	}
-	r = buf && zero ? 0 : -ENOMEM;
-	for (uint64_t off = 0; !r && off < src->size; off += COPY_CHUNK) {
-		size_t n = src->size - off < COPY_CHUNK ? src->size - off : COPY_CHUNK;
-
-		r = view_read(src, buf, n, off);
-		if (!r && memcmp(buf, zero, n))
-			r = fio_pwrite(out, buf, n, off);
-		progress(prog, off + n, src->size);
-	}
+	r = copy_view(src, put_raw, out, COPY_CHUNK, prog);
 	r = r ?: fio_truncate(out, src->size);
 	fio_close(out);
 	if (r)
 		fprintf(stderr, "img: convert: %s\n", strerror(-r));
-out:
-	free(buf);
-	free(zero);
 	return r;
 }
 
@@ -1036,7 +1039,6 @@ usage:
 	free(zero);
 	return usage();
 }
-
 
 /*
  * Safe rebase: every cluster of FILE that it does not hold itself and where the new
