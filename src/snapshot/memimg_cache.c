@@ -122,13 +122,7 @@ static int build_chunk(struct build *b, uint64_t c, uint8_t *buf, uint8_t *tmp)
 	if (!ch->nz)
 		return 0;
 	ret = memimg_read_chunk(b->mi, c, buf, tmp);
-	for (uint32_t i = 0, j; !ret && i < ch->npages; i = j) {
-		if (zmap_test(zm, i)) {
-			j = i + 1;
-			continue;
-		}
-		for (j = i + 1; j < ch->npages && !zmap_test(zm, j); j++)
-			;
+	for (uint32_t i = 0, j; !ret && memimg_next_run(ch, zm, &i, &j); i = j) {
 		/* pwrite, not a shared mapping: a full file system is ENOSPC, not SIGBUS. */
 		ret = pwrite_all(b->fd, src, (j - i) * (size_t)MEMIMG_PAGE,
 				 at + i * (uint64_t)MEMIMG_PAGE);

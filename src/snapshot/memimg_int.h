@@ -92,6 +92,20 @@ static inline const uint64_t *memimg_zmap(const struct memimg *mi, uint64_t c)
 	return mi->zmap + c * mi->bmwords;
 }
 
+/* The next run of non-zero pages of chunk @ch at or after page *@i: [*@i, *@end); false
+ * when there is none. Callers step on with *@i = *@end. */
+static inline bool memimg_next_run(const struct memimg_chunk *ch, const uint64_t *zm, uint32_t *i,
+				   uint32_t *end)
+{
+	while (*i < ch->npages && zmap_test(zm, *i))
+		++*i;
+	if (*i >= ch->npages)
+		return false;
+	for (*end = *i + 1; *end < ch->npages && !zmap_test(zm, *end); ++*end)
+		;
+	return true;
+}
+
 /* Flat images: where the data starts in a section at @off (page-aligned in the file). */
 static inline uint64_t memimg_flat_data_off(uint64_t off)
 {

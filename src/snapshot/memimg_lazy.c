@@ -127,13 +127,7 @@ static void fill_chunk(struct memimg_lazy *l, uint64_t c, uint8_t *buf, uint8_t 
 	bad = ret;
 	if (bad)
 		set_err(l, bad);
-	for (uint32_t i = 0, j; i < ch->npages && ch->nz; i = j) {
-		if (zmap_test(zm, i)) {
-			j = i + 1;
-			continue;
-		}
-		for (j = i + 1; j < ch->npages && !zmap_test(zm, j); j++)
-			;
+	for (uint32_t i = 0, j; ch->nz && memimg_next_run(ch, zm, &i, &j); i = j) {
 		ret = uffd_fill(l, base + i * (uint64_t)MEMIMG_PAGE, bad ? NULL : src,
 				(j - i) * (uint64_t)MEMIMG_PAGE);
 		if (ret && !atomic_load(&l->unregistering)) {
